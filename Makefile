@@ -1,0 +1,40 @@
+# Two entry points (see README): `make search` and `make test`. Both set everything up first and
+# are fast the second time (set-up is redone only when pyproject.toml changes).
+PYTHON ?= python3
+VENV   ?= .venv
+# torch is installed first and pinned: a bare `torch` requirement can pull a multi-GB CUDA build.
+# On a GPU machine pass the build you want, e.g. `make setup TORCH=torch==2.13.0+cu128`.
+TORCH  ?= torch==2.13.0
+BUDGET ?= 70M
+PY     := $(VENV)/bin/python
+
+.PHONY: setup assets search test lint unit clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+# Fetch, verify, convert and tokenize the embedded teacher and corpus (a no-op once cached).
+assets: setup
+	$(PY) -m minitron.fetch
+
+# The main job on the embedded default. Until the search lands it is the dry run.
+search: assets
+	$(PY) search.py --budget $(BUDGET) --dry-run
+
+lint: setup
+	$(PY) -m ruff check minitron search search.py bench tests
+	$(PY) -m ruff format --check minitron search search.py bench tests
+	$(PY) -m mypy
+
+unit: assets
+	$(PY) -m pytest -q
+
+test: lint unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

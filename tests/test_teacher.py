@@ -1,0 +1,71 @@
+"""The real embedded teacher: shape, tokenizer, conversion fidelity and validation loss."""
+
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from minitron.architecture import Architecture, Family, count_params
+from minitron.assets import fetch
+from minitron.errors import MinitronError
+from minitron.teacher import EMBEDDED_TEACHERS, load_teacher, local_config
+from minitron.tokens import pack
+from minitron.validation import validation_loss
+
+
+def test_teacher_shape(teacher):
+    model = teacher.model
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert teacher.architecture == Architecture(30, 576, 1536, 9, 3, 64)
+    assert model.config.vocab_size == 49152 and model.config.tie_word_embeddings
+    assert model.dtype == torch.float32
+    total = sum(p.numel() for p in model.parameters())
+    assert total == 134_515_008 == count_params(Family.from_config(model.config), teacher.architecture)
+    assert local_config("smollm2-135m")["num_hidden_layers"] == 30
+
+
+def test_digits_are_split_one_per_token(teacher):
+    tok = teacher.tokenizer
+    ids = tok("12345", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 5
+    assert [tok.decode([i]) for i in ids] == list("12345")
+    assert tok.eos_token == "<|im_end|>"
+
+
+def test_conversion_matches_the_gguf_exactly(teacher):
+    """The converted checkpoint gives the same logits as transformers' own GGUF loading."""
+    gguf = fetch(EMBEDDED_TEACHERS["smollm2-135m"], offline=True)
+    direct = load_teacher(str(gguf))
+    text = "The Eiffel Tower is in Paris. 12345"
+    assert direct.tokenizer(text)["input_ids"] == teacher.tokenizer(text)["input_ids"]
+    ids = teacher.tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(direct.model(ids).logits, teacher.model(ids).logits)
+
+
+def test_validation_loss_is_finite_and_low(teacher, wiki_tokens):
+    sequences = pack(wiki_tokens.validation, 256, max_sequences=16)
+    report = validation_loss(teacher.model, sequences, batch_size=4, progress=False)
+    assert report.tokens == 16 * 255
+    assert math.isfinite(report.loss) and 1.0 < report.loss < 4.0, report
+    assert report.perplexity == pytest.approx(math.exp(report.loss))
+
+
+def test_validation_loss_matches_transformers_own_loss(teacher, wiki_tokens):
+    sequences = pack(wiki_tokens.validation, 64, max_sequences=3)
+    ours = validation_loss(teacher.model, sequences, batch_size=2, progress=False).loss
+    with torch.no_grad():
+        theirs = teacher.model(input_ids=sequences, labels=sequences).loss.item()
+    assert ours == pytest.approx(theirs, rel=1e-5)
+
+
+def test_bad_teacher_specs(tmp_path):
+    with pytest.raises(MinitronError, match="does not exist"):
+        load_teacher(str(tmp_path / "missing"))
+    with pytest.raises(MinitronError, match=re.escape("without config.json, not a checkpoint")):
+        load_teacher(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 10}))
+    with pytest.raises(MinitronError, match="model type 'gpt2' is not supported"):
+        load_teacher(str(tmp_path))
