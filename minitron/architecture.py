@@ -44,9 +44,17 @@ ARCH_FIELDS = (
 )
 
 
-def _field(values: Any, key: str, default: Any = None) -> Any:
+_REQUIRED = object()
+
+
+def _field(values: Any, key: str, default: Any = _REQUIRED) -> Any:
     """`values[key]` for a dict (a config.json), `values.key` for a config object."""
-    return values.get(key, default) if isinstance(values, dict) else getattr(values, key, default)
+    value = values.get(key) if isinstance(values, dict) else getattr(values, key, None)
+    if value is None:
+        if default is _REQUIRED:
+            raise MinitronError(f"the model config has no {key}; is it a decoder-only language model?")
+        return default
+    return value
 
 
 def check_model_type(model_type: Any) -> None:
@@ -86,8 +94,8 @@ class Architecture:
             hidden_size=hidden,
             intermediate_size=int(_field(values, "intermediate_size")),
             num_attention_heads=heads,
-            num_key_value_heads=int(_field(values, "num_key_value_heads") or heads),
-            head_dim=int(_field(values, "head_dim") or hidden // heads),
+            num_key_value_heads=int(_field(values, "num_key_value_heads", heads)),
+            head_dim=int(_field(values, "head_dim", hidden // heads)),
         )
 
     def problems(self) -> list[str]:

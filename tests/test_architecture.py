@@ -164,3 +164,9 @@ def test_pruning_problems():
     )
     # 6 query heads on 1 KV head = 6 per group, but each teacher group only has 3
     assert "per group" in " ".join(Architecture(20, 384, 1024, 6, 1, 64).pruning_problems(teacher))
+
+
+def test_config_without_a_size_is_a_clear_error():
+    with pytest.raises(MinitronError, match="the model config has no intermediate_size"):
+        Architecture.from_mapping({k: v for k, v in LLAMA_31_8B.items() if k != "intermediate_size"})
+    assert Architecture.from_mapping({**LLAMA_31_8B, "head_dim": None}).head_dim == 128  # HF's default

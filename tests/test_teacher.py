@@ -69,3 +69,33 @@ def test_bad_teacher_specs(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 10}))
     with pytest.raises(MinitronError, match="model type 'gpt2' is not supported"):
         load_teacher(str(tmp_path))
+
+
+def test_hub_id_loads_from_the_local_hub_cache(tmp_path):
+    """A hub id works offline once it is in the hub cache (built here from the converted teacher)."""
+    import os
+    import subprocess
+    import sys
+
+    from minitron.teacher import embedded_teacher_dir
+
+    source = embedded_teacher_dir("smollm2-135m", offline=True)
+    repo = tmp_path / "hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct"
+    commit = "0" * 40
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for file in source.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    code = (
+        "from minitron.teacher import load_teacher, local_config\n"
+        "t = load_teacher('HuggingFaceTB/SmolLM2-135M-Instruct')\n"
+        "print(type(t.model).__name__, t.architecture.short(), local_config(t.name)['vocab_size'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["LlamaForCausalLM", "L30-h576-m1536-q9kv3-d64", "49152"]
