@@ -15,6 +15,7 @@ device, on the published 8B/12B configurations.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,12 +204,13 @@ def count_params(family: Family, arch: Architecture) -> int:
     return embeddings + arch.num_hidden_layers * per_layer + h + lm_head
 
 
-def build_config(base: Any, arch: Architecture) -> Any:
+def build_config(base: Any, arch: Architecture, layers: Sequence[int] | None = None) -> Any:
     """A fresh Hugging Face config of `base`'s family with `arch`'s sizes.
 
     `base` is the teacher's config (object or dict): everything that is not one of the six sizes
     (RoPE, norms' epsilon, token ids, ...) is carried over; provenance and quantization entries are
-    dropped so the result describes a plain, unquantized model.
+    dropped so the result describes a plain, unquantized model. Per-layer settings (Qwen2's
+    `layer_types`) follow the kept teacher `layers` when given, else the family's default.
     """
     from transformers import AutoConfig
 
@@ -221,4 +223,10 @@ def build_config(base: Any, arch: Architecture) -> Any:
     if problems:
         raise MinitronError(f"architecture {arch.short()} is not buildable: {'; '.join(problems)}")
     values.update(arch.as_dict())
+    layer_types = values.get("layer_types")
+    if isinstance(layer_types, list):
+        if layers is not None:
+            values["layer_types"] = [layer_types[i] for i in layers]
+        elif len(layer_types) != arch.num_hidden_layers:
+            del values["layer_types"]
     return AutoConfig.for_model(model_type, **values)

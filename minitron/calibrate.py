@@ -1,0 +1,97 @@
+"""Importance computed once per teacher + calibration set, cached, reused by every trial.
+
+    importance_for(model, tokens, cfg, block_sizes=[...]) -> Importance
+
+The cache key is the teacher's content fingerprint, the tokenized corpus' key and the calibration
+settings; the scores live in `<cache>/importance/<key>/` (safetensors + JSON). Contiguous-block
+depth losses are added per block size k when first asked for, and the folder is rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from minitron.assets import cache_dir
+from minitron.depth import estimate_depth
+from minitron.errors import MinitronError
+from minitron.importance import Importance, ImportanceConfig, estimate_width_importance, model_fingerprint
+from minitron.tokens import TokenizedCorpus, pack
+
+
+def calibration_sequences(tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Any:
+    """The first `cfg.num_samples` packed sequences of the calibration split (an error if too few)."""
+    available = tokens.calibration.size // cfg.seq_len
+    if available < max(cfg.num_samples, cfg.depth_samples):
+        needed = max(cfg.num_samples, cfg.depth_samples) * cfg.seq_len
+        raise MinitronError(
+            f"the calibration split holds {tokens.calibration.size:,} tokens ({available} sequences of "
+            f"{cfg.seq_len}); {needed:,} are needed for {cfg.num_samples} calibration samples: use fewer "
+            "samples or a larger corpus"
+        )
+    return pack(tokens.calibration, cfg.seq_len, cfg.num_samples)
+
+
+def importance_dir(model: Any, tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Path:
+    identity = {
+        "teacher": model_fingerprint(model),
+        "tokens": tokens.key,
+        "calibration": dataclasses.asdict(cfg),
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_dir() / "importance" / key
+
+
+def importance_for(
+    model: Any,
+    tokens: TokenizedCorpus,
+    cfg: ImportanceConfig | None = None,
+    block_sizes: Iterable[int] = (),
+    name: str = "",
+    progress: bool = True,
+    folder: Path | None = None,
+) -> Importance:
+    """Load the teacher's importance from the cache, computing (and saving) whatever is missing."""
+    cfg = cfg or ImportanceConfig()
+    folder = folder or importance_dir(model, tokens, cfg)
+    block_sizes = sorted(set(block_sizes))
+    sequences = None
+    if (folder / "importance.json").exists():
+        importance = Importance.load(folder)
+        changed = False
+    else:
+        sequences = calibration_sequences(tokens, cfg)
+        start = time.perf_counter()
+        importance = estimate_width_importance(model, sequences, cfg, progress=progress)
+        importance.meta.update(
+            teacher=name,
+            tokens=tokens.key,
+            width_seconds=round(time.perf_counter() - start, 1),
+        )
+        changed = True
+    total = importance.architecture.num_hidden_layers
+    missing = [k for k in block_sizes if 1 < k < total and k not in importance.block_loss]
+    if importance.layer_loss is None or missing:
+        if sequences is None:
+            sequences = calibration_sequences(tokens, cfg)
+        start = time.perf_counter()
+        estimate_depth(
+            model,
+            sequences[: cfg.depth_samples],
+            importance,
+            missing,
+            batch_size=cfg.batch_size,
+            progress=progress,
+        )
+        importance.meta["depth_seconds"] = round(
+            float(importance.meta.get("depth_seconds", 0.0)) + time.perf_counter() - start, 1
+        )
+        changed = True
+    if changed:
+        importance.save(folder)
+    return importance

@@ -1,0 +1,114 @@
+"""Importance estimation: aggregation, determinism, save/load, depth scores."""
+
+import pytest
+import torch
+
+from minitron.depth import estimate_depth, layer_view
+from minitron.errors import MinitronError
+from minitron.importance import Importance, ImportanceConfig, _Reducer, estimate_width_importance
+from tests.tiny import tiny_batches, tiny_model
+
+CFG = ImportanceConfig(num_samples=8, seq_len=16, batch_size=3, depth_samples=4)
+
+
+def estimate(model, cfg=CFG, blocks=(2, 3)):
+    sequences = tiny_batches()
+    importance = estimate_width_importance(model, sequences, cfg, progress=False)
+    estimate_depth(model, sequences[: cfg.depth_samples], importance, blocks, progress=False)
+    return importance
+
+
+@pytest.mark.parametrize("seq", ["mean", "l2", "var"])
+@pytest.mark.parametrize("batch", ["mean", "l2", "var"])
+def test_reductions_match_a_direct_computation(seq, batch):
+    x = torch.rand(7, 5, 3)
+    reducer = _Reducer(ImportanceConfig(seq_reduction=seq, batch_reduction=batch))
+    reducer.add(x[:4])
+    reducer.add(x[4:])  # streaming over two batches gives the same as all at once
+    per_seq = {"mean": x.mean(1), "l2": x.norm(dim=1), "var": x.var(1, unbiased=False)}[seq]
+    expected = {"mean": per_seq.mean(0), "l2": per_seq.norm(dim=0), "var": per_seq.var(0, unbiased=False)}[
+        batch
+    ]
+    torch.testing.assert_close(reducer.result(), expected)
+
+
+def test_default_reduction_is_the_papers_best():
+    cfg = ImportanceConfig()
+    assert (cfg.seq_reduction, cfg.batch_reduction) == ("mean", "l2")
+    with pytest.raises(MinitronError, match="mean, l2 or var"):
+        ImportanceConfig(seq_reduction="max")
+
+
+def test_shapes_and_hooks_leave_the_model_unchanged():
+    model = tiny_model()
+    ids = tiny_batches(2)
+    with torch.no_grad():
+        before = model(ids).logits
+    importance = estimate(model)
+    with torch.no_grad():
+        after = model(ids).logits
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+    assert importance.heads.shape == (5, 6) and importance.kv_groups().shape == (5, 2)
+    assert importance.neurons.shape == (5, 40) and importance.channels.shape == (48,)
+    assert importance.block_importance.shape == (5,) and importance.layer_loss.shape == (5,)
+    assert importance.block_loss[2].shape == (4,) and importance.block_loss[3].shape == (3,)
+    assert all(t.dtype == torch.float32 for t in (importance.heads, importance.neurons, importance.channels))
+    assert (importance.heads >= 0).all() and (importance.neurons >= 0).all()
+    torch.testing.assert_close(importance.kv_groups(), importance.heads.reshape(5, 2, 3).sum(-1))
+
+
+def test_head_scores_are_the_norms_of_the_o_proj_input():
+    """Cross-check the hook against an explicit computation of one layer's head outputs."""
+    model = tiny_model()
+    sequences = tiny_batches(4)
+    captured = []
+    handle = model.model.layers[2].self_attn.o_proj.register_forward_pre_hook(
+        lambda m, a: captured.append(a[0])
+    )
+    with torch.no_grad():
+        model(sequences)
+    handle.remove()
+    per_head = captured[0].reshape(4, 16, 6, 8).norm(dim=-1)  # [batch, seq, heads]
+    expected = per_head.mean(1).norm(dim=0)  # mean over the sequence, L2 over the batch
+    importance = estimate_width_importance(model, sequences, ImportanceConfig(batch_size=4), progress=False)
+    torch.testing.assert_close(importance.heads[2], expected)
+
+
+def test_importance_is_deterministic_and_round_trips(tmp_path):
+    model = tiny_model()
+    first, second = estimate(model), estimate(model)
+    for name in ("heads", "neurons", "channels", "block_importance", "layer_loss"):
+        assert torch.equal(getattr(first, name), getattr(second, name)), name
+    first.save(tmp_path / "imp")
+    loaded = Importance.load(tmp_path / "imp")
+    assert loaded.architecture == first.architecture
+    for name in ("heads", "neurons", "channels", "block_importance", "layer_loss"):
+        assert torch.equal(getattr(loaded, name), getattr(first, name)), name
+    assert loaded.block_loss.keys() == first.block_loss.keys()
+    assert all(torch.equal(loaded.block_loss[k], first.block_loss[k]) for k in first.block_loss)
+    assert loaded.meta["calibration"]["seq_reduction"] == "mean"
+    first.save(tmp_path / "imp")  # overwriting an existing folder works and leaves no staging folders
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imp"]
+
+
+def test_depth_losses_are_loss_increases_of_layer_views():
+    model = tiny_model()
+    importance = estimate(model)
+    sequences = tiny_batches()[:4]
+    from minitron.validation import validation_loss
+
+    base = validation_loss(model, sequences, progress=False).loss
+    without_1 = validation_loss(layer_view(model, (0, 2, 3, 4)), sequences, progress=False).loss
+    assert importance.layer_loss[1].item() == pytest.approx(without_1 - base, abs=1e-5)
+    without_23 = validation_loss(layer_view(model, (0, 1, 4)), sequences, progress=False).loss
+    assert importance.block_loss[2][2].item() == pytest.approx(without_23 - base, abs=1e-5)
+
+
+def test_layer_view_shares_the_teachers_weights():
+    model = tiny_model()
+    view = layer_view(model, (0, 3))
+    assert (
+        view.model.layers[1].mlp.up_proj.weight.data_ptr()
+        == model.model.layers[3].mlp.up_proj.weight.data_ptr()
+    )
+    assert view.config.num_hidden_layers == 2 and model.config.num_hidden_layers == 5

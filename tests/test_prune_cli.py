@@ -1,0 +1,116 @@
+"""`python -m minitron.prune` end to end on a tiny 2-layer teacher with the real tokenizer and corpus."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from minitron.architecture import Architecture, Family, count_params
+from minitron.assets import cache_dir
+from tests.conftest import ROOT
+from tests.tiny import tiny_model
+
+ARCH = "num_hidden_layers=1,hidden_size=24,intermediate_size=16,num_attention_heads=2,num_key_value_heads=1"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, teacher, wiki_tokens):
+    """A tiny teacher checkpoint (SmolLM2's vocabulary) and a private cache that reuses the real assets."""
+    root = tmp_path_factory.mktemp("prune-cli")
+    model = tiny_model(vocab_size=teacher.tokenizer.vocab_size, num_hidden_layers=2)
+    model.save_pretrained(root / "teacher")
+    teacher.tokenizer.save_pretrained(root / "teacher")
+    cache = root / "cache"
+    cache.mkdir()
+    for name in ("assets", "tokens"):
+        (cache / name).symlink_to(cache_dir() / name)
+    return root, {**os.environ, "MINITRON_CACHE": str(cache)}
+
+
+def prune_cli(env, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "minitron.prune", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_prune_cli_writes_a_loadable_checkpoint(setup):
+    root, env = setup
+    args = [
+        "--teacher",
+        str(root / "teacher"),
+        "--arch",
+        ARCH,
+        "--calibration-samples",
+        "4",
+        "--seq-len",
+        "32",
+        "--eval-sequences",
+        "4",
+    ]
+    result = prune_cli(env, *args, "--out", str(root / "out"))
+    assert result.returncode == 0, result.stderr
+    arch = Architecture(1, 24, 16, 2, 1, 8)
+    params = count_params(
+        Family.from_config(AutoModelForCausalLM.from_pretrained(root / "teacher").config), arch
+    )
+    assert f"{params:,} parameters" in result.stdout and "zero-shot validation loss" in result.stdout
+    assert "importance (calibration)" in result.stderr  # computed the first time
+
+    model = AutoModelForCausalLM.from_pretrained(root / "out")
+    tokenizer = AutoTokenizer.from_pretrained(root / "out")
+    assert Architecture.from_mapping(model.config) == arch
+    assert sum(p.numel() for p in model.parameters()) == params
+    record = json.loads((root / "out" / "pruning.json").read_text())
+    assert record["params"] == params and record["architecture"] == arch.as_dict()
+    assert len(record["selection"]["layers"]) == 1 and record["zero_shot_validation"]["tokens"] == 4 * 31
+    with torch.no_grad():
+        out = model(**tokenizer("The cat", return_tensors="pt")).logits
+    assert torch.isfinite(out).all()
+
+    again = prune_cli(env, *args, "--out", str(root / "out"))
+    assert again.returncode == 2 and "already exists and is not empty; pass --overwrite" in again.stderr
+    again = prune_cli(env, *args, "--out", str(root / "out"), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert "importance (calibration)" not in again.stderr, "importance must come from the cache"
+    assert sorted(p.name for p in root.iterdir()) == ["cache", "out", "teacher"], "no staging leftovers"
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        ("num_hidden_layers=1", "--arch is missing hidden_size"),
+        (
+            "num_hidden_layers=1,hidden_size=96,intermediate_size=16,num_attention_heads=2",
+            "exceeds the teacher's 48",
+        ),
+        ("depth=1", "unknown field(s) depth"),
+    ],
+)
+def test_prune_cli_bad_arch(setup, arch, message):
+    root, env = setup
+    result = prune_cli(
+        env,
+        "--teacher",
+        str(root / "teacher"),
+        "--arch",
+        arch,
+        "--out",
+        str(root / "bad"),
+        "--calibration-samples",
+        "4",
+        "--seq-len",
+        "32",
+        "--eval-sequences",
+        "0",
+    )
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (root / "bad").exists()
