@@ -37,9 +37,10 @@ def calibration_sequences(tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Any
     return pack(tokens.calibration, cfg.seq_len, cfg.num_samples)
 
 
-def importance_dir(model: Any, tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Path:
+def importance_dir(fingerprint: str, tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Path:
+    """Cache folder for the importance of the teacher with this `model_fingerprint`."""
     identity = {
-        "teacher": model_fingerprint(model),
+        "teacher": fingerprint,
         "tokens": tokens.key,
         "calibration": dataclasses.asdict(cfg),
     }
@@ -58,7 +59,8 @@ def importance_for(
 ) -> Importance:
     """Load the teacher's importance from the cache, computing (and saving) whatever is missing."""
     cfg = cfg or ImportanceConfig()
-    folder = folder or importance_dir(model, tokens, cfg)
+    fingerprint = model_fingerprint(model)
+    folder = folder or importance_dir(fingerprint, tokens, cfg)
     block_sizes = sorted(set(block_sizes))
     sequences = None
     if (folder / "importance.json").exists():
@@ -70,6 +72,7 @@ def importance_for(
         importance = estimate_width_importance(model, sequences, cfg, progress=progress)
         importance.meta.update(
             teacher=name,
+            teacher_fingerprint=fingerprint,
             tokens=tokens.key,
             width_seconds=round(time.perf_counter() - start, 1),
         )

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from minitron.architecture import Architecture
+from minitron.architecture import Architecture, check_model_type
 from minitron.assets import publish, staging_dir
 from minitron.errors import MinitronError
 
@@ -186,6 +186,7 @@ def estimate_width_importance(
     model: Any, sequences: torch.Tensor, cfg: ImportanceConfig, progress: bool = True
 ) -> Importance:
     """Head, neuron, channel and Block Importance scores from one forward pass over `sequences`."""
+    check_model_type(model.config.model_type)
     arch = Architecture.from_mapping(model.config)
     layers = decoder_layers(model)
     heads = [_Reducer(cfg) for _ in layers]

@@ -112,3 +112,37 @@ def test_layer_view_shares_the_teachers_weights():
         == model.model.layers[3].mlp.up_proj.weight.data_ptr()
     )
     assert view.config.num_hidden_layers == 2 and model.config.num_hidden_layers == 5
+
+
+def test_importance_for_caches_and_extends(tmp_path, monkeypatch):
+    import numpy as np
+
+    import minitron.calibrate as calibrate
+    from minitron.tokens import TokenizedCorpus
+
+    monkeypatch.setenv("MINITRON_CACHE", str(tmp_path))
+    stream = np.random.default_rng(0).integers(0, 97, 400).astype(np.uint32)
+    tokens = TokenizedCorpus(
+        train=stream, validation=stream, calibration=stream, eos_token_id=0, key="synthetic"
+    )
+    model = tiny_model()
+    first = calibrate.importance_for(model, tokens, CFG, block_sizes=[2], progress=False)
+    assert set(first.block_loss) == {2} and first.layer_loss is not None
+    assert first.meta["teacher_fingerprint"] and first.meta["tokens"] == "synthetic"
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed width importance")
+
+    monkeypatch.setattr(calibrate, "estimate_width_importance", fail)
+    second = calibrate.importance_for(model, tokens, CFG, block_sizes=[2, 3], progress=False)
+    assert torch.equal(second.heads, first.heads) and set(second.block_loss) == {2, 3}
+    third = calibrate.importance_for(model, tokens, CFG, block_sizes=[3], progress=False)
+    assert torch.equal(third.block_loss[3], second.block_loss[3])
+    assert len(list((tmp_path / "importance").iterdir())) == 1
+
+    other = tiny_model(seed=1)  # another teacher gets its own scores
+    assert calibrate.importance_dir(
+        calibrate.model_fingerprint(other), tokens, CFG
+    ) != calibrate.importance_dir(calibrate.model_fingerprint(model), tokens, CFG)
+    with pytest.raises(MinitronError, match=r"the calibration split holds 400 tokens \(25 sequences of 16\)"):
+        calibrate.importance_for(model, tokens, ImportanceConfig(num_samples=64, seq_len=16), progress=False)
