@@ -45,3 +45,30 @@ def wiki_tokens(teacher):
     from minitron.tokens import tokenize_corpus
 
     return tokenize_corpus(load_corpus("wiki-en", offline=True), teacher.tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory, teacher, wiki_tokens):
+    """A tiny 2-layer teacher checkpoint with SmolLM2's tokenizer, and an environment whose private
+    cache reuses the real corpus and its tokenization (so command-line tests run offline and fast)."""
+    from minitron.assets import cache_dir
+    from tests.tiny import tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-world")
+    model = tiny_model(vocab_size=teacher.tokenizer.vocab_size, num_hidden_layers=2)
+    model.save_pretrained(root / "teacher")
+    teacher.tokenizer.save_pretrained(root / "teacher")
+    cache = root / "cache"
+    cache.mkdir()
+    for name in ("assets", "tokens"):
+        (cache / name).symlink_to(cache_dir() / name)
+    return root, {**os.environ, "MINITRON_CACHE": str(cache)}
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m MODULE ARGS` from the project root."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )

@@ -1,45 +1,28 @@
 """`python -m minitron.prune` end to end on a tiny 2-layer teacher with the real tokenizer and corpus."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from minitron.architecture import Architecture, Family, count_params
-from minitron.assets import cache_dir
-from tests.conftest import ROOT
-from tests.tiny import tiny_model
+from tests.conftest import run_module
 
 ARCH = "num_hidden_layers=1,hidden_size=24,intermediate_size=16,num_attention_heads=2,num_key_value_heads=1"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, teacher, wiki_tokens):
-    """A tiny teacher checkpoint (SmolLM2's vocabulary) and a private cache that reuses the real assets."""
-    root = tmp_path_factory.mktemp("prune-cli")
-    model = tiny_model(vocab_size=teacher.tokenizer.vocab_size, num_hidden_layers=2)
-    model.save_pretrained(root / "teacher")
-    teacher.tokenizer.save_pretrained(root / "teacher")
-    cache = root / "cache"
-    cache.mkdir()
-    for name in ("assets", "tokens"):
-        (cache / name).symlink_to(cache_dir() / name)
-    return root, {**os.environ, "MINITRON_CACHE": str(cache)}
+def setup(tiny_world):
+    root, env = tiny_world
+    out = root / "prune-cli"
+    out.mkdir()
+    (out / "teacher").symlink_to(root / "teacher")
+    return out, env
 
 
 def prune_cli(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "minitron.prune", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
+    return run_module("minitron.prune", *args, env=env)
 
 
 def test_prune_cli_writes_a_loadable_checkpoint(setup):
@@ -81,7 +64,7 @@ def test_prune_cli_writes_a_loadable_checkpoint(setup):
     again = prune_cli(env, *args, "--out", str(root / "out"), "--overwrite")
     assert again.returncode == 0, again.stderr
     assert "importance (calibration)" not in again.stderr, "importance must come from the cache"
-    assert sorted(p.name for p in root.iterdir()) == ["cache", "out", "teacher"], "no staging leftovers"
+    assert sorted(p.name for p in root.iterdir()) == ["out", "teacher"], "no staging leftovers"
 
 
 @pytest.mark.parametrize(

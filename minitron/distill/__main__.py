@@ -1,0 +1,135 @@
+"""`python -m minitron.distill`: retrain a saved student by distillation from a teacher.
+
+    python -m minitron.distill --student results/pruned-69m --teacher smollm2-135m \\
+        --tokens 200000 --out results/distilled-69m
+
+Runs the full-retraining path (teacher online, full distribution), prints the validation loss
+before and after, and resumes when `--out` holds a checkpoint of the same job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from minitron.errors import MinitronError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m minitron.distill",
+        description="Distill a saved student from a teacher (full retraining, resumable).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--student", required=True, help="student checkpoint folder (e.g. from minitron.prune)"
+    )
+    parser.add_argument(
+        "--teacher", default="smollm2-135m", help="embedded name, checkpoint dir, .gguf or hub id"
+    )
+    parser.add_argument("--tokens", required=True, help="training tokens, e.g. 200k or 2M")
+    parser.add_argument("--out", required=True, help="folder for checkpoints and the final model")
+    parser.add_argument("--overwrite", action="store_true", help="start over even if --out holds another job")
+    parser.add_argument("--data", default="wiki-en", help="corpus: wiki-en, a .txt/.jsonl file or a folder")
+    parser.add_argument("--seq-len", type=int, default=256, help="tokens per packed sequence")
+    parser.add_argument("--batch-size", type=int, default=8, help="sequences per step")
+    parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate")
+    parser.add_argument("--min-lr", type=float, default=1e-5, help="final learning rate of the cosine decay")
+    parser.add_argument("--ce-weight", type=float, default=0.0, help="weight of next-token cross-entropy")
+    parser.add_argument("--kd-weight", type=float, default=1.0, help="weight of the KL to the teacher")
+    parser.add_argument("--temperature", type=float, default=1.0, help="KD softmax temperature")
+    parser.add_argument("--intermediate", action="store_true", help="add the hidden-state cosine loss")
+    parser.add_argument("--eval-every", type=int, default=50, help="steps between validations")
+    parser.add_argument("--eval-sequences", type=int, default=64, help="validation sequences per validation")
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data order and training")
+    parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto", help="bf16 autocast")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if present)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except MinitronError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    import shutil
+
+    from minitron.budget import parse_budget
+    from minitron.corpus import load_corpus
+    from minitron.distill.core import LossWeights
+    from minitron.distill.retrain import RetrainConfig, retrain
+    from minitron.importance import model_fingerprint
+    from minitron.teacher import load_teacher
+    from minitron.tokens import tokenize_corpus
+
+    tokens_budget = parse_budget(args.tokens)
+    out = Path(args.out).expanduser()
+    student_dir = Path(args.student).expanduser()
+    if (out / "provenance.json").exists() and not args.overwrite:
+        raise MinitronError(f"{out} already holds a finished model; pass --overwrite to train again")
+    if out.exists() and args.overwrite:
+        shutil.rmtree(out)
+    elif out.exists() and any(out.iterdir()) and not (out / "checkpoint" / "state.json").exists():
+        raise MinitronError(
+            f"--out {out} exists and is not a checkpoint of this command; choose another folder"
+        )
+    cfg = RetrainConfig(
+        tokens=tokens_budget,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        min_lr=args.min_lr,
+        weights=LossWeights(kd=args.kd_weight, ce=args.ce_weight, temperature=args.temperature),
+        intermediate=args.intermediate,
+        eval_every=args.eval_every,
+        eval_sequences=args.eval_sequences,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        bf16={"auto": None, "on": True, "off": False}[args.bf16],
+        threads=args.threads,
+        device=args.device,
+    )
+    student = load_teacher(str(student_dir))  # any checkpoint loads the same way; it is the student here
+    teacher = load_teacher(args.teacher) if args.kd_weight else None
+    if teacher is not None and teacher.model.config.vocab_size != student.model.config.vocab_size:
+        raise MinitronError(
+            f"the student's vocabulary ({student.model.config.vocab_size}) differs from the teacher's "
+            f"({teacher.model.config.vocab_size})"
+        )
+    tokens = tokenize_corpus(load_corpus(args.data), student.tokenizer)
+    pruning = student_dir / "pruning.json"
+    kept = json.loads(pruning.read_text())["selection"]["layers"] if pruning.exists() else None
+    teacher_id = f"{args.teacher}:{model_fingerprint(teacher.model)}" if teacher is not None else ""
+    result = retrain(
+        student.model,
+        teacher.model if teacher is not None else None,
+        tokens,
+        cfg,
+        out,
+        student.tokenizer,
+        teacher_id=teacher_id,
+        provenance={"student_source": str(student_dir), "teacher_name": args.teacher, "corpus": args.data},
+        kept_layers=kept,
+    )
+    before, after = result.history[0]["val_loss"], result.history[-1]["val_loss"]
+    print(
+        f"validation loss before {before:.4f}, after {after:.4f} nats/token "
+        f"({result.provenance['tokens_trained']:,} tokens); saved to {out}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Probes: short, seeded, comparable distillation runs that rank candidate architectures.
+
+Every candidate trains on the same batches in the same order (the `TeacherTargets`), with the same
+seed, schedule and budget, against the same cached teacher outputs; so probe losses compare the
+architectures and nothing else. The validation loss is measured every `eval_every` steps on the
+same validation sequences and handed to a callback (the search reports it to Ray Tune, so ASHA can
+stop bad trials early).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from minitron.distill.core import (
+    Callback,
+    LossWeights,
+    distillation_loss,
+    make_optimizer,
+    optimizer_step,
+    precision,
+    resolve_device,
+    set_lr,
+    set_threads,
+    use_bf16,
+)
+from minitron.distill.schedule import lr_at
+from minitron.distill.targets import TeacherTargets
+from minitron.errors import MinitronError
+from minitron.validation import validation_loss
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """One probe's training settings (the token budget is fixed by the targets' batches)."""
+
+    batch_size: int = 4
+    """Sequences per optimizer step."""
+    lr: float = 3e-4
+    """Peak learning rate (AdamW); short probes recover faster with a higher rate than retraining."""
+    min_lr_ratio: float = 0.1
+    """Cosine decay floor as a fraction of `lr`."""
+    warmup_fraction: float = 0.05
+    """Share of steps spent in linear warm-up."""
+    weights: LossWeights = field(default_factory=LossWeights)
+    """KD / CE mix and temperature."""
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    eval_every: int = 8
+    """Steps between validation losses (0: only at the end)."""
+    seed: int = 0
+    """Seeds the student's training randomness; equal seeds give equal probes."""
+    bf16: bool | None = None
+    """bf16 autocast; None picks the device default (see `minitron.distill.core`)."""
+    threads: int | None = None
+    """CPU threads for this probe (a trial's CPU share); None leaves torch's setting."""
+    device: str | None = None
+
+
+@dataclass
+class ProbeResult:
+    """What a probe measured."""
+
+    loss: float
+    """Final validation loss (nats/token)."""
+    history: list[dict[str, float]]
+    """One entry per validation: step, tokens, val_loss, train_loss."""
+    tokens: int
+    """Training tokens seen."""
+    seconds: float
+    """Wall time of the whole probe."""
+    train_seconds: float
+    """Time in the student's forward, backward and optimizer step."""
+    eval_seconds: float
+    """Time in validation."""
+
+
+def probe(
+    student: Any,
+    targets: TeacherTargets,
+    cfg: ProbeConfig,
+    validation: torch.Tensor,
+    callback: Callback | None = None,
+    eval_batch_size: int = 8,
+) -> ProbeResult:
+    """Distill `student` on the cached targets (in place) and return its validation losses."""
+    start = time.perf_counter()
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    bf16 = use_bf16(device, cfg.bf16)
+    steps = len(targets.input_ids) // cfg.batch_size
+    if steps < 1:
+        raise MinitronError(
+            f"the probe holds {len(targets.input_ids)} sequences, fewer than one batch of {cfg.batch_size}"
+        )
+    torch.manual_seed(cfg.seed)
+    student.to(device).train()
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
+    warmup = max(1, round(steps * cfg.warmup_fraction)) if cfg.warmup_fraction > 0 else 0
+    history: list[dict[str, float]] = []
+    train_seconds = eval_seconds = 0.0
+    recent: list[float] = []
+
+    def evaluate(step: int) -> float:
+        nonlocal eval_seconds
+        t0 = time.perf_counter()
+        loss = validation_loss(student, validation, batch_size=eval_batch_size, progress=False).loss
+        eval_seconds += time.perf_counter() - t0
+        record = {
+            "step": float(step),
+            "tokens": float(step * cfg.batch_size * targets.input_ids.shape[1]),
+            "val_loss": loss,
+            "train_loss": sum(recent) / len(recent) if recent else float("nan"),
+        }
+        recent.clear()
+        history.append(record)
+        if callback is not None:
+            callback(record)
+        return loss
+
+    for step in range(steps):
+        t0 = time.perf_counter()
+        rows = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+        input_ids = targets.input_ids[rows].to(device)
+        set_lr(optimizer, lr_at(step, steps, cfg.lr, warmup, cfg.lr * cfg.min_lr_ratio))
+        with precision(device, bf16):
+            logits = student(input_ids=input_ids, use_cache=False).logits
+        loss, parts = distillation_loss(
+            logits,
+            input_ids,
+            cfg.weights,
+            top_values=targets.values[rows].to(device),
+            top_indices=targets.indices[rows].to(device),
+        )
+        optimizer_step(params, optimizer, loss, cfg.grad_clip)
+        train_seconds += time.perf_counter() - t0
+        recent.append(parts["loss"])
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < steps:
+            evaluate(step + 1)
+    final = evaluate(steps)
+    student.eval()
+    return ProbeResult(
+        loss=final,
+        history=history,
+        tokens=steps * cfg.batch_size * int(targets.input_ids.shape[1]),
+        seconds=time.perf_counter() - start,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+    )

@@ -1,0 +1,107 @@
+"""Teacher targets for probes: computed once, stored on disk, shared by every trial.
+
+A probe trains on a fixed, seeded set of batches. The teacher's output for those batches never
+changes, so it is computed once and stored: the k largest logits per position (values fp32, indices
+int32), or the whole distribution when k equals the vocabulary. With the cache, a probe costs only
+the student's own training. Files are safetensors, read with memory mapping, so many trial
+processes on one machine share one copy through the page cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from minitron.assets import publish, staging_dir
+from minitron.errors import MinitronError
+
+
+@dataclass
+class TeacherTargets:
+    """Probe batches and the teacher's top-k logits on them."""
+
+    input_ids: torch.Tensor
+    """[sequences, seq_len] token ids, in training order."""
+    values: torch.Tensor
+    """[sequences, seq_len, k] the teacher's k largest logits per position (fp32)."""
+    indices: torch.Tensor
+    """[sequences, seq_len, k] their vocabulary indices (int32)."""
+    meta: dict[str, Any]
+    """Teacher identity, k, seed, token counts."""
+
+    @property
+    def k(self) -> int:
+        return int(self.values.shape[-1])
+
+    def save(self, folder: Path) -> None:
+        with staging_dir(folder) as tmp:
+            save_file(
+                {
+                    "input_ids": self.input_ids.int(),
+                    "values": self.values.float(),
+                    "indices": self.indices.int(),
+                },
+                str(tmp / "targets.safetensors"),
+            )
+            (tmp / "targets.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+            publish(tmp, folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> TeacherTargets:
+        try:
+            meta = json.loads((folder / "targets.json").read_text())
+            with safe_open(str(folder / "targets.safetensors"), framework="pt") as f:
+                tensors = {name: f.get_tensor(name) for name in ("input_ids", "values", "indices")}
+        except (OSError, ValueError) as err:
+            raise MinitronError(f"cannot read teacher targets from {folder}: {err}") from None
+        return cls(tensors["input_ids"].long(), tensors["values"], tensors["indices"], meta)
+
+
+def probe_batches(train: np.ndarray, seq_len: int, sequences: int, seed: int) -> torch.Tensor:
+    """A seeded random choice of `sequences` packed windows of the train split (the same for every trial)."""
+    available = train.size // seq_len
+    if available < sequences:
+        raise MinitronError(
+            f"the train split holds {train.size:,} tokens ({available} sequences of {seq_len}); "
+            f"{sequences * seq_len:,} are needed for the probe: use fewer probe tokens or a larger corpus"
+        )
+    order = np.random.default_rng(seed).permutation(available)[:sequences]
+    windows = train[: available * seq_len].reshape(available, seq_len)[order]
+    return torch.from_numpy(windows.astype(np.int64))
+
+
+@torch.no_grad()
+def compute_targets(
+    teacher: Any,
+    input_ids: torch.Tensor,
+    k: int,
+    batch_size: int = 4,
+    progress: bool = True,
+    meta: dict[str, Any] | None = None,
+) -> TeacherTargets:
+    """Run the teacher once over `input_ids` and keep its top-k logits per position."""
+    vocab = teacher.config.vocab_size
+    if not 0 < k <= vocab:
+        raise MinitronError(f"top-k must be between 1 and the vocabulary size {vocab}, got {k}")
+    device = next(teacher.parameters()).device
+    values, indices = [], []
+    for start in tqdm(
+        range(0, len(input_ids), batch_size), desc="teacher targets", disable=not progress, unit="batch"
+    ):
+        logits = teacher(
+            input_ids=input_ids[start : start + batch_size].to(device), use_cache=False
+        ).logits.float()
+        top = logits.topk(k, dim=-1, sorted=False) if k < vocab else (logits, None)
+        values.append(top[0].cpu())
+        chosen = top[1] if top[1] is not None else torch.arange(vocab, device=logits.device).expand_as(logits)
+        indices.append(chosen.to(torch.int32).cpu())
+    record = {"k": k, "sequences": len(input_ids), "seq_len": int(input_ids.shape[1]), **(meta or {})}
+    return TeacherTargets(input_ids.clone(), torch.cat(values), torch.cat(indices), record)

@@ -1,0 +1,151 @@
+"""KD losses against reference computations; probes are deterministic and learn."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minitron.distill.core import LossWeights
+from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers, kl_full, kl_topk, next_token_ce
+from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.schedule import lr_at
+from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
+from minitron.errors import MinitronError
+from tests.tiny import tiny_batches, tiny_model
+
+
+def reference_kl(student_logits, teacher_logits, temperature):
+    """A plain, loop-based KL(p || q), computed in float64 with numpy."""
+    s = student_logits.double().numpy() / temperature
+    t = teacher_logits.double().numpy() / temperature
+    total, count = 0.0, 0
+    for srow, trow in zip(s.reshape(-1, s.shape[-1]), t.reshape(-1, t.shape[-1]), strict=True):
+        log_q = srow - np.log(np.exp(srow - srow.max()).sum()) - srow.max()
+        log_p = trow - np.log(np.exp(trow - trow.max()).sum()) - trow.max()
+        total += float((np.exp(log_p) * (log_p - log_q)).sum())
+        count += 1
+    return total / count * temperature**2
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_kl_matches_a_plain_reference(temperature):
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 11) * 3, torch.randn(2, 5, 11) * 3
+    assert kl_full(student, teacher, temperature).item() == pytest.approx(
+        reference_kl(student, teacher, temperature), rel=1e-5
+    )
+    torch_kl = (
+        F.kl_div(
+            F.log_softmax(student / temperature, -1),
+            F.log_softmax(teacher / temperature, -1),
+            log_target=True,
+            reduction="none",
+        )
+        .sum(-1)
+        .mean()
+        * temperature**2
+    )
+    torch.testing.assert_close(kl_full(student, teacher, temperature), torch_kl)
+    assert kl_full(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_topk_with_the_whole_vocabulary_is_the_full_kl():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(3, 4, 13), torch.randn(3, 4, 13)
+    values, indices = teacher.topk(13, dim=-1)
+    torch.testing.assert_close(kl_topk(student, values, indices), kl_full(student, teacher))
+    values, indices = teacher.topk(5, dim=-1)  # fewer: the renormalized top-5 distribution
+    p = F.softmax(values, -1)
+    expected = (p * (p.log() - F.log_softmax(student, -1).gather(-1, indices))).sum(-1).mean()
+    torch.testing.assert_close(kl_topk(student, values, indices), expected)
+
+
+def test_cached_targets_with_k_equal_to_vocabulary_give_the_full_loss():
+    teacher, student = tiny_model(), tiny_model(seed=3)
+    ids = tiny_batches(4, 12)
+    targets = compute_targets(teacher, ids, k=teacher.config.vocab_size, progress=False)
+    with torch.no_grad():
+        s, t = student(ids).logits, teacher(ids).logits
+    torch.testing.assert_close(kl_topk(s, targets.values, targets.indices), kl_full(s, t))
+    small = compute_targets(teacher, ids, k=8, batch_size=3, progress=False)
+    assert small.values.shape == (4, 12, 8) and small.k == 8
+    torch.testing.assert_close(small.values.sort(-1).values, t.topk(8, dim=-1).values.sort(-1).values)
+    with pytest.raises(MinitronError, match="top-k must be between 1 and the vocabulary size 97"):
+        compute_targets(teacher, ids, k=98, progress=False)
+
+
+def test_targets_round_trip(tmp_path):
+    teacher = tiny_model()
+    targets = compute_targets(teacher, tiny_batches(3, 8), k=5, progress=False, meta={"teacher": "tiny"})
+    targets.save(tmp_path / "t")
+    loaded = TeacherTargets.load(tmp_path / "t")
+    assert torch.equal(loaded.input_ids, targets.input_ids) and torch.equal(loaded.values, targets.values)
+    assert torch.equal(loaded.indices, targets.indices) and loaded.meta["teacher"] == "tiny"
+
+
+def test_probe_batches_are_seeded():
+    train = np.arange(1000, dtype=np.uint32)
+    a, b, c = (
+        probe_batches(train, 10, 5, seed=0),
+        probe_batches(train, 10, 5, seed=0),
+        probe_batches(train, 10, 5, 1),
+    )
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert all((row[1:] - row[:-1] == 1).all() for row in a), "each row is one contiguous window"
+    with pytest.raises(MinitronError, match="1,000 tokens"):
+        probe_batches(train, 10, 101, seed=0)
+
+
+def test_ce_and_schedule():
+    logits = torch.randn(2, 6, 9)
+    ids = torch.randint(0, 9, (2, 6))
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, 9), ids[:, 1:].reshape(-1))
+    torch.testing.assert_close(next_token_ce(logits, ids), expected)
+    assert lr_at(0, 100, 1e-3, 10, 1e-5) == pytest.approx(1e-4)
+    assert lr_at(9, 100, 1e-3, 10, 1e-5) == pytest.approx(1e-3)
+    assert lr_at(100, 101, 1e-3, 10, 1e-5) == pytest.approx(1e-5)
+    assert lr_at(55, 101, 1e-3, 10, 1e-5) == pytest.approx((1e-3 + 1e-5) / 2)
+
+
+def test_intermediate_loss():
+    states = tuple(torch.randn(2, 3, 8) for _ in range(4))
+    same = IntermediateLoss(8, 8, [(1, 1), (2, 3)])
+    assert same(states, states).item() == pytest.approx(
+        (1 - F.cosine_similarity(states[2], states[3], dim=-1).mean().item()) / 2, abs=1e-6
+    )
+    wide = IntermediateLoss(6, 8, [(1, 1)])
+    assert wide.projection is not None and wide.projection.weight.shape == (8, 6)
+    assert math.isfinite(wide(tuple(s[..., :6] for s in states), states).item())
+    assert evenly_mapped_layers(3, 9) == [0, 4, 8] and evenly_mapped_layers(1, 5) == [4]
+
+
+def periodic_batches(n, length, vocab, seed=0):
+    """Learnable data: each row counts upward modulo the vocabulary from a random start."""
+    starts = torch.randint(0, vocab, (n, 1), generator=torch.Generator().manual_seed(seed))
+    return (starts + torch.arange(length)) % vocab
+
+
+def test_probe_is_deterministic_and_learns():
+    teacher = tiny_model()
+    ids = periodic_batches(32, 16, 97)
+    targets = compute_targets(teacher, ids, k=16, progress=False)
+    validation = periodic_batches(4, 16, 97, seed=1)
+    student = tiny_model(seed=7, num_hidden_layers=2)
+    cfg = ProbeConfig(batch_size=4, lr=3e-3, eval_every=2, seed=0, threads=None)
+    seen = []
+    first = probe(copy.deepcopy(student), targets, cfg, validation, callback=seen.append)
+    second = probe(copy.deepcopy(student), targets, cfg, validation)
+    assert [h["val_loss"] for h in first.history] == [h["val_loss"] for h in second.history]
+    assert seen == first.history and len(first.history) == 4 and first.tokens == 32 * 16
+    assert first.history[-1]["train_loss"] < first.history[0]["train_loss"], "the KD loss falls"
+    assert first.train_seconds + first.eval_seconds <= first.seconds
+
+    ce = ProbeConfig(batch_size=4, lr=1e-2, eval_every=0, weights=LossWeights(kd=0.0, ce=1.0))
+    untrained = probe(
+        copy.deepcopy(student), targets, ProbeConfig(batch_size=4, lr=0.0, eval_every=0), validation
+    )
+    trained = probe(copy.deepcopy(student), targets, ce, validation)
+    assert trained.loss < untrained.loss - 0.5, "cross-entropy on periodic data lowers the validation loss"

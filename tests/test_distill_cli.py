@@ -1,0 +1,103 @@
+"""`python -m minitron.distill` end to end: killed mid-run and resumed equals an uninterrupted run."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.conftest import run_module
+from tests.tiny import tiny_model
+
+ARGS = [
+    "--tokens",
+    "640",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "2",
+    "--eval-every",
+    "4",
+    "--eval-sequences",
+    "2",
+    "--checkpoint-every",
+    "3",
+    "--lr",
+    "1e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def student(tiny_world):
+    """A smaller student (1 layer) saved beside the tiny teacher."""
+    root, _ = tiny_world
+    folder = root / "student"
+    if not folder.exists():
+        teacher = AutoModelForCausalLM.from_pretrained(root / "teacher")
+        model = tiny_model(vocab_size=teacher.config.vocab_size, num_hidden_layers=1, seed=5)
+        model.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(root / "teacher").save_pretrained(folder)
+    return folder
+
+
+def distill(env, root, student, out, *extra):
+    return run_module(
+        "minitron.distill",
+        "--student",
+        str(student),
+        "--teacher",
+        str(root / "teacher"),
+        "--out",
+        str(out),
+        *ARGS,
+        *extra,
+        env=env,
+    )
+
+
+def test_kill_and_resume_gives_the_same_model(tiny_world, student, tmp_path):
+    root, env = tiny_world
+    straight = distill(env, root, student, tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    assert "validation loss before" in straight.stdout
+
+    killed = distill({**env, "MINITRON_KILL_AFTER_STEP": "6"}, root, student, tmp_path / "resumed")
+    assert killed.returncode == -9, killed.stderr  # SIGKILL right after the step-6 checkpoint
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 6 and not (tmp_path / "resumed" / "provenance.json").exists()
+    resumed = distill(env, root, student, tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "at step 6 of 10" in resumed.stdout
+
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+    pa = json.loads((tmp_path / "straight" / "provenance.json").read_text())
+    pb = json.loads((tmp_path / "resumed" / "provenance.json").read_text())
+    assert [h["val_loss"] for h in pa["history"]] == pytest.approx([h["val_loss"] for h in pb["history"]])
+    assert pa["tokens_trained"] == 640 and pa["job"] == pb["job"]
+    assert not (tmp_path / "resumed" / "checkpoint").exists()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed")  # plain transformers loads it
+    assert model.config.num_hidden_layers == 1
+    assert AutoTokenizer.from_pretrained(tmp_path / "resumed")("12345")["input_ids"]
+
+
+def test_finished_and_foreign_outputs_are_refused(tiny_world, student, tmp_path):
+    root, env = tiny_world
+    assert distill(env, root, student, tmp_path / "done").returncode == 0
+    again = distill(env, root, student, tmp_path / "done")
+    assert again.returncode == 2 and "already holds a finished model" in again.stderr
+
+    killed = distill({**env, "MINITRON_KILL_AFTER_STEP": "3"}, root, student, tmp_path / "other")
+    assert killed.returncode == -9
+    different = distill(env, root, student, tmp_path / "other", "--seed", "1")
+    assert different.returncode == 2 and "checkpoint of a different job" in different.stderr
+
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    foreign = distill(env, root, student, tmp_path / "foreign")
+    assert foreign.returncode == 2 and "is not a checkpoint of this command" in foreign.stderr
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
