@@ -149,3 +149,17 @@ def test_probe_is_deterministic_and_learns():
     )
     trained = probe(copy.deepcopy(student), targets, ce, validation)
     assert trained.loss < untrained.loss - 0.5, "cross-entropy on periodic data lowers the validation loss"
+
+
+def test_probe_with_full_cached_targets_equals_the_online_teacher():
+    teacher = tiny_model()
+    ids = periodic_batches(8, 12, 97)
+    full = compute_targets(teacher, ids, k=97, progress=False)
+    validation = periodic_batches(2, 12, 97, seed=1)
+    student = tiny_model(seed=4, num_hidden_layers=2)
+    cfg = ProbeConfig(batch_size=2, lr=1e-3, eval_every=2, bf16=False)
+    cached = probe(copy.deepcopy(student), full, cfg, validation)
+    online = probe(copy.deepcopy(student), full, cfg, validation, teacher=teacher)
+    assert [h["val_loss"] for h in cached.history] == pytest.approx(
+        [h["val_loss"] for h in online.history], rel=1e-5
+    )

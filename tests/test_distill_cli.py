@@ -101,3 +101,35 @@ def test_finished_and_foreign_outputs_are_refused(tiny_world, student, tmp_path)
     foreign = distill(env, root, student, tmp_path / "foreign")
     assert foreign.returncode == 2 and "is not a checkpoint of this command" in foreign.stderr
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
+
+
+def test_teacher_correction_fine_tunes_with_cross_entropy_only(tiny_world, tmp_path):
+    root, env = tiny_world
+    result = run_module(
+        "minitron.correct",
+        "--teacher",
+        str(root / "teacher"),
+        "--tokens",
+        "256",
+        "--out",
+        str(tmp_path / "corrected"),
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "2",
+        "--eval-sequences",
+        "2",
+        "--eval-every",
+        "2",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "corrected" / "provenance.json").read_text())
+    assert record["retrain"]["weights"] == {"kd": 0.0, "ce": 1.0, "temperature": 1.0}
+    assert record["teacher"] == "" and record["tokens_trained"] == 256
+    history = record["history"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"], "fine-tuning on the corpus lowers its loss"
+    corrected = AutoModelForCausalLM.from_pretrained(tmp_path / "corrected")
+    original = AutoModelForCausalLM.from_pretrained(root / "teacher")
+    assert corrected.config.num_hidden_layers == original.config.num_hidden_layers
+    assert not torch.equal(corrected.model.norm.weight, original.model.norm.weight)

@@ -110,8 +110,9 @@ def _run(args: argparse.Namespace) -> None:
             f"({teacher.model.config.vocab_size})"
         )
     tokens = tokenize_corpus(load_corpus(args.data), student.tokenizer)
-    pruning = student_dir / "pruning.json"
-    kept = json.loads(pruning.read_text())["selection"]["layers"] if pruning.exists() else None
+    pruning_file = student_dir / "pruning.json"
+    pruning = json.loads(pruning_file.read_text()) if pruning_file.exists() else None
+    kept = pruning["selection"]["layers"] if pruning else None
     teacher_id = f"{args.teacher}:{model_fingerprint(teacher.model)}" if teacher is not None else ""
     result = retrain(
         student.model,
@@ -121,7 +122,15 @@ def _run(args: argparse.Namespace) -> None:
         out,
         student.tokenizer,
         teacher_id=teacher_id,
-        provenance={"student_source": str(student_dir), "teacher_name": args.teacher, "corpus": args.data},
+        provenance={
+            "student_source": str(student_dir),
+            "teacher_name": args.teacher,
+            "corpus": args.data,
+            # how the student was cut (importance settings, kept layers), when minitron.prune made it
+            "pruning": {k: v for k, v in pruning.items() if k != "selection"} | {"kept_layers": kept}
+            if pruning
+            else None,
+        },
         kept_layers=kept,
     )
     before, after = result.history[0]["val_loss"], result.history[-1]["val_loss"]

@@ -85,8 +85,13 @@ def probe(
     validation: torch.Tensor,
     callback: Callback | None = None,
     eval_batch_size: int = 8,
+    teacher: Any | None = None,
 ) -> ProbeResult:
-    """Distill `student` on the cached targets (in place) and return its validation losses."""
+    """Distill `student` on the cached targets (in place) and return its validation losses.
+
+    With `teacher` given, its full distribution is computed online on the same batches instead of
+    using the cached top-k logits (slower; for measuring what the top-k cache changes).
+    """
     start = time.perf_counter()
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -129,13 +134,20 @@ def probe(
         set_lr(optimizer, lr_at(step, steps, cfg.lr, warmup, cfg.lr * cfg.min_lr_ratio))
         with precision(device, bf16):
             logits = student(input_ids=input_ids, use_cache=False).logits
-        loss, parts = distillation_loss(
-            logits,
-            input_ids,
-            cfg.weights,
-            top_values=targets.values[rows].to(device),
-            top_indices=targets.indices[rows].to(device),
-        )
+            teacher_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(input_ids=input_ids, use_cache=False).logits
+        if teacher_logits is not None:
+            loss, parts = distillation_loss(logits, input_ids, cfg.weights, teacher_logits=teacher_logits)
+        else:
+            loss, parts = distillation_loss(
+                logits,
+                input_ids,
+                cfg.weights,
+                top_values=targets.values[rows].to(device),
+                top_indices=targets.indices[rows].to(device),
+            )
         optimizer_step(params, optimizer, loss, cfg.grad_clip)
         train_seconds += time.perf_counter() - t0
         recent.append(parts["loss"])

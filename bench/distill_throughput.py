@@ -1,0 +1,176 @@
+"""Distillation throughput and MFU: probes (cached teacher) and retraining (teacher online), fp32 vs bf16.
+
+    python bench/distill_throughput.py [--probe-sequences 64] [--retrain-steps 8] [--out FILE]
+
+The student is a ~69M candidate pruned from SmolLM2-135M (L24-h432-m1024-q9kv3). Model FLOPs
+utilization = (6 × student params + 2 × teacher params when the teacher runs online) × tokens/s ÷ the
+peak matmul FLOP/s of this device in the same precision, measured in the same run. Also reports how
+much of a probe's time is the student's own training, and the loss cost of bf16 autocast (same
+seed, same batches). Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from minitron.architecture import Architecture
+from minitron.calibrate import importance_for
+from minitron.corpus import load_corpus
+from minitron.distill.core import (
+    LossWeights,
+    distillation_loss,
+    make_optimizer,
+    optimizer_step,
+    precision,
+)
+from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.targets import compute_targets, probe_batches
+from minitron.importance import ImportanceConfig
+from minitron.prune import prune
+from minitron.teacher import load_teacher
+from minitron.tokens import pack, tokenize_corpus
+
+STUDENT = Architecture(24, 432, 1024, 9, 3, 64)
+
+
+def peak_matmul(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """Best-of FLOP/s of an n×n×n matmul in `dtype` on this CPU."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def online_steps(student, teacher, train, steps: int, batch: int, bf16: bool) -> float:
+    """Seconds for `steps` retraining steps with the teacher's full distribution computed online."""
+    device = torch.device("cpu")
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, 1e-4, 0.0)
+    student.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        ids = train[step * batch : (step + 1) * batch]
+        with precision(device, bf16):
+            logits = student(input_ids=ids, use_cache=False).logits
+            with torch.no_grad():
+                teacher_logits = teacher(input_ids=ids, use_cache=False).logits
+        loss, _ = distillation_loss(logits, ids, LossWeights(), teacher_logits=teacher_logits)
+        optimizer_step(params, optimizer, loss, 1.0)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probe-sequences", type=int, default=64, help="probe budget in 256-token sequences")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--top-k", type=int, default=64)
+    parser.add_argument("--retrain-steps", type=int, default=8)
+    parser.add_argument("--out", default="results/bench/distill_throughput.json")
+    args = parser.parse_args()
+
+    peaks = {"fp32": peak_matmul(torch.float32), "bf16": peak_matmul(torch.bfloat16)}
+    teacher = load_teacher("smollm2-135m")
+    tokens = tokenize_corpus(load_corpus("wiki-en"), teacher.tokenizer)
+    importance = importance_for(
+        teacher.model, tokens, ImportanceConfig(), block_sizes=[6], name="smollm2-135m"
+    )
+    base = prune(teacher.model, STUDENT, importance)
+    n_student = sum(p.numel() for p in base.parameters())
+    n_teacher = sum(p.numel() for p in teacher.model.parameters())
+    ids = probe_batches(tokens.train, 256, args.probe_sequences, seed=0)
+    start = time.perf_counter()
+    targets = compute_targets(teacher.model, ids, k=args.top_k, progress=False)
+    targets_seconds = time.perf_counter() - start
+    validation = pack(tokens.validation, 256, 16)
+
+    rows = []
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        cfg = ProbeConfig(batch_size=args.batch_size, eval_every=8, bf16=bf16)
+        result = probe(copy.deepcopy(base), targets, cfg, validation)
+        train_tps = result.tokens / result.train_seconds
+        seconds = online_steps(
+            copy.deepcopy(base), teacher.model, ids, args.retrain_steps, args.batch_size, bf16
+        )
+        online_tps = args.retrain_steps * args.batch_size * 256 / seconds
+        rows.append(
+            {
+                "precision": name,
+                "peak_matmul_gflops": peaks[name] / 1e9,
+                "probe_tokens_per_s": train_tps,
+                "probe_wall_tokens_per_s": result.tokens / result.seconds,
+                "probe_training_share": result.train_seconds / result.seconds,
+                "probe_mfu": 6 * n_student * train_tps / peaks[name],
+                "probe_final_val_loss": result.loss,
+                "retrain_tokens_per_s": online_tps,
+                "retrain_mfu": (6 * n_student + 2 * n_teacher) * online_tps / peaks[name],
+            }
+        )
+        print(f"done: {name}", file=sys.stderr, flush=True)
+
+    print(
+        f"\nstudent {STUDENT.short()} ({n_student:,} params), teacher {n_teacher:,} params; probe "
+        f"{targets.input_ids.numel():,} tokens, batch {args.batch_size} x 256, top-{args.top_k} targets "
+        f"computed once in {targets_seconds:.1f} s; {torch.get_num_threads()} threads\n"
+    )
+    header = (
+        "precision",
+        "peak GFLOP/s",
+        "probe tok/s",
+        "probe MFU",
+        "train share",
+        "probe val loss",
+        "retrain tok/s",
+        "retrain MFU",
+    )
+    print("  ".join(f"{h:>14}" for h in header))
+    for r in rows:
+        cells = (
+            r["precision"],
+            f"{r['peak_matmul_gflops']:.0f}",
+            f"{r['probe_tokens_per_s']:.0f}",
+            f"{r['probe_mfu']:.1%}",
+            f"{r['probe_training_share']:.1%}",
+            f"{r['probe_final_val_loss']:.4f}",
+            f"{r['retrain_tokens_per_s']:.0f}",
+            f"{r['retrain_mfu']:.1%}",
+        )
+        print("  ".join(f"{c:>14}" for c in cells))
+    fp32, bf16 = rows
+    print(
+        f"\nbf16 autocast: {bf16['probe_tokens_per_s'] / fp32['probe_tokens_per_s']:.2f}x probe speed, "
+        f"{bf16['retrain_tokens_per_s'] / fp32['retrain_tokens_per_s']:.2f}x retrain speed, "
+        f"{bf16['probe_final_val_loss'] - fp32['probe_final_val_loss']:+.4f} nats probe loss"
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "student_params": n_student,
+                "teacher_params": n_teacher,
+                "targets_seconds": targets_seconds,
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The search, stage by stage: teacher → importance → teacher targets → Ray Tune → ranking →
+retraining of the winners → report. Each stage logs its start, end and duration, and everything it
+produces lands in the run directory, so `--resume` can skip what is finished.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minitron.architecture import Architecture, count_params
+from minitron.budget import format_count
+from minitron.calibrate import importance_for
+from minitron.corpus import load_corpus
+from minitron.distill.core import LossWeights
+from minitron.distill.probe import ProbeConfig
+from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
+from minitron.errors import MinitronError
+from minitron.importance import Importance, ImportanceConfig
+from minitron.speed import measure_speed
+from minitron.teacher import Teacher, load_teacher
+from minitron.tokens import TokenizedCorpus, pack, tokenize_corpus
+from minitron.validation import validation_loss
+from search.candidates import Candidate, feasible
+from search.dryrun import check_teacher_matches
+from search.progress import stage
+from search.rundir import RunDir, TrialLog, write_json
+from search.settings import SearchSettings
+from search.space import SearchSpace, load_space
+
+
+def default_name(budget: int) -> str:
+    return f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-{format_count(budget)}"
+
+
+def prepare_run_dir(
+    run: RunDir,
+    settings: SearchSettings,
+    space: SearchSpace,
+    candidates: list[Candidate],
+    resume: bool,
+    overwrite: bool,
+) -> None:
+    """Create the run directory and its config, or check that a resumed one is a run."""
+    if resume:
+        return  # the caller read the settings from this run's config.json
+    if run.root.exists() and any(run.root.iterdir()):
+        if not overwrite:
+            raise MinitronError(
+                f"{run.root} already holds a run; pass --resume {run.root} to continue it, --overwrite to "
+                "start over, or choose another --name"
+            )
+        shutil.rmtree(run.root)
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_json(
+        run.config,
+        {
+            "settings": settings.to_json(),
+            "space": {"name": space.name, "path": str(space.path), "band": space.band},
+            "feasible_candidates": len(candidates),
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        },
+    )
+
+
+def _teacher_spec(spec: str) -> str:
+    """A spec trial processes can load: local paths made absolute (Tune changes working directories)."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
+def _importance(
+    run: RunDir,
+    teacher: Teacher,
+    tokens: TokenizedCorpus,
+    settings: SearchSettings,
+    candidates: list[Candidate],
+) -> Importance:
+    total = teacher.architecture.num_hidden_layers
+    drops = sorted({total - c.arch.num_hidden_layers for c in candidates} - {0, 1})
+    cfg = ImportanceConfig(num_samples=settings.calibration_samples, seq_len=settings.seq_len)
+    importance = importance_for(teacher.model, tokens, cfg, block_sizes=drops, name=settings.teacher)
+    importance.save(run.importance)  # the run keeps the exact scores its trials used
+    return importance
+
+
+def _targets(
+    run: RunDir, teacher: Teacher, tokens: TokenizedCorpus, settings: SearchSettings
+) -> TeacherTargets:
+    if (run.targets / "targets.json").exists():
+        return TeacherTargets.load(run.targets)
+    sequences = max(settings.probe_tokens // settings.seq_len, settings.batch_size)
+    ids = probe_batches(tokens.train, settings.seq_len, sequences, seed=settings.seed)
+    targets = compute_targets(
+        teacher.model,
+        ids,
+        k=settings.probe_top_k,
+        meta={"teacher": settings.teacher, "seed": settings.seed, "tokens": tokens.key},
+    )
+    targets.save(run.targets)
+    return targets
+
+
+def _teacher_record(run: RunDir, teacher: Teacher, validation: torch.Tensor) -> dict[str, Any]:
+    path = run.root / "teacher.json"
+    if path.exists():
+        import json
+
+        return dict(json.loads(path.read_text()))
+    speed = measure_speed(teacher.model, seq_len=int(validation.shape[1]))
+    record = {
+        "name": teacher.name,
+        "architecture": teacher.architecture.as_dict(),
+        "params": sum(p.numel() for p in teacher.model.parameters()),
+        "zero_shot_loss": validation_loss(teacher.model, validation, desc="teacher loss").loss,
+        "latency_ms": speed.latency_ms,
+        "tokens_per_s": speed.tokens_per_s,
+        "device": speed.device,
+    }
+    write_json(path, record)
+    return record
+
+
+def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run (or resume) a whole search; returns the run directory."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    space = load_space(settings.space)
+    candidates = feasible(space, settings.budget)
+    run = RunDir(Path(settings.out) / settings.name)
+    prepare_run_dir(run, settings, space, candidates, resume, overwrite)
+    print(
+        f"[search] run directory {run.root}; {len(candidates)} feasible candidates at "
+        f"{format_count(settings.budget)} ±{space.band:.0%}",
+        flush=True,
+    )
+
+    with stage("teacher", timings):
+        teacher = load_teacher(settings.teacher)
+        check_teacher_matches(space, settings.teacher, teacher.model.config)
+        tokens = tokenize_corpus(load_corpus(settings.data), teacher.tokenizer)
+        validation = pack(tokens.validation, settings.seq_len, settings.eval_sequences)
+        teacher_record = _teacher_record(run, teacher, validation)
+    with stage("importance", timings):
+        importance = _importance(run, teacher, tokens, settings, candidates)
+    with stage("teacher targets", timings):
+        targets = _targets(run, teacher, tokens, settings)
+    del teacher  # trials and winners load their own copy
+
+    from search.tuning import run_tune  # Ray is imported only once the search really starts
+
+    with stage("search", timings):
+        log, rejected, dashboard = run_tune(
+            run, settings, space, importance, targets, validation, _teacher_spec(settings.teacher), candidates
+        )
+    ranking = rank(log)
+    winners = [r for r in ranking if r["status"] == "completed"][: settings.top_k]
+    with stage("retrain winners", timings):
+        from search.winners import retrain_winners
+
+        finals = retrain_winners(run, settings, _teacher_spec(settings.teacher), importance, winners)
+    with stage("report", timings):
+        summary = build_summary(
+            run,
+            settings,
+            space,
+            teacher_record,
+            ranking,
+            winners,
+            finals,
+            timings,
+            rejected,
+            time.perf_counter() - started,
+            dashboard,
+        )
+        write_json(run.summary, summary)
+        from search.report import write_report
+
+        write_report(run.root, summary)
+    _print_result(run, summary)
+    return run.root
+
+
+def rank(log: TrialLog) -> list[dict[str, Any]]:
+    """Trials ordered by final probe loss; completed probes first, early-stopped next, failed last."""
+    order = {"completed": 0, "stopped early": 1}
+    records = list(log.records.values())
+    return sorted(records, key=lambda r: (order.get(r["status"], 2), r.get("probe_loss") or float("inf")))
+
+
+def build_summary(
+    run: RunDir,
+    settings: SearchSettings,
+    space: SearchSpace,
+    teacher: dict[str, Any],
+    ranking: list[dict[str, Any]],
+    winners: list[dict[str, Any]],
+    finals: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+    rejected: dict[str, int],
+    seconds: float,
+    dashboard: str | None,
+) -> dict[str, Any]:
+    teacher_params = teacher["params"]
+    winner_ids = {w["trial_id"]: i + 1 for i, w in enumerate(winners)}
+    rows = []
+    for position, record in enumerate(ranking, 1):
+        final = finals.get(record["trial_id"], {})
+        scored = record["status"] in ("completed", "stopped early") and record.get("probe_loss") is not None
+        rows.append(
+            {
+                **record,
+                "rank": position if scored else None,
+                "fraction": (record.get("params") or 0) / teacher_params,
+                "final_loss": final.get("final_loss"),
+                "winner": record["trial_id"] in winner_ids,
+            }
+        )
+    return {
+        "name": settings.name,
+        "budget": settings.budget,
+        "band": space.band,
+        "space": str(space.path),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "limited": None,
+        "teacher": teacher,
+        "settings": {**settings.to_json(), "dashboard": dashboard},
+        "candidates": rows,
+        "winners": [
+            {
+                "rank": winner_ids[w["trial_id"]],
+                "trial_id": w["trial_id"],
+                "architecture": w["architecture"],
+                "params": w["params"],
+                **finals.get(w["trial_id"], {}),
+            }
+            for w in winners
+        ],
+        "rejected_suggestions": rejected,
+        "stages": {k: round(v, 1) for k, v in timings.items()},
+        "seconds": round(seconds, 1),
+        "run_dir": str(run.root),
+    }
+
+
+def _print_result(run: RunDir, summary: dict[str, Any]) -> None:
+    print(f"[search] finished in {summary['seconds'] / 60:.1f} min; report {run.root / 'report.html'}")
+    for w in summary["winners"]:
+        arch = Architecture(**w["architecture"])
+        print(
+            f"  winner {w['rank']}: {arch.short()} {w['params']:,} params, final loss "
+            f"{w.get('final_loss', float('nan')):.4f} -> {w.get('path')}"
+        )
+
+
+def probe_config(settings: SearchSettings, threads: int | None) -> ProbeConfig:
+    steps = max(settings.probe_tokens // (settings.seq_len * settings.batch_size), 1)
+    return ProbeConfig(
+        batch_size=settings.batch_size,
+        lr=settings.probe_lr,
+        eval_every=max(steps // 4, 1),
+        weights=LossWeights(),
+        seed=settings.seed,
+        threads=threads,
+    )
+
+
+def params_of(space: SearchSpace, arch: Architecture) -> int:
+    return count_params(space.family, arch)
+
+
+def cpu_threads(settings: SearchSettings) -> int | None:
+    """Torch threads for a trial: its CPU share (at least one), or None to leave torch's default."""
+    return max(int(settings.cpus_per_trial), 1) if settings.cpus_per_trial else None
+
+
+def local_cpus() -> int:
+    return os.cpu_count() or 1

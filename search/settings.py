@@ -1,0 +1,67 @@
+"""The resolved settings of one search run (what `config.json` in the run directory holds)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+SAMPLERS = ("tpe", "nsga2", "random", "grid")
+SCHEDULERS = ("none", "asha")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that decides what a search computes. Saved to `config.json`; `--resume` reads it back."""
+
+    budget: int
+    """Target parameter count."""
+    space: str
+    """Path of the search-space YAML file."""
+    teacher: str
+    """Teacher spec as given (embedded name, checkpoint dir, .gguf or hub id)."""
+    data: str = "wiki-en"
+    """Corpus for calibration, probes, validation and retraining."""
+    trials: int = 8
+    """Candidates to probe (Ray Tune trials); duplicates and infeasible suggestions cost none."""
+    probe_tokens: int = 16384
+    """Training tokens per probe (the same seeded batches for every candidate)."""
+    probe_top_k: int = 64
+    """Teacher logits kept per position for probes (computed once, shared by every trial)."""
+    probe_lr: float = 3e-4
+    """Peak learning rate of probes."""
+    top_k: int = 2
+    """Winners retrained fully."""
+    retrain_tokens: int = 32768
+    """Training tokens per winner (teacher online, full distribution)."""
+    retrain_lr: float = 2e-4
+    seq_len: int = 256
+    """Tokens per packed sequence everywhere."""
+    batch_size: int = 4
+    """Sequences per optimizer step for probes and retraining."""
+    eval_sequences: int = 32
+    """Validation sequences for zero-shot, probe and final losses (the same ones for all)."""
+    calibration_samples: int = 128
+    """Calibration sequences for width importance."""
+    depth: str = "block"
+    """How layers are dropped (see minitron.selection)."""
+    cpus_per_trial: float = 2.0
+    gpus_per_trial: float = 0.0
+    concurrency: int = 1
+    """Trials run at once."""
+    sampler: str = "tpe"
+    scheduler: str = "none"
+    seed: int = 0
+    name: str = ""
+    out: str = "results"
+    address: str | None = None
+    """Ray cluster to attach to (`auto` or host:port); None starts a local Ray."""
+    dashboard_host: str = "127.0.0.1"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> SearchSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,158 @@
+"""The Ray Tune trial: prune the teacher to the sampled architecture and probe it.
+
+Shared inputs (importance, probe batches with the teacher's top-k logits, validation sequences)
+reach each trial through Ray's object store once (`tune.with_parameters`), not re-pickled per
+trial. The trial reports `probe_loss` after every probe validation (so ASHA can stop it early) and,
+with every report, the candidate's parameters, zero-shot loss and measured speed, and the
+teacher's speed on the same device.
+
+Testing hook: `MINITRON_FAIL_TRIALS=2,5` makes the 2nd and 5th architectures this run probes
+raise (counted by Tune trial number), to exercise failure handling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from minitron.architecture import Architecture
+from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.targets import TeacherTargets
+from minitron.importance import Importance
+from minitron.prune import prune
+from minitron.speed import measure_speed
+from minitron.teacher import load_teacher
+from minitron.validation import validation_loss
+from search.sampling import architecture_of
+
+
+@dataclass
+class SharedInputs:
+    """What every trial needs, put into the object store once."""
+
+    teacher_path: str
+    """A local path `load_teacher` reads (the resolved teacher)."""
+    importance: Importance
+    targets: TeacherTargets
+    validation: torch.Tensor
+    """Validation sequences for the zero-shot and probe losses."""
+    probe: ProbeConfig
+    depth: str
+    """Depth method for pruning."""
+    threads: int | None
+    """CPU threads per trial."""
+    completed: dict[str, dict[str, Any]]
+    """Trials already finished in an earlier session of this run (by architecture label): a trial
+    that Tune restarts after a driver crash reports the recorded result instead of probing again."""
+    probe_starts: str
+    """`probe_starts.jsonl` in the run directory: one line appended per probe actually started."""
+
+
+def _should_fail(trial_number: int) -> bool:
+    wanted = os.environ.get("MINITRON_FAIL_TRIALS", "")
+    return str(trial_number) in {p.strip() for p in wanted.split(",") if p.strip()}
+
+
+def trial_number(context: Any) -> int:
+    """The 1-based index Tune gives a trial, read from its folder name (`probe_trial_<id>_<n>_<params>`)."""
+    name = Path(context.get_trial_dir()).name
+    match = re.search(re.escape(context.get_trial_id()) + r"_(\d+)", name)
+    return int(match.group(1)) if match else 0
+
+
+def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
+    """Tune function trainable: one candidate architecture, pruned and probed."""
+    if shared.threads:
+        torch.set_num_threads(shared.threads)
+    arch: Architecture = architecture_of(config)
+    context = tune.get_context()
+    recorded = shared.completed.get(arch.short())
+    if recorded is not None:
+        keys = (
+            "params",
+            "zero_shot_loss",
+            "latency_ms",
+            "tokens_per_s",
+            "teacher_latency_ms",
+            "speedup",
+            "device",
+            "probe_loss",
+            "probe_tokens",
+        )
+        tune.report(
+            {
+                **{k: recorded.get(k) for k in keys},
+                "architecture": arch.short(),
+                "probe_done": True,
+                "from_record": True,
+            }
+        )
+        return
+    if _should_fail(trial_number(context)):
+        raise RuntimeError(f"injected failure (MINITRON_FAIL_TRIALS) for {arch.short()}")
+    _log_start(shared.probe_starts, arch, context.get_trial_id())
+    teacher = load_teacher(shared.teacher_path, offline=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    teacher.model.to(device)
+    seq_len = int(shared.validation.shape[1])
+    teacher_speed = measure_speed(teacher.model, seq_len=seq_len)
+    student = prune(teacher.model, arch, shared.importance, depth=shared.depth)
+    del teacher  # the probe needs only the cached targets
+    speed = measure_speed(student, seq_len=seq_len)
+    zero_shot = validation_loss(student, shared.validation, progress=False).loss
+    fixed = {
+        "architecture": arch.short(),
+        "params": int(config["params"]),
+        "zero_shot_loss": zero_shot,
+        "latency_ms": speed.latency_ms,
+        "tokens_per_s": speed.tokens_per_s,
+        "teacher_latency_ms": teacher_speed.latency_ms,
+        "teacher_tokens_per_s": teacher_speed.tokens_per_s,
+        "speedup": teacher_speed.latency_ms / speed.latency_ms,
+        "device": speed.device,
+    }
+    steps = len(shared.targets.input_ids) // shared.probe.batch_size
+
+    def report(record: dict[str, float]) -> None:
+        done = int(record["step"]) >= steps
+        tune.report(
+            {
+                **fixed,
+                "probe_loss": record["val_loss"],
+                "probe_tokens": record["tokens"],
+                "train_loss": record["train_loss"],
+                "probe_done": done,
+            }
+        )
+
+    probe(student, shared.targets, shared.probe, shared.validation, callback=report)
+
+
+def _log_start(path: str, arch: Architecture, trial_id: str) -> None:
+    """Append one line; a single short O_APPEND write is atomic, so parallel trials do not interleave."""
+    line = (
+        json.dumps(
+            {
+                "trial_id": trial_id,
+                "architecture": arch.short(),
+                "time": time.time(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
+        + "\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

@@ -1,0 +1,162 @@
+"""Ray and Ray Tune: start or attach to Ray, run (or restore) the Tune experiment of a run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import torch
+
+from minitron.distill.targets import TeacherTargets
+from minitron.errors import MinitronError
+from minitron.importance import Importance
+from search.candidates import Candidate
+from search.progress import TrialRecorder
+from search.rundir import RunDir, TrialLog
+from search.settings import SearchSettings
+from search.space import SearchSpace
+
+
+def start_ray(settings: SearchSettings) -> str | None:
+    """Start a local Ray sized to this machine, or attach to `--address`; returns the dashboard URL."""
+    import ray
+
+    # Workers inherit our MINITRON_* and HF_* settings (cache location, offline switches, test hooks).
+    env = {k: v for k, v in os.environ.items() if k.startswith(("MINITRON_", "HF_"))}
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    kwargs: dict[str, Any] = {
+        "runtime_env": {"env_vars": env},
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if ray.is_initialized():
+        return None
+    try:
+        if settings.address:
+            context = ray.init(address=settings.address, **kwargs)
+        else:
+            if settings.dashboard_host not in ("127.0.0.1", "localhost"):
+                print(
+                    f"warning: the Ray dashboard will listen on {settings.dashboard_host}, reachable from "
+                    "other machines; Ray's token authentication stays on",
+                    file=sys.stderr,
+                )
+            context = ray.init(
+                num_cpus=os.cpu_count() or 1,
+                num_gpus=torch.cuda.device_count(),
+                include_dashboard=True,
+                dashboard_host=settings.dashboard_host,
+                **kwargs,
+            )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = settings.address or "a local Ray"
+        raise MinitronError(f"cannot start or reach Ray at {where}: {str(err).splitlines()[0]}") from None
+    url = getattr(context, "dashboard_url", None)
+    if url:
+        url = url if url.startswith("http") else f"http://{url}"
+        print(f"[ray] dashboard {url} (token: run `ray get-auth-token`)", flush=True)
+    return url
+
+
+def run_tune(
+    run: RunDir,
+    settings: SearchSettings,
+    space: SearchSpace,
+    importance: Importance,
+    targets: TeacherTargets,
+    validation: torch.Tensor,
+    teacher_spec: str,
+    candidates: list[Candidate],
+) -> tuple[TrialLog, dict[str, int], str | None]:
+    """Run the Tune experiment (restoring it when the run directory holds one)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from search.runner import cpu_threads, probe_config
+    from search.sampling import make_searcher
+    from search.trial import SharedInputs, probe_trial
+
+    # Save Tune's experiment state after every event, so a killed driver loses at most the trials
+    # in flight (our own record of finished trials covers the rest, see SharedInputs.completed).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    dashboard = start_ray(settings)
+    log = TrialLog(run.trials)
+    completed = {_short(r["architecture"]): r for r in log.records.values() if r["status"] == "completed"}
+    probe = probe_config(settings, cpu_threads(settings))
+    shared = SharedInputs(
+        teacher_path=teacher_spec,
+        importance=importance,
+        targets=targets,
+        validation=validation,
+        probe=probe,
+        depth=settings.depth,
+        threads=cpu_threads(settings),
+        completed=completed,
+        probe_starts=str(run.probe_starts),
+    )
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(probe_trial, shared=shared), resources)
+    total = min(settings.trials, len(candidates))
+    recorder = TrialRecorder(log, total, settings.concurrency)
+
+    if tune.Tuner.can_restore(str(run.tune)):
+        print(f"[search] resuming the Tune experiment in {run.tune}", flush=True)
+        tuner = tune.Tuner.restore(
+            str(run.tune),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+    else:
+        known = {c.arch for c in candidates}
+        seeds = [k.arch for k in space.known if k.arch in known]
+        searcher = make_searcher(
+            space,
+            settings.budget,
+            settings.sampler,
+            settings.seed,
+            f"sqlite:///{run.optuna_db}",
+            settings.name,
+            seeds,
+            stats_path=str(run.root / "searcher.json"),
+        )
+        evals = 4  # probe_config validates four times per probe
+        scheduler = (
+            ASHAScheduler(
+                metric="probe_loss",
+                mode="min",
+                time_attr="training_iteration",
+                max_t=evals,
+                grace_period=max(evals // 2, 1),
+                reduction_factor=2,
+            )
+            if settings.scheduler == "asha"
+            else None
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=total,
+                max_concurrent_trials=settings.concurrency,
+            ),
+            run_config=tune.RunConfig(
+                name=run.tune.name, storage_path=str(run.root), callbacks=[recorder], verbose=0
+            ),
+        )
+    tuner.fit()
+    stats = run.root / "searcher.json"
+    rejected = json.loads(stats.read_text()) if stats.exists() else {}
+    return TrialLog(run.trials), rejected, dashboard
+
+
+def _short(arch: dict[str, int]) -> str:
+    from minitron.architecture import Architecture
+
+    return Architecture(**arch).short()

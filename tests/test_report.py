@@ -1,0 +1,228 @@
+"""The search report: self-contained HTML (no network), the Pareto PNG, escaping, empty runs."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from search.report import pareto_front, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EVIL = "RuntimeError: CUDA out of memory <script>alert('pwned')</script> & more"
+
+TEACHER_ARCH = {
+    "num_hidden_layers": 30,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "head_dim": 64,
+}
+
+
+def _arch(layers: int, hidden: int, mlp: int, q: int, kv: int) -> dict[str, int]:
+    return dict(zip(TEACHER_ARCH, (layers, hidden, mlp, q, kv, 64), strict=True))
+
+
+def _candidate(
+    trial: str, arch: dict[str, int], params: int, probe: float | None, **kw: Any
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "trial_id": trial,
+        "architecture": arch,
+        "params": params,
+        "fraction": params / 134_515_008,
+        "zero_shot_loss": None if probe is None else probe + 3.0,
+        "probe_loss": probe,
+        "final_loss": None,
+        "latency_ms": None if probe is None else params / 5e6,
+        "tokens_per_s": None if probe is None else 5e9 / params,
+        "speedup": None if probe is None else 134_515_008 / params,
+        "status": "completed",
+        "error": None,
+        "rank": None,
+        "winner": False,
+    }
+    return {**out, **kw}
+
+
+def sample_summary() -> dict[str, Any]:
+    """Six candidates around 70M: two retrained winners, one stopped early, one failed."""
+    a1, a2 = _arch(24, 432, 1024, 9, 3), _arch(20, 576, 768, 6, 3)
+    candidates = [
+        _candidate("t1", a1, 69_000_000, 3.9, rank=1, winner=True, final_loss=3.41),
+        _candidate("t2", a2, 68_100_000, 4.1, rank=2, winner=True, final_loss=3.55),
+        _candidate("t3", _arch(26, 384, 1152, 6, 2), 67_200_000, 4.3, rank=4),
+        _candidate("t4", _arch(30, 384, 768, 6, 2), 66_500_000, 4.6, status="stopped early"),
+        _candidate("t5", _arch(22, 480, 960, 6, 3), 71_300_000, 4.0, rank=3),
+        _candidate("t6", _arch(18, 576, 1024, 9, 3), 70_100_000, None, status="failed", error=EVIL),
+    ]
+    return {
+        "name": "smollm2-70m <b>run</b>",
+        "budget": 70_000_000,
+        "band": 0.05,
+        "space": "spaces/smollm2-135m.yaml",
+        "created": "2026-01-02T03:04:05+00:00",
+        "limited": "CPU only: probes shortened to 2k tokens <i>not comparable</i>",
+        "teacher": {
+            "name": "smollm2-135m",
+            "params": 134_515_008,
+            "architecture": TEACHER_ARCH,
+            "zero_shot_loss": 2.968,
+            "latency_ms": 27.0,
+            "tokens_per_s": 9500.0,
+        },
+        "settings": {"probe_tokens": 2000, "seed": 0, "scheduler": "asha", "nested": {"a": [1, 2]}},
+        "candidates": candidates,
+        "winners": [
+            {"rank": 1, "trial_id": "t1", "path": "results/run/winner-1", "final_loss": 3.41,
+             "architecture": a1, "params": 69_000_000},
+            {"rank": 2, "trial_id": "t2", "path": "results/run/winner-2", "final_loss": 3.55,
+             "architecture": a2, "params": 68_100_000},
+        ],
+    }  # fmt: skip
+
+
+class _Page(HTMLParser):
+    """Collects what a browser would fetch: tag attributes, script bodies, style bodies."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attrs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.scripts: list[str] = []
+        self.styles: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attrs += [(tag, k, v or "") for k, v in attrs]
+        if tag in ("script", "style"):
+            self._in = tag
+            (self.scripts if tag == "script" else self.styles).append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._in:
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        # The parser treats script/style bodies as raw text, so URLs inside plotly's JS code
+        # never show up as attributes here.
+        if self._in == "script":
+            self.scripts[-1] += data
+        elif self._in == "style":
+            self.styles[-1] += data
+
+
+def _parse(html_text: str) -> _Page:
+    page = _Page()
+    page.feed(html_text)
+    page.close()
+    return page
+
+
+def test_report_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
+    summary = sample_summary()
+    write_report(tmp_path, summary)
+    html_path, png_path = tmp_path / "report.html", tmp_path / "pareto.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pareto.png", "report.html"]  # no temp files left
+    assert png_path.stat().st_size > 1000 and png_path.read_bytes().startswith(PNG_SIGNATURE)
+    text = html_path.read_text(encoding="utf-8")
+    page = _parse(text)
+
+    # plotly.js is inlined (megabytes of script), nothing is loaded by src, and no attribute or
+    # stylesheet points at the network.
+    assert max(len(s) for s in page.scripts) > 1_000_000
+    assert "plotly.js" in max(page.scripts, key=len)[:200]
+    assert not [a for a in page.attrs if a[0] == "script" and a[1] == "src"]
+    remote = [a for a in page.attrs if a[1] in ("src", "href", "srcset", "data", "poster", "action")]
+    assert not [a for a in remote if a[2].strip().lower().startswith(("http:", "https:", "//"))]
+    assert not [a for a in page.attrs if a[0] == "link"]
+    for css in [*page.styles, *(v for _, k, v in page.attrs if k == "style")]:
+        assert "@import" not in css and "url(" not in css.replace(" ", "")
+    # Outside plotly's library (whose code mentions URLs it never fetches here), no URL at all:
+    # not in the markup, nor in the small scripts that draw each figure.
+    bundle = max(page.scripts, key=len)
+    others = "".join(s for s in page.scripts if s is not bundle)
+    assert "http:" not in others and "https:" not in others and "mathjax.js" not in others.lower()
+    markup = text.replace(bundle, "")
+    assert "http:" not in markup and "https:" not in markup
+    assert text.count('class="plotly-graph-div"') == 2
+
+    # Every candidate appears by its compact label; summary text is escaped everywhere.
+    for label in (
+        "L24-h432-m1024-q9kv3-d64",
+        "L20-h576-m768-q6kv3-d64",
+        "L26-h384-m1152-q6kv2-d64",
+        "L30-h384-m768-q6kv2-d64",
+        "L22-h480-m960-q6kv3-d64",
+        "L18-h576-m1024-q9kv3-d64",
+    ):
+        assert label in text
+    assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt; &amp; more" in text
+    assert "<script>alert" not in text
+    assert "smollm2-70m &lt;b&gt;run&lt;/b&gt;" in text and "<b>run</b>" not in text
+    assert "&lt;i&gt;not comparable&lt;/i&gt;" in text  # the caveat, escaped
+    assert "70M" in text and "134.5M" in text and "smollm2-135m" in text
+    assert "results/run/winner-2" in text and "asha" in text and "nested" in text
+
+    # The ranking lists rank 1..4, then the unranked stopped-early trial, then the failed one.
+    ranking = text[text.index("<h2>Ranking") : text.index("<h2>Retrained")]
+    positions = [
+        ranking.index(s) for s in ("L24-h432", "L20-h576", "L22-h480", "L26-h384", "L30-h384", "L18-h576")
+    ]
+    assert positions == sorted(positions)
+    assert "51.3%" in ranking and "3.410" in ranking and "stopped early" in ranking
+
+
+def test_report_handles_empty_single_and_all_failed_runs(tmp_path: Path) -> None:
+    summary = sample_summary()
+    failed = [
+        {**c, "probe_loss": None, "latency_ms": None, "status": "failed", "error": "boom", "rank": None}
+        for c in summary["candidates"]
+    ]
+    teacher_unknown = {"name": "t", "params": None, "architecture": {}, "zero_shot_loss": None}
+    cases: dict[str, dict[str, Any]] = {
+        "empty": {**summary, "candidates": [], "winners": [], "settings": {}, "limited": None},
+        "all-failed": {**summary, "candidates": failed, "winners": []},
+        "single": {**summary, "candidates": summary["candidates"][:1], "winners": summary["winners"][:1]},
+        "bare": {"name": "bare", "candidates": [], "winners": [], "teacher": teacher_unknown},
+    }
+    for name, case in cases.items():
+        write_report(tmp_path / name, case)
+        assert (tmp_path / name / "pareto.png").read_bytes().startswith(PNG_SIGNATURE), name
+        text = (tmp_path / name / "report.html").read_text(encoding="utf-8")
+        assert text.count('class="plotly-graph-div"') == 2 and text.rstrip().endswith("</html>"), name
+    assert "No trial failed" in (tmp_path / "empty" / "report.html").read_text(encoding="utf-8")
+    assert "boom" in (tmp_path / "all-failed" / "report.html").read_text(encoding="utf-8")
+    # A second write replaces the files in place.
+    write_report(tmp_path / "single", summary)
+    assert "L18-h576" in (tmp_path / "single" / "report.html").read_text(encoding="utf-8")
+
+
+def test_pareto_front() -> None:
+    points = [
+        (5.0, 1.0),  # 0 front (largest, best loss)
+        (1.0, 5.0),  # 1 front (smallest)
+        (3.0, 3.0),  # 2 front
+        (3.0, 4.0),  # 3 dominated by 2 (same x, worse y)
+        (4.0, 3.0),  # 4 dominated by 2 (same y, larger x)
+        (2.0, 6.0),  # 5 dominated by 1
+        (3.0, 3.0),  # 6 identical to 2: neither dominates the other
+        (0.5, math.nan),  # 7 not finite: never on the front
+        (6.0, 0.5),  # 8 front
+    ]
+    assert pareto_front(points) == [1, 2, 6, 0, 8]
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, 1.0)]) == [0]
+    assert pareto_front([(2.0, 1.0), (1.0, 2.0), (1.0, 2.0)]) == [1, 2, 0]
+
+
+def test_report_module_never_imports_ray_or_optuna() -> None:
+    code = "import sys, search.report; print(sorted({'ray', 'optuna'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,190 @@
+"""`python search.py` end to end on a tiny teacher: local Ray, real Optuna, a few short trials."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+
+from tests.conftest import ROOT
+
+BUDGET = "3.55M"
+FAST = [
+    "--trials",
+    "3",
+    "--probe-tokens",
+    "2k",
+    "--retrain-tokens",
+    "2k",
+    "--calibration-samples",
+    "8",
+    "--eval-sequences",
+    "4",
+    "--top-k",
+    "2",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_space(tiny_world):
+    """A space for the tiny 2-layer teacher: 24 feasible candidates at 3.55M."""
+    root, env = tiny_world
+    config = json.loads((root / "teacher" / "config.json").read_text())
+    space = {
+        "name": "tiny",
+        "teacher": {
+            "name": str(root / "teacher"),
+            "model_type": "llama",
+            "vocab_size": config["vocab_size"],
+            "tie_word_embeddings": False,
+            "num_hidden_layers": 2,
+            "hidden_size": 48,
+            "intermediate_size": 40,
+            "num_attention_heads": 6,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+        },
+        "choices": {
+            "num_hidden_layers": [1, 2],
+            "hidden_size": [36, 48],
+            "intermediate_size": [16, 24, 40],
+            "num_attention_heads": [2, 4, 6],
+            "num_key_value_heads": [1, 2],
+        },
+        "band": 0.05,
+        "top_k": 2,
+    }
+    path = root / "tiny-space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path, env
+
+
+def search(env, *args, **kwargs):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "search.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=1200,
+        **kwargs,
+    )
+
+
+def test_search_end_to_end(tiny_space, tmp_path):
+    space, env = tiny_space
+    result = search(
+        {**env, "MINITRON_FAIL_TRIALS": "2"},
+        "--space",
+        str(space),
+        "--budget",
+        BUDGET,
+        *FAST,
+        "--out",
+        str(tmp_path),
+        "--name",
+        "run",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    for name in (
+        "config.json",
+        "trials.jsonl",
+        "optuna.db",
+        "summary.json",
+        "report.html",
+        "pareto.png",
+        "importance/scores.safetensors",
+        "targets/targets.safetensors",
+        "tune",
+    ):
+        assert (run / name).exists(), name
+    trials = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 3
+    failed = [t for t in trials if t["status"] == "failed"]
+    assert len(failed) == 1 and "injected failure" in failed[0]["error"], "a failing trial is recorded"
+    completed = [t for t in trials if t["status"] == "completed"]
+    assert len(completed) == 2 and all(
+        t["probe_loss"] and t["zero_shot_loss"] and t["latency_ms"] for t in completed
+    )
+    archs = [json.dumps(t["architecture"], sort_keys=True) for t in trials]
+    assert len(set(archs)) == 3, "no architecture is probed twice"
+    assert all(3_372_500 <= t["params"] <= 3_727_500 for t in trials), "every trial is inside the budget band"
+
+    summary = json.loads((run / "summary.json").read_text())
+    ranked = [c for c in summary["candidates"] if c["rank"] is not None]
+    assert [c["probe_loss"] for c in ranked] == sorted(c["probe_loss"] for c in ranked)
+    assert summary["candidates"][-1]["status"] == "failed"
+    assert len(summary["winners"]) == 2
+    for winner in summary["winners"]:
+        model = AutoModelForCausalLM.from_pretrained(winner["path"])  # plain transformers loads it
+        assert sum(p.numel() for p in model.parameters()) == winner["params"]
+        assert os.path.join(winner["path"], "provenance.json")
+        assert winner["final_loss"] is not None
+    html = (run / "report.html").read_text()
+    assert "injected failure" in html and summary["name"] in html
+    assert "[stage] importance done" in result.stdout and "trials done" in result.stdout
+
+
+def test_killed_search_resumes_without_rerunning_completed_trials(tiny_space, tmp_path):
+    space, env = tiny_space
+    args = [
+        str(ROOT / "search.py"),
+        "--space",
+        str(space),
+        "--budget",
+        BUDGET,
+        *FAST,
+        "--trials",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "run",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    trials = tmp_path / "run" / "trials.jsonl"
+    deadline = time.time() + 900
+    while time.time() < deadline and driver.poll() is None:
+        if trials.exists() and len(trials.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.5)
+    assert driver.poll() is None, "the search ended before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as kill -9 would
+    driver.wait()
+    done_before = {
+        json.dumps(json.loads(line)["architecture"], sort_keys=True)
+        for line in trials.read_text().splitlines()
+        if json.loads(line)["status"] == "completed"
+    }
+    assert len(done_before) >= 2
+
+    resumed = search(env, "--resume", str(tmp_path / "run"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout
+    records = [json.loads(line) for line in trials.read_text().splitlines()]
+    assert len(records) == 4 and all(r["status"] == "completed" for r in records)
+    starts = [
+        json.loads(line)["architecture"]
+        for line in (tmp_path / "run" / "probe_starts.jsonl").read_text().splitlines()
+    ]
+    from minitron.architecture import Architecture
+
+    for arch in done_before:
+        label = Architecture(**json.loads(arch)).short()
+        assert starts.count(label) == 1, f"{label} was probed again after it had completed"
+    assert (tmp_path / "run" / "report.html").exists()
+    assert len(json.loads((tmp_path / "run" / "summary.json").read_text())["winners"]) == 2
