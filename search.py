@@ -64,10 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument("--retrain-tokens", default="32k", help="training tokens per winner")
     how.add_argument("--seed", type=int, default=0, help="seed of sampling, probe batches and training")
-    how.add_argument("--calibration-samples", type=int, default=128,
-                     help="calibration sequences (of 256 tokens) for importance")
-    how.add_argument("--eval-sequences", type=int, default=32,
-                     help="validation sequences (of 256 tokens) for zero-shot, probe and final losses")
+    how.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=128,
+        help="calibration sequences (of 256 tokens) for importance",
+    )
+    how.add_argument(
+        "--eval-sequences",
+        type=int,
+        default=16,
+        help="validation sequences (of 256 tokens) for zero-shot, probe and final losses",
+    )
     res = parser.add_argument_group("resources")
     res.add_argument(
         "--cpus-per-trial",

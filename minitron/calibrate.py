@@ -19,6 +19,7 @@ from typing import Any
 
 from minitron.assets import cache_dir
 from minitron.depth import estimate_depth
+from minitron.distill.core import use_bf16
 from minitron.errors import MinitronError
 from minitron.importance import Importance, ImportanceConfig, estimate_width_importance, model_fingerprint
 from minitron.tokens import TokenizedCorpus, pack
@@ -59,6 +60,8 @@ def importance_for(
 ) -> Importance:
     """Load the teacher's importance from the cache, computing (and saving) whatever is missing."""
     cfg = cfg or ImportanceConfig()
+    # the cache key holds the precision actually used, not "the device default"
+    cfg = dataclasses.replace(cfg, bf16=use_bf16(next(model.parameters()).device, cfg.bf16))
     fingerprint = model_fingerprint(model)
     folder = folder or importance_dir(fingerprint, tokens, cfg)
     block_sizes = sorted(set(block_sizes))
@@ -90,6 +93,7 @@ def importance_for(
             missing,
             batch_size=cfg.batch_size,
             progress=progress,
+            bf16=cfg.bf16,
         )
         importance.meta["depth_seconds"] = round(
             float(importance.meta.get("depth_seconds", 0.0)) + time.perf_counter() - start, 1

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from minitron.architecture import Architecture
+from minitron.distill.core import precision, use_bf16
 from minitron.importance import Importance
 from minitron.prune import prune_with
 from minitron.selection import full_selection
@@ -78,8 +79,25 @@ def estimate_depth(
     block_sizes: Iterable[int] = (),
     batch_size: int = 4,
     progress: bool = True,
+    bf16: bool | None = None,
 ) -> None:
-    """Fill `importance.layer_loss` (if missing) and `block_loss[k]` for each requested k (in place)."""
+    """Fill `importance.layer_loss` (if missing) and `block_loss[k]` for each requested k (in place).
+
+    `bf16`: autocast for the forward passes (None: the device default, see `minitron.distill.core`).
+    """
+    device = next(model.parameters()).device
+    with precision(device, use_bf16(device, bf16)):
+        _estimate(model, sequences, importance, block_sizes, batch_size, progress)
+
+
+def _estimate(
+    model: Any,
+    sequences: torch.Tensor,
+    importance: Importance,
+    block_sizes: Iterable[int],
+    batch_size: int,
+    progress: bool,
+) -> None:
     total = model.config.num_hidden_layers
     if "base_loss" not in importance.meta:
         importance.meta["base_loss"] = validation_loss(

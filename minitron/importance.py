@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from minitron.architecture import Architecture, check_model_type
 from minitron.assets import publish, staging_dir
+from minitron.distill.core import precision, use_bf16
 from minitron.errors import MinitronError
 
 Reduction = Literal["mean", "l2", "var"]
@@ -51,6 +52,9 @@ class ImportanceConfig:
     """How per-sequence scores are reduced over the calibration set."""
     depth_samples: int = 8
     """Calibration sequences for the layer-removal losses of `minitron/depth.py`."""
+    bf16: bool | None = None
+    """bf16 autocast for the forward passes (scores still accumulate in fp32); None: the device's
+    default, as for distillation (on where bf16 is native)."""
 
     def __post_init__(self) -> None:
         for name in ("seq_reduction", "batch_reduction"):
@@ -245,7 +249,8 @@ def estimate_width_importance(
             disable=not progress,
             unit="batch",
         ):
-            model(input_ids=sequences[start : start + cfg.batch_size].to(device), use_cache=False)
+            with precision(device, use_bf16(device, cfg.bf16)):
+                model(input_ids=sequences[start : start + cfg.batch_size].to(device), use_cache=False)
     finally:
         for handle in handles:
             handle.remove()

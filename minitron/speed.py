@@ -33,7 +33,7 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def measure_speed(model: Any, seq_len: int = 256, batch_size: int = 8, repeats: int = 3) -> Speed:
+def measure_speed(model: Any, seq_len: int = 256, batch_size: int = 4, repeats: int = 2) -> Speed:
     param = next(model.parameters())
     device = param.device
     vocab = model.config.vocab_size

@@ -39,7 +39,7 @@ class SearchSettings:
     """Tokens per packed sequence everywhere."""
     batch_size: int = 4
     """Sequences per optimizer step for probes and retraining."""
-    eval_sequences: int = 32
+    eval_sequences: int = 16
     """Validation sequences for zero-shot, probe and final losses (the same ones for all)."""
     calibration_samples: int = 128
     """Calibration sequences for width importance."""

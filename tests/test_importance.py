@@ -8,13 +8,13 @@ from minitron.errors import MinitronError
 from minitron.importance import Importance, ImportanceConfig, _Reducer, estimate_width_importance
 from tests.tiny import tiny_batches, tiny_model
 
-CFG = ImportanceConfig(num_samples=8, seq_len=16, batch_size=3, depth_samples=4)
+CFG = ImportanceConfig(num_samples=8, seq_len=16, batch_size=3, depth_samples=4, bf16=False)
 
 
 def estimate(model, cfg=CFG, blocks=(2, 3)):
     sequences = tiny_batches()
     importance = estimate_width_importance(model, sequences, cfg, progress=False)
-    estimate_depth(model, sequences[: cfg.depth_samples], importance, blocks, progress=False)
+    estimate_depth(model, sequences[: cfg.depth_samples], importance, blocks, progress=False, bf16=cfg.bf16)
     return importance
 
 
@@ -70,7 +70,7 @@ def test_head_scores_are_the_norms_of_the_o_proj_input():
     handle.remove()
     per_head = captured[0].reshape(4, 16, 6, 8).norm(dim=-1)  # [batch, seq, heads]
     expected = per_head.mean(1).norm(dim=0)  # mean over the sequence, L2 over the batch
-    importance = estimate_width_importance(model, sequences, ImportanceConfig(batch_size=4), progress=False)
+    importance = estimate_width_importance(model, sequences, ImportanceConfig(batch_size=4, bf16=False), progress=False)
     torch.testing.assert_close(importance.heads[2], expected)
 
 
