@@ -1,0 +1,184 @@
+"""Reading a search summary for the report: candidates, winners, the Pareto front, formatting."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from minitron.budget import format_count
+
+#: Marker style per candidate status (plotly symbol, matplotlib marker, filled); others get an x.
+_STATUS_STYLE = {"completed": ("circle", "o", True), "stopped early": ("circle-open", "o", False)}
+_OTHER_STYLE = ("x", "x", True)
+_CANDIDATE_COLOR, _FRONT_COLOR, _WINNER_COLOR, _BAND_COLOR = "#4c78a8", "#e45756", "#f2b701", "#54a24b"
+_DASH = "—"
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated points when minimizing both coordinates, by first coordinate.
+
+    A point is dominated when another is no worse in both coordinates and better in one, so
+    identical points are all kept. Points with a non-finite coordinate are never on the front.
+    Ties on the first coordinate are ordered by the second, then by index.
+    """
+    order = sorted(
+        (i for i, (x, y) in enumerate(points) if math.isfinite(x) and math.isfinite(y)),
+        key=lambda i: (points[i][0], points[i][1], i),
+    )
+    front: list[int] = []
+    best: tuple[float, float] | None = None  # the first point (smallest x) reaching the lowest y so far
+    for i in order:
+        x, y = points[i]
+        # Every earlier point has x' <= x; one with y' < y dominates, and one with y' == y does too
+        # unless it is the same point (the first to reach the lowest y has the smallest x).
+        if best is None or y < best[1]:
+            best = (x, y)
+            front.append(i)
+        elif (x, y) == best:
+            front.append(i)
+    return front
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def _finite(value: Any) -> float | None:
+    """The value as a float, or None when it is missing, not a number, or not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _label(arch: Any) -> str:
+    """Compact architecture label, e.g. `L24-h432-m1024-q9kv3-d64` (`?` for a missing size)."""
+    a = arch if isinstance(arch, Mapping) else {}
+
+    def g(key: str) -> str:
+        return "?" if a.get(key) is None else str(a[key])
+
+    return (
+        f"L{g('num_hidden_layers')}-h{g('hidden_size')}-m{g('intermediate_size')}"
+        f"-q{g('num_attention_heads')}kv{g('num_key_value_heads')}-d{g('head_dim')}"
+    )
+
+
+def _candidates(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [dict(c) for c in summary.get("candidates") or [] if isinstance(c, Mapping)]
+
+
+def _winner_ranks(summary: Mapping[str, Any]) -> dict[str, int | None]:
+    """Trial id -> rank of every winner, from the winners list and the candidates' own flags."""
+    ranks: dict[str, int | None] = {}
+    for c in _candidates(summary):
+        if c.get("winner"):
+            ranks[str(c.get("trial_id"))] = c.get("rank")
+    for w in summary.get("winners") or []:
+        if not isinstance(w, Mapping):
+            continue
+        ranks[str(w.get("trial_id"))] = w.get("rank", ranks.get(str(w.get("trial_id"))))
+    return ranks
+
+
+def _winner_labels(
+    won: list[dict[str, Any]], ranks: Mapping[str, int | None], x_key: str, cands: list[dict[str, Any]]
+) -> list[str]:
+    """`#rank` per plotted winner; winners that would overlap share one label (`#1 #2`)."""
+    xs, ys = [c[x_key] for c in cands], [c["probe_loss"] for c in cands]
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    clusters: list[tuple[float, float, list[int]]] = []  # first point of each cluster, its members
+    for i, c in enumerate(won):
+        x, y = c[x_key] / x_span, c["probe_loss"] / y_span
+        near = [m for cx, cy, m in clusters if abs(cx - x) < 0.03 and abs(cy - y) < 0.05]
+        if near:
+            near[0].append(i)
+        else:
+            clusters.append((x, y, [i]))
+    labels = [""] * len(won)
+    for _, _, members in clusters:
+        labels[members[0]] = " ".join(f"#{ranks[str(won[i].get('trial_id'))]}" for i in members)
+    return labels
+
+
+def _is_failed(c: Mapping[str, Any]) -> bool:
+    return c.get("status") == "failed" or bool(c.get("error"))
+
+
+def _plotted(summary: Mapping[str, Any], x_key: str) -> list[dict[str, Any]]:
+    """Candidates that have both `x_key` and a probe loss, as finite numbers."""
+    return [
+        c
+        for c in _candidates(summary)
+        if _finite(c.get(x_key)) is not None and _finite(c.get("probe_loss")) is not None
+    ]
+
+
+def _front(cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    points = [(float(c["params"]), float(c["probe_loss"])) for c in cands]
+    return [cands[i] for i in pareto_front(points)]
+
+
+def _teacher_point(summary: Mapping[str, Any], x_key: str) -> tuple[float | None, float | None]:
+    teacher = summary.get("teacher") or {}
+    return _finite(teacher.get(x_key)), _finite(teacher.get("zero_shot_loss"))
+
+
+def _band(summary: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The budget band in parameters, when budget and band are known."""
+    budget, band = _finite(summary.get("budget")), _finite(summary.get("band"))
+    return (budget * (1 - band), budget * (1 + band)) if budget and band else None
+
+
+def _split_axis(xs: Sequence[float], teacher_x: float | None) -> bool:
+    """Whether the teacher sits so far from the candidates that it gets its own narrow x panel.
+
+    Candidates all lie within a few percent of the budget while the teacher is often twice as
+    large; on one linear axis they would crowd into a sliver, so the axis is broken instead.
+    """
+    if teacher_x is None or not xs:
+        return False
+    low, high = min(xs), max(xs)
+    span = max(high - low, 0.02 * max(abs(high), abs(low), 1e-9))
+    return teacher_x > high + 1.5 * span or teacher_x < low - 1.5 * span
+
+
+# ----------------------------------------------------------------------------------------- formats
+
+
+def _e(value: Any) -> str:
+    """HTML-escape any value from the summary (None becomes a dash)."""
+    return _DASH if value is None else html.escape(str(value), quote=True)
+
+
+def _count(value: Any) -> str:
+    number = _finite(value)
+    return _DASH if number is None else format_count(int(number))
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    number = _finite(value)
+    return _DASH if number is None else format(number, spec)
+
+
+def _fraction(c: Mapping[str, Any], teacher_params: float | None) -> float | None:
+    fraction, params = _finite(c.get("fraction")), _finite(c.get("params"))
+    if fraction is None and params is not None and teacher_params:
+        fraction = params / teacher_params
+    return fraction
+
+
+def _hover(c: Mapping[str, Any], winner_rank: int | str | None = "") -> str:
+    # Plotly renders hover text as a small HTML subset, so summary text is escaped here too.
+    lines = [
+        f"<b>{_e(_label(c.get('architecture')))}</b>",
+        f"trial {_e(c.get('trial_id'))} ({_e(c.get('status'))})",
+        f"params {_count(c.get('params'))}, probe loss {_num(c.get('probe_loss'))}",
+    ]
+    if _finite(c.get("latency_ms")) is not None:
+        lines.append(
+            f"latency {_num(c.get('latency_ms'), '.2f')} ms, speed-up {_num(c.get('speedup'), '.2f')}×"
+        )
+    if winner_rank != "":
+        lines.append(f"winner #{_e(winner_rank)}, final loss {_num(c.get('final_loss'))}")
+    return "<br>".join(lines)

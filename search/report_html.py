@@ -1,0 +1,334 @@
+"""`report.html`: plotly figures (library inlined, nothing fetched) and HTML tables."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from minitron.budget import format_count
+from search.report_data import (
+    _BAND_COLOR,
+    _CANDIDATE_COLOR,
+    _DASH,
+    _FRONT_COLOR,
+    _OTHER_STYLE,
+    _STATUS_STYLE,
+    _WINNER_COLOR,
+    _band,
+    _candidates,
+    _count,
+    _e,
+    _finite,
+    _fraction,
+    _front,
+    _hover,
+    _is_failed,
+    _label,
+    _num,
+    _plotted,
+    _split_axis,
+    _teacher_point,
+    _winner_labels,
+    _winner_ranks,
+)
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+.meta { color: #555; margin: 0.2em 0; }
+.caveat { background: #fff4ce; border: 1px solid #e0c200; padding: 0.6em 0.9em; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.winner td { background: #fff8dc; font-weight: 600; }
+td code { white-space: nowrap; }
+pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em; }
+.empty { color: #777; font-style: italic; }
+"""
+
+
+# ------------------------------------------------------------------------------------------ plotly
+
+
+def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
+    """Scatter of `x_key` (params or latency_ms) vs probe loss, with winners and the teacher."""
+    by_params = x_key == "params"
+    cands = _plotted(summary, x_key)
+    winners = _winner_ranks(summary)
+    band = _band(summary) if by_params else None
+    tx, ty = _teacher_point(summary, x_key)
+    if by_params and ty is None:
+        tx = None  # the teacher is placed by its loss; without one it is left out
+    split = _split_axis([c[x_key] for c in cands] + list(band or ()), tx)
+    fig = go.Figure()
+    for status in sorted({str(c.get("status")) for c in cands}):
+        group = [c for c in cands if str(c.get("status")) == status]
+        symbol = _STATUS_STYLE.get(status, _OTHER_STYLE)[0]
+        fig.add_scatter(
+            x=[c[x_key] for c in group],
+            y=[c["probe_loss"] for c in group],
+            mode="markers",
+            name=html.escape(status),
+            marker={"symbol": symbol, "size": 9, "color": _CANDIDATE_COLOR, "line": {"width": 1.5}},
+            text=[_hover(c) for c in group],
+            hovertemplate="%{text}<extra></extra>",
+        )
+    if by_params and cands:
+        front = _front(cands)
+        fig.add_scatter(
+            x=[c["params"] for c in front],
+            y=[c["probe_loss"] for c in front],
+            mode="lines+markers",
+            line={"shape": "hv", "color": _FRONT_COLOR, "width": 2},
+            marker={"color": _FRONT_COLOR, "size": 6},
+            name="Pareto front",
+            hoverinfo="skip",
+        )
+    won = [c for c in cands if str(c.get("trial_id")) in winners]
+    if won:
+        fig.add_scatter(
+            x=[c[x_key] for c in won],
+            y=[c["probe_loss"] for c in won],
+            mode="markers+text",
+            name="winners",
+            marker={
+                "symbol": "star",
+                "size": 18,
+                "color": _WINNER_COLOR,
+                "line": {"width": 1, "color": "#333"},
+            },
+            text=[_e(label) for label in _winner_labels(won, winners, x_key, cands)],
+            textposition="top center",
+            hovertext=[_hover(c, winners[str(c.get("trial_id"))]) for c in won],
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    teacher_axis = "x2" if split else "x"
+    if tx is not None and ty is not None:
+        teacher_name = _e((summary.get("teacher") or {}).get("name"))
+        fig.add_scatter(
+            x=[tx],
+            y=[ty],
+            xaxis=teacher_axis,
+            mode="markers+text",
+            name="teacher",
+            marker={"symbol": "diamond", "size": 12, "color": "#222"},
+            text=["teacher"],
+            textposition="bottom center",
+            hovertext=[f"teacher {teacher_name}<br>zero-shot loss {ty:.3f}"],
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    elif tx is not None:  # a latency but no loss: a vertical line still places the teacher
+        line = {"dash": "dot", "color": "#222"}
+        fig.add_shape(type="line", xref=teacher_axis, yref="paper", x0=tx, x1=tx, y0=0, y1=1, line=line)
+        fig.add_annotation(text="teacher", xref=teacher_axis, yref="paper", x=tx, y=1, showarrow=False)
+    if band is not None:
+        fig.add_vrect(
+            x0=band[0],
+            x1=band[1],
+            fillcolor=_BAND_COLOR,
+            opacity=0.1,
+            line_width=0,
+            annotation_text=f"budget ±{_finite(summary.get('band')) or 0:.0%}",
+            annotation_position="top left",
+        )
+    if not cands:
+        # Plotly sizes an axis without data to -1..6; show the band and teacher line where they are.
+        xs = [*(band or ()), *([tx] if tx is not None and ty is None else [])]
+        if xs:
+            pad = 0.1 * (max(xs) - min(xs)) or 0.1 * abs(xs[0]) or 1.0
+            fig.update_xaxes(range=[min(xs) - pad, max(xs) + pad])
+        what = "parameters" if by_params else "a latency"
+        fig.add_annotation(
+            text=f"no candidate has {what} and a probe loss",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 16, "color": "#777"},
+        )
+    fig.update_layout(
+        template="plotly_white",
+        height=480,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        xaxis_title="parameters" if by_params else "latency (ms)",
+        yaxis_title="probe loss (nats/token)",
+        legend={"orientation": "h", "y": -0.18},
+    )
+    if by_params:
+        fig.update_layout(xaxis_exponentformat="B")  # 70M, 4.5B rather than SI's 4.5G
+    if split and tx is not None:
+        # A broken x axis: the candidates get the wide panel, the teacher a narrow one beside it.
+        pad = 0.04 * abs(tx) or 1.0
+        tick = format_count(int(tx)) if by_params else f"{tx:.1f}"
+        fig.update_layout(
+            xaxis_domain=[0.0, 0.86],
+            xaxis2={"domain": [0.9, 1.0], "anchor": "y", "range": [tx - pad, tx + pad]},
+        )
+        fig.update_layout(xaxis2_tickvals=[tx], xaxis2_ticktext=[tick], xaxis2_title="teacher")
+    return fig
+
+
+def _figure_html(fig: go.Figure, div_id: str, include_js: bool) -> str:
+    config = {"displaylogo": False, "responsive": True}
+    # The library is inlined once, with the first figure; MathJax is never loaded.
+    return str(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=include_js,
+            include_mathjax=False,
+            div_id=div_id,
+            config=config,
+            default_height="480px",
+        )
+    )
+
+
+# -------------------------------------------------------------------------------------------- html
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int], classes: Sequence[str]
+) -> str:
+    """An HTML table from already-escaped cells; `numeric` columns are right-aligned."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = []
+    for row, cls in zip(rows, classes, strict=True):
+        cells = "".join(
+            f'<td class="n">{v}</td>' if i in numeric else f"<td>{v}</td>" for i, v in enumerate(row)
+        )
+        body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _ranking(summary: Mapping[str, Any]) -> str:
+    cands, winners = _candidates(summary), _winner_ranks(summary)
+    if not cands:
+        return '<p class="empty">No candidates.</p>'
+    teacher_params = _finite((summary.get("teacher") or {}).get("params"))
+
+    def key(c: Mapping[str, Any]) -> tuple[int, float, float]:
+        rank, loss = _finite(c.get("rank")), _finite(c.get("probe_loss"))
+        group = 0 if rank is not None else 2 if _is_failed(c) else 1  # ranked, unranked, failed
+        return group, rank if rank is not None else 0.0, loss if loss is not None else math.inf
+
+    ordered = sorted(cands, key=key)
+    header = ["rank", "trial", "architecture", "params", "of teacher", "zero-shot loss", "probe loss"]
+    header += ["final loss", "latency (ms)", "speed-up", "status"]
+    rows = []
+    for c in ordered:
+        fraction = _fraction(c, teacher_params)
+        rows.append(
+            [
+                _e(c.get("rank")),
+                _e(c.get("trial_id")),
+                f"<code>{_e(_label(c.get('architecture')))}</code>",
+                _count(c.get("params")),
+                _DASH if fraction is None else f"{fraction:.1%}",
+                _num(c.get("zero_shot_loss")),
+                _num(c.get("probe_loss")),
+                _num(c.get("final_loss")),
+                _num(c.get("latency_ms"), ".2f"),
+                _DASH if _finite(c.get("speedup")) is None else f"{_num(c.get('speedup'), '.2f')}×",
+                _e(c.get("status")) + (" ★ winner" if str(c.get("trial_id")) in winners else ""),
+            ]
+        )
+    classes = ["winner" if str(c.get("trial_id")) in winners else "" for c in ordered]
+    return _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9}, classes)
+
+
+def _winners(summary: Mapping[str, Any]) -> str:
+    winners = [w for w in summary.get("winners") or [] if isinstance(w, Mapping)]
+    if not winners:
+        return '<p class="empty">No winners were retrained.</p>'
+    winners.sort(key=lambda w: (_finite(w.get("rank")) is None, _finite(w.get("rank")) or 0.0))
+    rows = [
+        [
+            _e(w.get("rank")),
+            _e(w.get("trial_id")),
+            f"<code>{_e(_label(w.get('architecture')))}</code>",
+            _count(w.get("params")),
+            _num(w.get("final_loss")),
+            f"<code>{_e(w.get('path'))}</code>",
+        ]
+        for w in winners
+    ]
+    header = ["rank", "trial", "architecture", "params", "final loss", "checkpoint"]
+    return _table(header, rows, {0, 3, 4}, [""] * len(rows))
+
+
+def _failures(summary: Mapping[str, Any]) -> str:
+    failed = [c for c in _candidates(summary) if _is_failed(c)]
+    if not failed:
+        return '<p class="empty">No trial failed.</p>'
+    rows = [
+        [
+            _e(c.get("trial_id")),
+            f"<code>{_e(_label(c.get('architecture')))}</code>",
+            _e(c.get("status")),
+            f"<pre>{_e(c.get('error') or '(no error message)')}</pre>",
+        ]
+        for c in failed
+    ]
+    return _table(["trial", "architecture", "status", "error"], rows, set(), [""] * len(rows))
+
+
+def _settings(summary: Mapping[str, Any]) -> str:
+    settings = summary.get("settings") or {}
+    if not isinstance(settings, Mapping) or not settings:
+        return '<p class="empty">No settings recorded.</p>'
+    rows = [
+        [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v, default=str))]
+        for k, v in settings.items()
+    ]
+    return _table(["setting", "value"], rows, set(), [""] * len(rows))
+
+
+def _render_html(summary: Mapping[str, Any]) -> str:
+    teacher = summary.get("teacher") or {}
+    name, budget, band = summary.get("name"), summary.get("budget"), _finite(summary.get("band"))
+    band_text = "" if band is None else f" ±{band:.0%}"
+    title = f"{_e(name)}: {_count(budget)} from {_e(teacher.get('name'))}"
+    teacher_line = (
+        f"teacher <b>{_e(teacher.get('name'))}</b> <code>{_e(_label(teacher.get('architecture')))}</code>, "
+        f"{_count(teacher.get('params'))} parameters, zero-shot loss {_num(teacher.get('zero_shot_loss'))}, "
+        f"latency {_num(teacher.get('latency_ms'), '.2f')} ms, "
+        f"{_num(teacher.get('tokens_per_s'), ',.0f')} tokens/s"
+    )
+    n_cands = len(_candidates(summary))
+    n_failed = sum(_is_failed(c) for c in _candidates(summary))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Search {title}</h1>",
+        f'<p class="meta">budget <b>{_count(budget)}</b>{band_text}'
+        f" · space <code>{_e(summary.get('space'))}</code>"
+        f" · created {_e(summary.get('created'))} · {n_cands} candidates, {n_failed} failed</p>",
+        f'<p class="meta">{teacher_line}</p>',
+    ]
+    if summary.get("limited"):
+        parts.append(f'<div class="caveat"><b>Note:</b> {_e(summary["limited"])}</div>')
+    parts += [
+        "<h2>Parameters vs probe loss</h2>",
+        _figure_html(_plotly_figure(summary, "params"), "pareto-plot", include_js=True),
+        "<h2>Latency vs probe loss</h2>",
+        _figure_html(_plotly_figure(summary, "latency_ms"), "latency-plot", include_js=False),
+        "<h2>Ranking</h2>",
+        _ranking(summary),
+        "<h2>Retrained winners</h2>",
+        _winners(summary),
+        "<h2>Failed trials</h2>",
+        _failures(summary),
+        "<h2>Settings</h2>",
+        _settings(summary),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
