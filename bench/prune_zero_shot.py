@@ -59,7 +59,7 @@ def main() -> None:
     family = Family.from_config(teacher.model.config)
     tokens = tokenize_corpus(load_corpus("wiki-en"), teacher.tokenizer)
     cfg = ImportanceConfig(num_samples=args.calibration_samples, seq_len=args.seq_len)
-    drop_sizes = sorted({30 - a.num_hidden_layers for a in [*WIDTH.values(), DEPTH]} - {0, 1})
+    drop_sizes = [1, *sorted({30 - a.num_hidden_layers for a in [*WIDTH.values(), DEPTH]} - {0, 1})]
     folder = Path(tempfile.mkdtemp(prefix="importance-")) / "scores" if args.fresh_importance else None
     start = time.perf_counter()
     importance = importance_for(

@@ -2,6 +2,9 @@
 
     importance_for(model, tokens, cfg, block_sizes=[...]) -> Importance
 
+`block_sizes` lists the numbers of layers k whose contiguous-block removal losses are needed (k = 1:
+the per-layer losses); a search asks for every k its candidates drop.
+
 The cache key is the teacher's content fingerprint, the tokenized corpus' key and the calibration
 settings; the scores live in `<cache>/importance/<key>/` (safetensors + JSON). Contiguous-block
 depth losses are added per block size k when first asked for, and the folder is rewritten.
@@ -81,8 +84,12 @@ def importance_for(
         )
         changed = True
     total = importance.architecture.num_hidden_layers
-    missing = [k for k in block_sizes if 1 < k < total and k not in importance.block_loss]
-    if importance.layer_loss is None or missing:
+    missing = [
+        k
+        for k in block_sizes
+        if (k == 1 and importance.layer_loss is None) or (1 < k < total and k not in importance.block_loss)
+    ]
+    if missing:
         if sequences is None:
             sequences = calibration_sequences(tokens, cfg)
         start = time.perf_counter()

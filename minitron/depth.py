@@ -81,7 +81,8 @@ def estimate_depth(
     progress: bool = True,
     bf16: bool | None = None,
 ) -> None:
-    """Fill `importance.layer_loss` (if missing) and `block_loss[k]` for each requested k (in place).
+    """Fill the loss increases for each requested block size k, in place: k = 1 gives the per-layer
+    `importance.layer_loss`, k > 1 `importance.block_loss[k]` (sizes already present are kept).
 
     `bf16`: autocast for the forward passes (None: the device default, see `minitron.distill.core`).
     """
@@ -105,9 +106,10 @@ def _estimate(
         ).loss
     base = float(importance.meta["base_loss"])
     jobs: list[tuple[int, int]] = []  # (k, start)
-    if importance.layer_loss is None:
+    sizes = sorted(set(block_sizes))
+    if 1 in sizes and importance.layer_loss is None:
         jobs += [(1, start) for start in range(total)]
-    for k in sorted(set(block_sizes)):
+    for k in sizes:
         if 1 < k < total and k not in importance.block_loss:
             jobs += [(k, start) for start in range(total - k + 1)]
     results: dict[int, list[float]] = {}

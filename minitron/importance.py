@@ -50,7 +50,7 @@ class ImportanceConfig:
     """How per-token scores are reduced over a sequence."""
     batch_reduction: Reduction = "l2"
     """How per-sequence scores are reduced over the calibration set."""
-    depth_samples: int = 8
+    depth_samples: int = 4
     """Calibration sequences for the layer-removal losses of `minitron/depth.py`."""
     bf16: bool | None = None
     """bf16 autocast for the forward passes (scores still accumulate in fp32); None: the device's

@@ -262,7 +262,7 @@ def _run(args: Any) -> None:
     family = Family.from_config(teacher.model.config)
     tokens = tokenize_corpus(load_corpus(args.data), teacher.tokenizer)
     drop = teacher_arch.num_hidden_layers - arch.num_hidden_layers
-    blocks = [drop] if args.depth == "block" and drop > 1 else []
+    blocks = [1] if args.depth == "layer_loss" else [drop] if args.depth == "block" and drop > 0 else []
     importance = importance_for(teacher.model, tokens, cfg, block_sizes=blocks, name=args.teacher)
     selection = select(importance, arch, args.depth)
     model = prune_with(teacher.model, arch, selection)

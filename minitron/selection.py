@@ -82,6 +82,11 @@ def choose_layers(importance: Importance, keep: int, method: str = "block") -> t
         dropped = set(range(keep, total))
     elif method == "block":
         losses = importance.block_loss.get(drop) if drop > 1 else importance.layer_loss
+        if losses is None and drop == 1:
+            raise MinitronError(
+                "importance has no per-layer losses; estimate them with "
+                "minitron.calibrate.importance_for(..., block_sizes=[1])"
+            )
         if losses is None:
             raise MinitronError(
                 f"importance has no contiguous-block losses for dropping {drop} layers; estimate them with "
@@ -91,7 +96,10 @@ def choose_layers(importance: Importance, keep: int, method: str = "block") -> t
         dropped = set(range(start, start + drop))
     elif method == "layer_loss":
         if importance.layer_loss is None:
-            raise MinitronError("importance has no per-layer losses; estimate depth importance first")
+            raise MinitronError(
+                "importance has no per-layer losses; estimate them with "
+                "minitron.calibrate.importance_for(..., block_sizes=[1])"
+            )
         dropped = set(top_sorted(-importance.layer_loss, drop).tolist())
     else:
         dropped = set(top_sorted(-importance.block_importance, drop).tolist())

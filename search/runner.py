@@ -83,7 +83,9 @@ def _importance(
     candidates: list[Candidate],
 ) -> Importance:
     total = teacher.architecture.num_hidden_layers
-    drops = sorted({total - c.arch.num_hidden_layers for c in candidates} - {0, 1})
+    drops = sorted({total - c.arch.num_hidden_layers for c in candidates} - {0})
+    if settings.depth == "layer_loss":
+        drops = [1]
     cfg = ImportanceConfig(num_samples=settings.calibration_samples, seq_len=settings.seq_len)
     importance = importance_for(teacher.model, tokens, cfg, block_sizes=drops, name=settings.teacher)
     importance.save(run.importance)  # the run keeps the exact scores its trials used

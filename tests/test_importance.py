@@ -11,7 +11,7 @@ from tests.tiny import tiny_batches, tiny_model
 CFG = ImportanceConfig(num_samples=8, seq_len=16, batch_size=3, depth_samples=4, bf16=False)
 
 
-def estimate(model, cfg=CFG, blocks=(2, 3)):
+def estimate(model, cfg=CFG, blocks=(1, 2, 3)):
     sequences = tiny_batches()
     importance = estimate_width_importance(model, sequences, cfg, progress=False)
     estimate_depth(model, sequences[: cfg.depth_samples], importance, blocks, progress=False, bf16=cfg.bf16)
@@ -70,7 +70,9 @@ def test_head_scores_are_the_norms_of_the_o_proj_input():
     handle.remove()
     per_head = captured[0].reshape(4, 16, 6, 8).norm(dim=-1)  # [batch, seq, heads]
     expected = per_head.mean(1).norm(dim=0)  # mean over the sequence, L2 over the batch
-    importance = estimate_width_importance(model, sequences, ImportanceConfig(batch_size=4, bf16=False), progress=False)
+    importance = estimate_width_importance(
+        model, sequences, ImportanceConfig(batch_size=4, bf16=False), progress=False
+    )
     torch.testing.assert_close(importance.heads[2], expected)
 
 
@@ -127,7 +129,9 @@ def test_importance_for_caches_and_extends(tmp_path, monkeypatch):
     )
     model = tiny_model()
     first = calibrate.importance_for(model, tokens, CFG, block_sizes=[2], progress=False)
-    assert set(first.block_loss) == {2} and first.layer_loss is not None
+    assert set(first.block_loss) == {2} and first.layer_loss is None, "per-layer losses only when asked"
+    first = calibrate.importance_for(model, tokens, CFG, block_sizes=[1, 2], progress=False)
+    assert first.layer_loss is not None
     assert first.meta["teacher_fingerprint"] and first.meta["tokens"] == "synthetic"
 
     def fail(*args, **kwargs):

@@ -24,7 +24,7 @@ VARIANTS = {
 }
 
 
-def importance_of(model, blocks=(2,)):
+def importance_of(model, blocks=(1, 2)):
     cfg = ImportanceConfig(num_samples=8, seq_len=16, batch_size=4, depth_samples=4)
     sequences = tiny_batches()
     importance = estimate_width_importance(model, sequences, cfg, progress=False)
@@ -171,7 +171,7 @@ def test_kept_units_are_the_top_scoring_in_original_order():
 
 def test_depth_methods():
     model = tiny_model()
-    importance = importance_of(model, blocks=(2, 3))
+    importance = importance_of(model, blocks=(1, 2, 3))
     importance.layer_loss = torch.tensor([5.0, 0.1, 3.0, 0.2, 4.0])
     importance.block_loss[2] = torch.tensor([9.0, 2.0, 1.0, 7.0])
     importance.block_importance = torch.tensor([0.9, 0.5, 0.1, 0.3, 0.8])
