@@ -83,6 +83,17 @@ def architecture_of(config: dict[str, Any]) -> Architecture:
     return Architecture(**{name: int(config[name]) for name in ARCH_FIELDS})
 
 
+def _tell(study: optuna.Study, trial: Any, *args: Any, **kwargs: Any) -> bool:
+    """`study.tell`, False once a grid sampler has no point left (it then calls `study.stop()`)."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as err:
+        if "Study.stop" not in str(err):
+            raise
+        return False
+    return True
+
+
 def _feasible(ot_trial: Any) -> bool:
     return all(value <= 0 for value in ot_trial.constraints.values())
 
@@ -110,20 +121,22 @@ class ArchitectureSearch(OptunaSearch):
             ot_trial = self._ot_trials.pop(trial_id)
             arch = architecture_of(config)
             if not _feasible(ot_trial):
-                study.tell(ot_trial, INFEASIBLE_PENALTY)
+                answered = _tell(study, ot_trial, INFEASIBLE_PENALTY)
                 self.rejected["infeasible"] += 1
-            elif arch in self.known:
-                study.tell(ot_trial, self.known[arch])  # answered from the results already known
+            elif arch in self.known:  # answered from the results already known
+                answered = _tell(study, ot_trial, self.known[arch])
                 self.rejected["duplicate"] += 1
             elif arch in self.pending.values():
-                study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
+                answered = _tell(study, ot_trial, state=optuna.trial.TrialState.FAIL)
                 self.rejected["in_flight"] += 1
             else:
                 self._ot_trials[trial_id] = ot_trial
                 self.pending[trial_id] = arch
                 self._save_stats()
                 return config
-        log.warning("no new feasible architecture after %d suggestions; the search ends", MAX_REJECTIONS)
+            if not answered:
+                break
+        log.warning("no new feasible architecture to suggest; the search ends")
         self._save_stats()
         return Searcher.FINISHED
 

@@ -1,0 +1,71 @@
+"""The searcher: Optuna proposals through Ray's OptunaSearch, never infeasible, never repeated."""
+
+import pickle
+
+from ray.tune.search import Searcher
+
+from minitron.architecture import count_params
+from search.candidates import feasible
+from search.sampling import architecture_of, make_searcher
+from search.space import load_space
+
+BUDGET = 70_000_000
+
+
+def drive(searcher, n, loss=lambda i: 5.0 + i / 100):
+    archs = []
+    for i in range(n):
+        config = searcher.suggest(f"trial{i}")
+        if config == Searcher.FINISHED:
+            break
+        archs.append(architecture_of(config))
+        searcher.on_trial_complete(f"trial{i}", {"probe_loss": loss(i)})
+    return archs
+
+
+def test_suggestions_are_feasible_and_new(tmp_path):
+    space = load_space("smollm2-135m")
+    allowed = {c.arch for c in feasible(space, BUDGET)}
+    for sampler in ("tpe", "nsga2", "random"):
+        searcher = make_searcher(
+            space,
+            BUDGET,
+            sampler,
+            0,
+            f"sqlite:///{tmp_path}/{sampler}.db",
+            sampler,
+            [],
+            stats_path=str(tmp_path / f"{sampler}.json"),
+        )
+        archs = drive(searcher, 12)
+        assert len(archs) == 12 and len(set(archs)) == 12, sampler
+        assert set(archs) <= allowed, sampler
+        assert all(abs(count_params(space.family, a) - BUDGET) <= 0.05 * BUDGET for a in archs)
+        assert searcher.rejected["infeasible"] > 0, "the constraint API saw infeasible proposals"
+        assert (tmp_path / f"{sampler}.json").exists()
+
+
+def test_grid_sampler_ends_when_the_feasible_set_is_exhausted(tmp_path):
+    space = load_space("smollm2-135m")
+    searcher = make_searcher(space, BUDGET, "grid", 0, f"sqlite:///{tmp_path}/grid.db", "grid", [])
+    archs = drive(searcher, 100)
+    assert sorted(archs) == sorted(c.arch for c in feasible(space, BUDGET)), (
+        "each feasible shape exactly once"
+    )
+
+
+def test_known_architectures_go_first_and_state_pickles(tmp_path):
+    space = load_space("llama-3.1-8b")
+    seeds = [k.arch for k in space.known]
+    searcher = make_searcher(space, 4_500_000_000, "tpe", 0, f"sqlite:///{tmp_path}/s.db", "s", seeds)
+    first = drive(searcher, 2)
+    assert first == seeds
+    clone = pickle.loads(pickle.dumps(searcher.__dict__))  # what Tune saves for --resume
+    assert clone["known"] == searcher.known and len(clone["known"]) == 2
+
+
+def test_in_flight_architectures_are_not_handed_out_twice(tmp_path):
+    space = load_space("smollm2-135m")
+    searcher = make_searcher(space, BUDGET, "random", 1, f"sqlite:///{tmp_path}/r.db", "r", [])
+    pending = [architecture_of(searcher.suggest(f"t{i}")) for i in range(10)]  # none completes
+    assert len(set(pending)) == 10
