@@ -6,7 +6,6 @@ produces lands in the run directory, so `--resume` can skip what is finished.
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import torch
 
-from minitron.architecture import Architecture, count_params
+from minitron.architecture import Architecture
 from minitron.budget import format_count
 from minitron.calibrate import importance_for
 from minitron.corpus import load_corpus
@@ -135,7 +134,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     timings: dict[str, float] = {}
     space = load_space(settings.space)
     candidates = feasible(space, settings.budget)
-    run = RunDir(Path(settings.out) / settings.name)
+    run = RunDir(Path(settings.out).expanduser().resolve() / settings.name)  # Tune needs absolute paths
     prepare_run_dir(run, settings, space, candidates, resume, overwrite)
     print(
         f"[search] run directory {run.root}; {len(candidates)} feasible candidates at "
@@ -273,14 +272,6 @@ def probe_config(settings: SearchSettings, threads: int | None) -> ProbeConfig:
     )
 
 
-def params_of(space: SearchSpace, arch: Architecture) -> int:
-    return count_params(space.family, arch)
-
-
 def cpu_threads(settings: SearchSettings) -> int | None:
     """Torch threads for a trial: its CPU share (at least one), or None to leave torch's default."""
     return max(int(settings.cpus_per_trial), 1) if settings.cpus_per_trial else None
-
-
-def local_cpus() -> int:
-    return os.cpu_count() or 1
