@@ -9,7 +9,8 @@ probes of `probe-tokens` plus one retraining of `retrain-tokens`:
   width-only    Minitron's hand recipe: all 30 layers and heads, hidden and MLP shrunk
                 (L30-h432-m768-q9kv3), retrained for retrain + trials × probe tokens;
   depth-only    full width, 12 of 30 layers kept (contiguous block of least loss dropped), retrained
-                likewise.
+                likewise;
+  search winner, equal tokens   the search's winner retrained likewise (the shapes alone compared).
 Then every candidate the search probed (at least 6) is retrained with `retrain-tokens`, and the
 Kendall rank correlation between probe loss and retrained loss is reported. Prints a table and
 writes JSON.
@@ -127,9 +128,14 @@ def main() -> None:
             )
         return float(json.loads(record.read_text())["final_val_loss"])
 
-    for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
+    # The search's winner retrained as long as the hand-designed arms: compares the shapes alone.
+    searched = Architecture(
+        **json.loads((out / "search" / "summary.json").read_text())["winners"][0]["architecture"]
+    )
+    arms = (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY), ("search winner, equal tokens", searched))
+    for arm, arch in arms:
         start = time.perf_counter()
-        loss = retrained(arch, equal, out / arm)
+        loss = retrained(arch, equal, out / arm.replace(", ", "-").replace(" ", "-"))
         rows[arm] = {
             "architecture": arch.short(),
             "params": count_params(space.family, arch),
@@ -172,7 +178,7 @@ def main() -> None:
     )
     for arm, row in rows.items():
         print(
-            f"  {arm:11} {row['architecture']:28} {row['params']:>12,} params  final {row['final_loss']:.4f}"
+            f"  {arm:27} {row['architecture']:28} {row['params']:>12,} params  final {row['final_loss']:.4f}"
         )
     print(
         f"\nprobe loss vs retrained loss over {len(pairs)} probed candidates: Kendall tau {tau}; "

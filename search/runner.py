@@ -272,6 +272,13 @@ def probe_config(settings: SearchSettings, threads: int | None) -> ProbeConfig:
     )
 
 
+def probe_reports(settings: SearchSettings) -> int:
+    """How many validation losses a probe reports (the intermediate ones and the final one)."""
+    cfg = probe_config(settings, None)
+    steps = max(settings.probe_tokens // (settings.seq_len * settings.batch_size), 1)
+    return sum(1 for step in range(1, steps) if step % cfg.eval_every == 0) + 1
+
+
 def cpu_threads(settings: SearchSettings) -> int | None:
     """Torch threads for a trial: its CPU share (at least one), or None to leave torch's default."""
     return max(int(settings.cpus_per_trial), 1) if settings.cpus_per_trial else None

@@ -36,6 +36,12 @@ def start_ray(settings: SearchSettings) -> str | None:
         return None
     try:
         if settings.address:
+            # Nodes of an existing cluster may not have this project installed: ship our two
+            # packages with the job (Ray uploads them once; workers import them from there).
+            import minitron
+            import search
+
+            kwargs["runtime_env"]["py_modules"] = [minitron, search]
             context = ray.init(address=settings.address, **kwargs)
         else:
             if settings.dashboard_host not in ("127.0.0.1", "localhost"):
@@ -75,7 +81,7 @@ def run_tune(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from search.runner import cpu_threads, probe_config
+    from search.runner import cpu_threads, probe_config, probe_reports
     from search.sampling import make_searcher
     from search.trial import SharedInputs, probe_trial
 
@@ -125,7 +131,9 @@ def run_tune(
             seeds,
             stats_path=str(run.root / "searcher.json"),
         )
-        evals = 4  # probe_config validates four times per probe
+        # ASHA counts reports: its last rung must be the probe's final report, or it would stop
+        # every probe just before the end.
+        evals = probe_reports(settings)
         scheduler = (
             ASHAScheduler(
                 metric="probe_loss",

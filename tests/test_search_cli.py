@@ -188,3 +188,44 @@ def test_killed_search_resumes_without_rerunning_completed_trials(tiny_space, tm
         assert starts.count(label) == 1, f"{label} was probed again after it had completed"
     assert (tmp_path / "run" / "report.html").exists()
     assert len(json.loads((tmp_path / "run" / "summary.json").read_text())["winners"]) == 2
+
+
+def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_path):
+    space, env = tiny_space
+    result = search(
+        env,
+        "--space",
+        str(space),
+        "--budget",
+        BUDGET,
+        *FAST,
+        "--trials",
+        "6",
+        "--top-k",
+        "1",
+        "--probe-tokens",
+        "8k",  # 8 steps, a validation every 2: ASHA's first rung comes before the end
+        "--scheduler",
+        "asha",
+        "--sampler",
+        "random",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "run",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = [json.loads(line) for line in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 6
+    assert {t["status"] for t in trials} <= {"completed", "stopped early"}
+    assert all(t["probe_loss"] is not None for t in trials), "a stopped probe keeps its last loss"
+    stopped = [t for t in trials if t["status"] == "stopped early"]
+    completed = [t for t in trials if t["status"] == "completed"]
+    assert completed, "the first probe always runs to the end"
+    assert stopped, "with 6 seeded random trials ASHA stops some probes at its first rung"
+    # Stopped probes trained on fewer tokens: they never outrank a completed one.
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    statuses = [c["status"] for c in summary["candidates"]]
+    assert statuses == sorted(statuses, key=lambda s: s != "completed")
+    assert all(t["probe_tokens"] < completed[0]["probe_tokens"] for t in stopped)
+    assert summary["winners"][0]["trial_id"] == summary["candidates"][0]["trial_id"]
