@@ -10,6 +10,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from minitron.architecture import ARCH_FIELDS
 from search.rundir import TrialLog
 
 
@@ -58,17 +59,7 @@ class TrialRecorder(Callback):
         config = trial.config
         record = {
             "trial_id": trial.trial_id,
-            "architecture": {
-                k: config[k]
-                for k in (
-                    "num_hidden_layers",
-                    "hidden_size",
-                    "intermediate_size",
-                    "num_attention_heads",
-                    "num_key_value_heads",
-                    "head_dim",
-                )
-            },
+            "architecture": {k: config[k] for k in ARCH_FIELDS},
             "params": config.get("params"),
             "status": status,
             "error": error,
