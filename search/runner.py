@@ -260,8 +260,13 @@ def _print_result(run: RunDir, summary: dict[str, Any]) -> None:
         )
 
 
+def probe_steps(settings: SearchSettings) -> int:
+    """Optimizer steps of one probe (at least one)."""
+    return max(settings.probe_tokens // (settings.seq_len * settings.batch_size), 1)
+
+
 def probe_config(settings: SearchSettings, threads: int | None) -> ProbeConfig:
-    steps = max(settings.probe_tokens // (settings.seq_len * settings.batch_size), 1)
+    steps = probe_steps(settings)
     return ProbeConfig(
         batch_size=settings.batch_size,
         lr=settings.probe_lr,
@@ -274,9 +279,8 @@ def probe_config(settings: SearchSettings, threads: int | None) -> ProbeConfig:
 
 def probe_reports(settings: SearchSettings) -> int:
     """How many validation losses a probe reports (the intermediate ones and the final one)."""
-    cfg = probe_config(settings, None)
-    steps = max(settings.probe_tokens // (settings.seq_len * settings.batch_size), 1)
-    return sum(1 for step in range(1, steps) if step % cfg.eval_every == 0) + 1
+    every = probe_config(settings, None).eval_every
+    return sum(1 for step in range(1, probe_steps(settings)) if step % every == 0) + 1
 
 
 def cpu_threads(settings: SearchSettings) -> int | None:
