@@ -15,10 +15,12 @@ import argparse
 import dataclasses
 import sys
 
+from minitron.architecture import DEPTH_METHODS
 from minitron.budget import parse_budget
 from minitron.corpus import DEFAULT_CORPUS
 from minitron.errors import MinitronError
-from search.settings import SAMPLERS, SCHEDULERS, SearchSettings
+from minitron.evaluate import ALL_TASKS, check_tasks
+from search.settings import DEFAULT_EVAL_LIMIT, DEFAULT_EVAL_TASKS, SAMPLERS, SCHEDULERS, SearchSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--top-k", type=int, default=None, help="winners to retrain (default: the space's top_k)"
     )
     how.add_argument("--retrain-tokens", default="32k", help="training tokens per winner")
+    how.add_argument(
+        "--depth",
+        choices=DEPTH_METHODS,
+        default="block",
+        help="which layers a shallower candidate drops: the contiguous block costing the least loss "
+        "(block) or the least Winogrande accuracy (block_accuracy, slower), per-layer loss, "
+        "Block Importance, or the last layers",
+    )
+    how.add_argument(
+        "--depth-accuracy-items",
+        type=int,
+        default=200,
+        help="Winogrande items scored per block removal with --depth block_accuracy",
+    )
     how.add_argument("--seed", type=int, default=0, help="seed of sampling, probe batches and training")
     how.add_argument(
         "--calibration-samples",
@@ -75,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=16,
         help="validation sequences (of 256 tokens) for zero-shot, probe and final losses",
+    )
+    bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
+    bench.add_argument(
+        "--eval",
+        default=",".join(DEFAULT_EVAL_TASKS),
+        help=f"tasks scored for the teacher and every winner: comma-separated from {', '.join(ALL_TASKS)}; "
+        "`all` for every one, `none` to skip",
+    )
+    bench.add_argument(
+        "--eval-limit",
+        default=str(DEFAULT_EVAL_LIMIT),
+        help="items per task (per subject for mmlu); `full` scores the whole sets",
+    )
+    bench.add_argument(
+        "--eval-fewshot", type=int, default=None, help="few-shot examples per item (default: 0)"
     )
     res = parser.add_argument_group("resources")
     res.add_argument(
@@ -140,6 +171,7 @@ def dry_run(args: argparse.Namespace) -> int:
     from search.space import load_space
 
     budget = parse_budget(args.budget)
+    check_options(args)
     space = load_space(args.space)
     teacher = args.teacher or space.teacher_name
     config = local_config(teacher)
@@ -148,6 +180,42 @@ def dry_run(args: argparse.Namespace) -> int:
     candidates = feasible(space, budget)
     print(render_json(candidates) if args.json else render_table(space, teacher, budget, candidates))
     return 0
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Numeric options that must be positive, and the benchmark options."""
+    for name in (
+        "trials",
+        "probe_top_k",
+        "seed",
+        "calibration_samples",
+        "eval_sequences",
+        "depth_accuracy_items",
+    ):
+        if getattr(args, name) < (0 if name == "seed" else 1):
+            raise MinitronError(f"--{name.replace('_', '-')} must be positive")
+    eval_options(args)
+
+
+def eval_options(args: argparse.Namespace) -> tuple[tuple[str, ...], int | None]:
+    """(tasks, limit) from --eval and --eval-limit."""
+    spec = args.eval.strip().lower()
+    if spec == "none":
+        tasks: tuple[str, ...] = ()
+    elif spec == "all":
+        tasks = ALL_TASKS
+    else:
+        tasks = check_tasks([t.strip() for t in args.eval.split(",") if t.strip()])
+    limit_text = str(args.eval_limit).strip().lower()
+    if limit_text in ("full", "none"):
+        return tasks, None
+    if not limit_text.isdigit() or int(limit_text) <= 0:
+        raise MinitronError(
+            f"--eval-limit must be a positive number of items or `full`, got {args.eval_limit!r}"
+        )
+    if args.eval_fewshot is not None and args.eval_fewshot < 0:
+        raise MinitronError(f"--eval-fewshot must be 0 or more, got {args.eval_fewshot}")
+    return tasks, int(limit_text)
 
 
 def resolve_settings(args: argparse.Namespace) -> SearchSettings:
@@ -163,14 +231,13 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     budget = parse_budget(args.budget)
     space = load_space(args.space)
     feasible(space, budget)  # fail fast on a budget the space cannot reach
+    eval_tasks, eval_limit = eval_options(args)
+    check_options(args)
     gpus = torch.cuda.device_count()
     cpus = os.cpu_count() or 1
     gpus_per_trial = args.gpus_per_trial if args.gpus_per_trial is not None else (1.0 if gpus else 0.0)
     cpus_per_trial = args.cpus_per_trial or float(max(cpus // gpus, 1) if gpus else cpus)
     fits = int(gpus // gpus_per_trial) if gpus_per_trial else int(cpus // max(cpus_per_trial, 1))
-    for name in ("trials", "probe_top_k", "seed", "calibration_samples", "eval_sequences"):
-        if getattr(args, name) < (0 if name == "seed" else 1):
-            raise MinitronError(f"--{name.replace('_', '-')} must be positive")
     return SearchSettings(
         budget=budget,
         space=str(space.path),
@@ -193,6 +260,11 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
         out=args.out,
         address=args.address,
         dashboard_host=args.dashboard_host,
+        depth=args.depth,
+        depth_accuracy_items=args.depth_accuracy_items,
+        eval_tasks=eval_tasks,
+        eval_limit=eval_limit,
+        eval_fewshot=args.eval_fewshot,
     )
 
 

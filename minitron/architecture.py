@@ -21,6 +21,9 @@ from typing import Any
 
 from minitron.errors import MinitronError
 
+#: How a shallower architecture chooses the teacher layers it drops (see `minitron.selection`).
+DEPTH_METHODS: tuple[str, ...] = ("block", "block_accuracy", "layer_loss", "block_importance", "last")
+
 #: Model types we can count, slice and rebuild (their bias layouts are in `Family`).
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 

@@ -60,8 +60,15 @@ def importance_for(
     name: str = "",
     progress: bool = True,
     folder: Path | None = None,
+    tokenizer: Any = None,
+    depth_accuracy_items: int = 0,
 ) -> Importance:
-    """Load the teacher's importance from the cache, computing (and saving) whatever is missing."""
+    """Load the teacher's importance from the cache, computing (and saving) whatever is missing.
+
+    With `depth_accuracy_items` > 0 (and the teacher's `tokenizer`), the Winogrande accuracy of every
+    contiguous-block removal in `block_sizes` is estimated too, on that many items (see
+    `minitron.depth_accuracy`), for the `block_accuracy` depth method.
+    """
     cfg = cfg or ImportanceConfig()
     # the cache key holds the precision actually used, not "the device default"
     cfg = dataclasses.replace(cfg, bf16=use_bf16(next(model.parameters()).device, cfg.bf16))
@@ -106,6 +113,21 @@ def importance_for(
             float(importance.meta.get("depth_seconds", 0.0)) + time.perf_counter() - start, 1
         )
         changed = True
+    if depth_accuracy_items > 0:
+        changed |= _depth_accuracy(model, tokenizer, importance, block_sizes, depth_accuracy_items, progress)
     if changed:
         importance.save(folder)
     return importance
+
+
+def _depth_accuracy(
+    model: Any, tokenizer: Any, importance: Importance, block_sizes: list[int], items: int, progress: bool
+) -> bool:
+    """Add the missing block accuracies; whether anything was computed."""
+    from minitron.depth_accuracy import estimate_depth_accuracy
+
+    if tokenizer is None:
+        raise MinitronError("depth importance by accuracy needs the teacher's tokenizer")
+    before = (set(importance.block_accuracy), importance.meta.get("depth_accuracy", {}).get("items"))
+    estimate_depth_accuracy(model, tokenizer, importance, block_sizes, items=items, progress=progress)
+    return (set(importance.block_accuracy), importance.meta.get("depth_accuracy", {}).get("items")) != before

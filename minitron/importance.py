@@ -83,6 +83,9 @@ class Importance:
     """[layers]: calibration LM loss with that layer alone removed, minus the full model's."""
     block_loss: dict[int, torch.Tensor] = field(default_factory=dict)
     """k → [layers − k + 1]: loss increase when layers start..start+k−1 are removed."""
+    block_accuracy: dict[int, torch.Tensor] = field(default_factory=dict)
+    """k → [layers − k + 1]: Winogrande accuracy (limited subset) with layers start..start+k−1
+    removed (see `minitron.depth_accuracy`); only when depth is chosen by accuracy."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Teacher identity, calibration settings, base loss, versions."""
 
@@ -102,6 +105,7 @@ class Importance:
         if self.layer_loss is not None:
             tensors["layer_loss"] = self.layer_loss
         tensors.update({f"block_loss.{k}": v for k, v in self.block_loss.items()})
+        tensors.update({f"block_accuracy.{k}": v for k, v in self.block_accuracy.items()})
         meta = {"format": _FORMAT, "architecture": self.architecture.as_dict(), **self.meta}
         with staging_dir(folder) as tmp:
             save_file(
@@ -121,6 +125,7 @@ class Importance:
             raise MinitronError(f"importance in {folder} has an old format; delete it to recompute")
         arch = Architecture(**meta.pop("architecture"))
         blocks = {int(k.split(".", 1)[1]): v for k, v in tensors.items() if k.startswith("block_loss.")}
+        accuracy = {int(k.split(".", 1)[1]): v for k, v in tensors.items() if k.startswith("block_accuracy.")}
         return cls(
             architecture=arch,
             heads=tensors["heads"],
@@ -129,6 +134,7 @@ class Importance:
             block_importance=tensors["block_importance"],
             layer_loss=tensors.get("layer_loss"),
             block_loss=dict(sorted(blocks.items())),
+            block_accuracy=dict(sorted(accuracy.items())),
             meta=meta,
         )
 

@@ -6,6 +6,8 @@ and neurons, global for embedding channels. Depth is decided by one of:
 
 - `block` (default): drop the contiguous block of k layers whose removal raises the calibration
   loss least (Minitron's later paper, arXiv 2408.11796, found contiguous blocks beat per-layer picks);
+- `block_accuracy`: drop the contiguous block of k layers whose removal costs the least Winogrande
+  accuracy (a limited subset; the same paper's later finding, see `minitron.depth_accuracy`);
 - `layer_loss`: drop the k layers whose individual removal raises the loss least;
 - `block_importance`: drop the k layers with the lowest Block Importance (1 − cosine);
 - `last`: drop the last k layers (a baseline).
@@ -14,16 +16,14 @@ and neurons, global for embedding channels. Depth is decided by one of:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from minitron.architecture import Architecture
+from minitron.architecture import DEPTH_METHODS, Architecture
 from minitron.errors import MinitronError
 from minitron.importance import Importance
 
-DepthMethod = Literal["block", "layer_loss", "block_importance", "last"]
-DEPTH_METHODS: tuple[str, ...] = ("block", "layer_loss", "block_importance", "last")
+__all__ = ["DEPTH_METHODS", "Selection", "choose_layers", "full_selection", "select", "top_sorted"]
 
 
 @dataclass(frozen=True)
@@ -82,28 +82,34 @@ def choose_layers(importance: Importance, keep: int, method: str = "block") -> t
         dropped = set(range(keep, total))
     elif method == "block":
         losses = importance.block_loss.get(drop) if drop > 1 else importance.layer_loss
-        if losses is None and drop == 1:
-            raise MinitronError(
-                "importance has no per-layer losses; estimate them with "
-                "minitron.calibrate.importance_for(..., block_sizes=[1])"
-            )
         if losses is None:
-            raise MinitronError(
-                f"importance has no contiguous-block losses for dropping {drop} layers; estimate them with "
-                f"minitron.calibrate.importance_for(..., block_sizes=[{drop}])"
+            raise _missing(
+                "per-layer losses" if drop == 1 else f"contiguous-block losses for dropping {drop} layers",
+                drop,
             )
         start = int(torch.argmin(losses))  # first (lowest) start wins ties
         dropped = set(range(start, start + drop))
+    elif method == "block_accuracy":
+        accuracy = importance.block_accuracy.get(drop)
+        if accuracy is None:
+            raise _missing(f"Winogrande accuracies for dropping {drop} layers", drop, accuracy=True)
+        start = int(torch.argmax(accuracy))  # first (lowest) start wins ties
+        dropped = set(range(start, start + drop))
     elif method == "layer_loss":
         if importance.layer_loss is None:
-            raise MinitronError(
-                "importance has no per-layer losses; estimate them with "
-                "minitron.calibrate.importance_for(..., block_sizes=[1])"
-            )
+            raise _missing("per-layer losses", 1)
         dropped = set(top_sorted(-importance.layer_loss, drop).tolist())
     else:
         dropped = set(top_sorted(-importance.block_importance, drop).tolist())
     return tuple(i for i in range(total) if i not in dropped)
+
+
+def _missing(what: str, k: int, accuracy: bool = False) -> MinitronError:
+    extra = ", depth_accuracy_items=N" if accuracy else ""
+    return MinitronError(
+        f"importance has no {what}; estimate them with "
+        f"minitron.calibrate.importance_for(..., block_sizes=[{k}]{extra})"
+    )
 
 
 def check_prunable(teacher: Architecture, arch: Architecture) -> None:

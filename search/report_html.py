@@ -263,6 +263,51 @@ def _winners(summary: Mapping[str, Any]) -> str:
     return _table(header, rows, {0, 3, 4}, [""] * len(rows))
 
 
+def _benchmarks(summary: Mapping[str, Any]) -> str:
+    """Teacher vs winners on lm-eval tasks: headline metric in points, winners' change in points."""
+    bench = summary.get("benchmarks")
+    if not isinstance(bench, Mapping) or not bench.get("tasks"):
+        return '<p class="empty">No benchmarks were run (<code>--eval none</code>).</p>'
+    models = bench.get("models") or {}
+    columns = [("teacher", "teacher")] + [
+        (str(w.get("trial_id")), f"winner #{_e(w.get('rank'))}")
+        for w in summary.get("winners") or []
+        if isinstance(w, Mapping)
+    ]
+    teacher_scores = (models.get("teacher") or {}).get("scores") or {}
+    header = ["task", "metric", "items"] + [label for _, label in columns]
+    rows = []
+    for task in bench["tasks"]:
+        n = ((models.get("teacher") or {}).get("n-samples") or {}).get(task, {}).get("effective")
+        row = [_e(task), _e((bench.get("metrics") or {}).get(task)), _e(n)]
+        for key, _ in columns:
+            model = models.get(key) or {}
+            value = _finite((model.get("scores") or {}).get(task))
+            if "error" in model:
+                row.append(f'<span title="{_e(model["error"])}">failed</span>')
+            elif value is None:
+                row.append(_DASH)
+            else:
+                cell = f"{100 * value:.1f}"
+                base = _finite(teacher_scores.get(task))
+                if key != "teacher" and base is not None:
+                    cell += f" ({100 * (value - base):+.1f})"
+                row.append(cell)
+        rows.append(row)
+    note = (
+        f'<div class="caveat"><b>Limited run:</b> {_e(bench["limited"])}.</div>'
+        if bench.get("limited")
+        else ""
+    )
+    shots = f"{_e(bench.get('num_fewshot') or 0)}-shot"
+    caption = (
+        f'<p class="meta">lm-eval {shots}, accuracy in points; winners show their change against the '
+        "teacher in parentheses. Full lm-eval results are in <code>summary.json</code>.</p>"
+    )
+    numeric = set(range(2, len(header)))
+    return note + _table(header, rows, numeric, [""] * len(rows)) + caption
+
+
 def _failures(summary: Mapping[str, Any]) -> str:
     failed = [c for c in _candidates(summary) if _is_failed(c)]
     if not failed:
@@ -325,6 +370,8 @@ def _render_html(summary: Mapping[str, Any]) -> str:
         _ranking(summary),
         "<h2>Retrained winners</h2>",
         _winners(summary),
+        "<h2>Benchmarks</h2>",
+        _benchmarks(summary),
         "<h2>Failed trials</h2>",
         _failures(summary),
         "<h2>Settings</h2>",

@@ -21,6 +21,7 @@ from minitron.distill.core import LossWeights
 from minitron.distill.probe import ProbeConfig
 from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
 from minitron.errors import MinitronError
+from minitron.evaluate import check_data
 from minitron.importance import Importance, ImportanceConfig
 from minitron.speed import measure_speed
 from minitron.teacher import Teacher, load_teacher
@@ -86,7 +87,16 @@ def _importance(
     if settings.depth == "layer_loss":
         drops = [1]
     cfg = ImportanceConfig(num_samples=settings.calibration_samples, seq_len=settings.seq_len)
-    importance = importance_for(teacher.model, tokens, cfg, block_sizes=drops, name=settings.teacher)
+    by_accuracy = settings.depth == "block_accuracy"
+    importance = importance_for(
+        teacher.model,
+        tokens,
+        cfg,
+        block_sizes=drops,
+        name=settings.teacher,
+        tokenizer=teacher.tokenizer,
+        depth_accuracy_items=settings.depth_accuracy_items if by_accuracy else 0,
+    )
     importance.save(run.importance)  # the run keeps the exact scores its trials used
     return importance
 
@@ -143,6 +153,8 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     )
 
     with stage("teacher", timings):
+        if settings.eval_tasks:
+            check_data(settings.eval_tasks)  # a bad benchmark asset fails now, not after the search
         teacher = load_teacher(settings.teacher)
         check_teacher_matches(space, settings.teacher, teacher.model.config)
         tokens = tokenize_corpus(load_corpus(settings.data), teacher.tokenizer)
@@ -166,6 +178,10 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
         from search.winners import retrain_winners
 
         finals = retrain_winners(run, settings, _teacher_spec(settings.teacher), importance, winners)
+    with stage("benchmarks", timings):
+        from search.benchmarks import run_benchmarks
+
+        benchmarks = run_benchmarks(run, settings, _teacher_spec(settings.teacher), finals)
     with stage("report", timings):
         summary = build_summary(
             run,
@@ -179,6 +195,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
             rejected,
             time.perf_counter() - started,
             dashboard,
+            benchmarks,
         )
         write_json(run.summary, summary)
         from search.report import write_report
@@ -207,6 +224,7 @@ def build_summary(
     rejected: dict[str, int],
     seconds: float,
     dashboard: str | None,
+    benchmarks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     teacher_params = teacher["params"]
     winner_ids = {w["trial_id"]: i + 1 for i, w in enumerate(winners)}
@@ -240,9 +258,11 @@ def build_summary(
                 "architecture": w["architecture"],
                 "params": w["params"],
                 **finals.get(w["trial_id"], {}),
+                **_winner_scores(benchmarks, w["trial_id"]),
             }
             for w in winners
         ],
+        "benchmarks": benchmarks,
         "rejected_suggestions": rejected,
         "stages": {k: round(v, 1) for k, v in timings.items()},
         "seconds": round(seconds, 1),
@@ -250,14 +270,43 @@ def build_summary(
     }
 
 
+def _winner_scores(benchmarks: dict[str, Any] | None, trial_id: str) -> dict[str, Any]:
+    """A winner's headline benchmark scores and their change against the teacher, in points."""
+    model = (benchmarks or {}).get("models", {}).get(trial_id)
+    if not model or "scores" not in model:
+        return {}
+    return {"benchmarks": model["scores"], "benchmarks_change_points": model["change_points"]}
+
+
 def _print_result(run: RunDir, summary: dict[str, Any]) -> None:
     print(f"[search] finished in {summary['seconds'] / 60:.1f} min; report {run.root / 'report.html'}")
     for w in summary["winners"]:
         arch = Architecture(**w["architecture"])
+        loss = w.get("final_loss")
         print(
             f"  winner {w['rank']}: {arch.short()} {w['params']:,} params, final loss "
-            f"{w.get('final_loss', float('nan')):.4f} -> {w.get('path')}"
+            f"{'failed' if loss is None else f'{loss:.4f}'} -> {w.get('path')}"
         )
+    table = benchmark_table(summary)
+    if table:
+        print(table)
+
+
+def benchmark_table(summary: dict[str, Any]) -> str:
+    """The teacher-vs-winners benchmark table (Markdown) of a summary, or "" without benchmarks."""
+    from minitron.evaluate import Scores, format_table
+
+    bench = summary.get("benchmarks")
+    if not bench:
+        return ""
+    config = {"tasks": bench["tasks"], "limit": bench["limit"], "num_fewshot": bench["num_fewshot"]}
+    names = {"teacher": "teacher"} | {w["trial_id"]: f"winner {w['rank']}" for w in summary["winners"]}
+    columns = {
+        label: Scores(results=m["results"], n_samples=m.get("n-samples", {}), config=config)
+        for key, label in names.items()
+        if "results" in (m := bench["models"].get(key, {}))
+    }
+    return format_table(columns, tuple(bench["tasks"]), baseline="teacher")
 
 
 def probe_steps(settings: SearchSettings) -> int:

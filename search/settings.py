@@ -8,6 +8,10 @@ from typing import Any
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
 SCHEDULERS = ("none", "asha")
+#: Benchmarks of the default run: sized so a teacher + 2 winners take a few minutes on 2 CPU cores.
+#: MMLU (57 subjects) is left out by default: at 100M parameters it scores at chance (25 %).
+DEFAULT_EVAL_TASKS = ("hellaswag", "piqa", "winogrande", "arc_easy", "arc_challenge", "lambada_openai")
+DEFAULT_EVAL_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class SearchSettings:
     """Calibration sequences for width importance."""
     depth: str = "block"
     """How layers are dropped (see minitron.selection)."""
+    depth_accuracy_items: int = 200
+    """Winogrande items per block removal when `depth` is `block_accuracy`."""
     cpus_per_trial: float = 2.0
     gpus_per_trial: float = 0.0
     concurrency: int = 1
@@ -57,6 +63,12 @@ class SearchSettings:
     address: str | None = None
     """Ray cluster to attach to (`auto` or host:port); None starts a local Ray."""
     dashboard_host: str = "127.0.0.1"
+    eval_tasks: tuple[str, ...] = DEFAULT_EVAL_TASKS
+    """lm-eval tasks scored for the teacher and every winner (empty: no benchmarks)."""
+    eval_limit: int | None = DEFAULT_EVAL_LIMIT
+    """Items per benchmark task (per subject for MMLU); None scores the full sets."""
+    eval_fewshot: int | None = None
+    """Few-shot examples per item; None keeps each task's default (0)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,4 +76,7 @@ class SearchSettings:
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> SearchSettings:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        kept = {k: v for k, v in values.items() if k in known}
+        if "eval_tasks" in kept:
+            kept["eval_tasks"] = tuple(kept["eval_tasks"])
+        return cls(**kept)

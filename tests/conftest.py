@@ -50,7 +50,8 @@ def wiki_tokens(teacher):
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory, teacher, wiki_tokens):
     """A tiny 2-layer teacher checkpoint with SmolLM2's tokenizer, and an environment whose private
-    cache reuses the real corpus and its tokenization (so command-line tests run offline and fast)."""
+    cache reuses the real corpus, its tokenization and the benchmark data (so command-line tests run
+    offline and fast)."""
     from minitron.assets import cache_dir
     from tests.tiny import tiny_model
 
@@ -60,7 +61,7 @@ def tiny_world(tmp_path_factory, teacher, wiki_tokens):
     teacher.tokenizer.save_pretrained(root / "teacher")
     cache = root / "cache"
     cache.mkdir()
-    for name in ("assets", "tokens"):
+    for name in ("assets", "tokens", "benchmarks"):
         (cache / name).symlink_to(cache_dir() / name)
     return root, {**os.environ, "MINITRON_CACHE": str(cache)}
 

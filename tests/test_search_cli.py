@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,6 +28,8 @@ FAST = [
     "4",
     "--top-k",
     "2",
+    "--eval",
+    "none",
 ]
 
 
@@ -85,6 +88,10 @@ def test_search_end_to_end(tiny_space, tmp_path):
         "--budget",
         BUDGET,
         *FAST,
+        "--eval",
+        "piqa,arc_challenge",
+        "--eval-limit",
+        "3",
         "--out",
         str(tmp_path),
         "--name",
@@ -126,8 +133,20 @@ def test_search_end_to_end(tiny_space, tmp_path):
         assert sum(p.numel() for p in model.parameters()) == winner["params"]
         assert os.path.join(winner["path"], "provenance.json")
         assert winner["final_loss"] is not None
+    bench = summary["benchmarks"]
+    assert bench["tasks"] == ["piqa", "arc_challenge"] and bench["limit"] == 3 and bench["limited"]
+    assert set(bench["models"]) == {"teacher"} | {w["trial_id"] for w in summary["winners"]}
+    for model in bench["models"].values():
+        assert model["results"]["piqa"]["acc_norm,none"] in {0.0, 1 / 3, 2 / 3, 1.0}  # 3 items
+        assert model["n-samples"]["arc_challenge"]["effective"] == 3
+    assert (run / "evals" / "teacher.json").exists()
+    for winner in summary["winners"]:
+        assert set(winner["benchmarks"]) == {"piqa", "arc_challenge"}
+        assert (Path(winner["path"]) / "benchmarks.json").exists()
     html = (run / "report.html").read_text()
     assert "injected failure" in html and summary["name"] in html
+    assert "<h2>Benchmarks</h2>" in html and "Limited run" in html and "arc_challenge" in html
+    assert "LIMITED RUN" in result.stdout, "the printed benchmark table says the run was limited"
     assert "[stage] importance done" in result.stdout and "trials done" in result.stdout
 
 
