@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--eval-fewshot", type=int, default=None, help="few-shot examples per item (default: 0)"
     )
+    safety = parser.add_argument_group("safety (both off by default)")
+    safety.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a teacher whose weights are pickle files (.bin/.pt), with torch.load(weights_only=True)",
+    )
+    safety.add_argument(
+        "--trust-remote-code", action="store_true", help="run Python code shipped with the teacher checkpoint"
+    )
     res = parser.add_argument_group("resources")
     res.add_argument(
         "--cpus-per-trial",
@@ -224,6 +233,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
 
     import torch
 
+    from minitron.teacher import check_teacher_source
     from search.candidates import feasible
     from search.runner import default_name
     from search.space import load_space
@@ -233,6 +243,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     feasible(space, budget)  # fail fast on a budget the space cannot reach
     eval_tasks, eval_limit = eval_options(args)
     check_options(args)
+    check_teacher_source(args.teacher or space.teacher_name, allow_pickle=args.allow_pickle)
     gpus = torch.cuda.device_count()
     cpus = os.cpu_count() or 1
     gpus_per_trial = args.gpus_per_trial if args.gpus_per_trial is not None else (1.0 if gpus else 0.0)
@@ -261,6 +272,8 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
         address=args.address,
         dashboard_host=args.dashboard_host,
         depth=args.depth,
+        allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
         depth_accuracy_items=args.depth_accuracy_items,
         eval_tasks=eval_tasks,
         eval_limit=eval_limit,

@@ -275,20 +275,40 @@ def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline
     )
 
 
-def evaluate_path(spec: str, cfg: EvalConfig = EvalConfig(), device: str | None = None) -> Scores:
+def evaluate_path(
+    spec: str,
+    cfg: EvalConfig = EvalConfig(),
+    device: str | None = None,
+    *,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+) -> Scores:
     """Load a checkpoint directory or teacher name (see `load_teacher`) and `evaluate` it."""
     from minitron.distill.core import resolve_device
     from minitron.teacher import load_teacher
 
     check_data(cfg.tasks)
     dev = resolve_device(device)
-    loaded = load_teacher(spec, dtype=_torch_dtype(cfg.dtype, dev), device=dev)
+    loaded = load_teacher(
+        spec,
+        dtype=_torch_dtype(cfg.dtype, dev),
+        device=dev,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+    )
     scores = evaluate(loaded.model, loaded.tokenizer, cfg)
     scores.config["model"] = spec
     return scores
 
 
-def teacher_scores(spec: str, cfg: EvalConfig = EvalConfig(), device: str | None = None) -> Scores:
+def teacher_scores(
+    spec: str,
+    cfg: EvalConfig = EvalConfig(),
+    device: str | None = None,
+    *,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+) -> Scores:
     """`evaluate_path` for a teacher, cached: a teacher is scored once per content and settings.
 
     The cache key covers the model's weights (`model_fingerprint`), the evaluation settings, the
@@ -308,7 +328,14 @@ def teacher_scores(spec: str, cfg: EvalConfig = EvalConfig(), device: str | None
     check_data(cfg.tasks)
     dev = resolve_device(device)
     dtype = _torch_dtype(cfg.dtype, dev)
-    loaded = load_teacher(spec, dtype=dtype, device=dev, offline=True)
+    loaded = load_teacher(
+        spec,
+        dtype=dtype,
+        device=dev,
+        offline=True,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+    )
     key_data = {
         "model": model_fingerprint(loaded.model),
         "eval": {**asdict(cfg), "tasks": list(cfg.tasks), "dtype": str(dtype), "device": dev.type},
@@ -393,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when present)")
     parser.add_argument("--output", type=Path, default=None, help="write lm-eval's results JSON here")
+    parser.add_argument("--allow-pickle", action="store_true", help="load pickle weights (weights_only)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the model")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
@@ -410,7 +439,13 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             dtype=args.dtype,
         )
-        scores = evaluate_path(args.model, cfg, device=args.device)
+        scores = evaluate_path(
+            args.model,
+            cfg,
+            device=args.device,
+            allow_pickle=args.allow_pickle,
+            trust_remote_code=args.trust_remote_code,
+        )
     except MinitronError as err:
         if args.debug:
             raise

@@ -7,6 +7,11 @@
 - a local Hugging Face checkpoint directory (safetensors weights);
 - a local `.gguf` file;
 - a hub id (`meta-llama/Llama-3.1-8B`), which works when the hub is reachable or the id is cached.
+
+Safe by default: weights load only from safetensors or GGUF. A pickle checkpoint
+(`pytorch_model.bin`, `.pt`, ...) can run arbitrary code when unpickled, so it is refused unless
+`allow_pickle=True` (`--allow-pickle`), and then loads with `torch.load(weights_only=True)`
+(transformers' default). Code shipped with a checkpoint never runs unless `trust_remote_code=True`.
 """
 
 from __future__ import annotations
@@ -98,7 +103,10 @@ def convert_gguf(gguf: Path, out: Path, source: dict[str, Any] | None = None) ->
         publish(tmp, out)  # replaces a folder left by an interrupted older conversion
 
 
-def _resolve(spec: str, offline: bool) -> tuple[str, dict[str, Any]]:
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def _resolve(spec: str, offline: bool, allow_pickle: bool = False) -> tuple[str, dict[str, Any]]:
     """Map a teacher spec to (what from_pretrained loads, extra from_pretrained arguments)."""
     if spec in EMBEDDED_TEACHERS:
         return str(embedded_teacher_dir(spec, offline=offline)), {}
@@ -108,31 +116,62 @@ def _resolve(spec: str, offline: bool) -> tuple[str, dict[str, Any]]:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise MinitronError(f"teacher {spec!r} is a directory without config.json, not a checkpoint")
-        return str(path), {"use_safetensors": True}
+        if any(path.glob("*.safetensors")):
+            return str(path), {"use_safetensors": True}
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if not pickles:
+            raise MinitronError(f"teacher {spec!r} holds no weights (no *.safetensors file)")
+        if not allow_pickle:
+            raise MinitronError(
+                f"teacher {spec!r} holds only pickle weights ({pickles[0]}), which can run code when "
+                "loaded; convert them to safetensors, or pass --allow-pickle to load them with "
+                "torch.load(weights_only=True)"
+            )
+        return str(path), {"use_safetensors": False}
     looks_local = spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
     if path.exists() or looks_local:
         raise MinitronError(
             f"teacher {spec!r} does not exist; give {', '.join(EMBEDDED_TEACHERS)}, a checkpoint "
             "directory, a .gguf file or a hub id"
         )
-    return spec, {}  # a hub id
+    return spec, {} if allow_pickle else {"use_safetensors": True}  # a hub id
+
+
+def check_teacher_source(spec: str, allow_pickle: bool = False) -> None:
+    """Fail fast, without loading or downloading anything, on a teacher spec that cannot load:
+    a missing path, a folder that is not a checkpoint, weights that are pickle files (unless
+    allowed). Embedded names and hub ids pass (they are checked when loaded)."""
+    if spec not in EMBEDDED_TEACHERS:
+        _resolve(spec, offline=True, allow_pickle=allow_pickle)
 
 
 def load_teacher(
-    spec: str = DEFAULT_TEACHER, dtype: Any = None, device: Any = None, offline: bool = False
+    spec: str = DEFAULT_TEACHER,
+    dtype: Any = None,
+    device: Any = None,
+    offline: bool = False,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> Teacher:
-    """Load a teacher model and tokenizer (fp32 on CPU unless told otherwise), in eval mode."""
+    """Load a teacher model and tokenizer (fp32 on CPU unless told otherwise), in eval mode.
+
+    `allow_pickle` / `trust_remote_code`: see the module docstring (both off by default).
+    """
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    source, kwargs = _resolve(spec, offline)
+    source, kwargs = _resolve(spec, offline, allow_pickle)
+    common = {k: v for k, v in kwargs.items() if k == "gguf_file"} | {"trust_remote_code": trust_remote_code}
     try:
-        config = AutoConfig.from_pretrained(source, **{k: v for k, v in kwargs.items() if k == "gguf_file"})
+        config = AutoConfig.from_pretrained(source, **common)
         check_model_type(config.model_type)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, **{k: v for k, v in kwargs.items() if k == "gguf_file"}
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, **kwargs
         )
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    except SafetensorError as err:
+        raise MinitronError(f"weights of teacher {spec!r} are corrupted or truncated ({err})") from err
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MinitronError(f"cannot load teacher {spec!r}: {first}") from err
@@ -153,7 +192,7 @@ def local_config(spec: str) -> dict[str, Any] | None:
         folder = cache_dir() / "teachers" / spec
         path: Path | None = folder / "config.json" if (folder / _SOURCE_FILE).exists() else None
     else:
-        source, kwargs = _resolve(spec, offline=True)
+        source, kwargs = _resolve(spec, offline=True, allow_pickle=True)  # reads config.json only
         if "gguf_file" in kwargs:
             return None
         if Path(source).is_dir():

@@ -22,13 +22,14 @@ def eval_config(settings: SearchSettings) -> EvalConfig:
     )
 
 
-def _score_teacher(spec: str, cfg: EvalConfig) -> dict[str, Any]:
+def _score_teacher(spec: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
     from minitron.evaluate import teacher_scores
 
-    return teacher_scores(spec, cfg).to_json()
+    return teacher_scores(spec, cfg, None, **options).to_json()
 
 
-def _score_checkpoint(path: str, cfg: EvalConfig) -> dict[str, Any]:
+def _score_checkpoint(path: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
+    """A retrained winner: our own safetensors checkpoint, so `options` are not needed."""
     from minitron.evaluate import evaluate_path
 
     return evaluate_path(path, cfg).to_json()
@@ -57,7 +58,7 @@ def run_benchmarks(
         task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=0)(
             fn
         )
-        pending[name] = task.remote(what, cfg)
+        pending[name] = task.remote(what, cfg, settings.teacher_options())
     errors: dict[str, str] = {}
     for name, ref in pending.items():
         print(f"[benchmarks] scoring {jobs[name][2]} on {', '.join(cfg.tasks)}", flush=True)

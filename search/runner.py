@@ -155,7 +155,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     with stage("teacher", timings):
         if settings.eval_tasks:
             check_data(settings.eval_tasks)  # a bad benchmark asset fails now, not after the search
-        teacher = load_teacher(settings.teacher)
+        teacher = load_teacher(settings.teacher, **settings.teacher_options())
         check_teacher_matches(space, settings.teacher, teacher.model.config)
         tokens = tokenize_corpus(load_corpus(settings.data), teacher.tokenizer)
         validation = pack(tokens.validation, settings.seq_len, settings.eval_sequences)

@@ -63,12 +63,20 @@ class SearchSettings:
     address: str | None = None
     """Ray cluster to attach to (`auto` or host:port); None starts a local Ray."""
     dashboard_host: str = "127.0.0.1"
+    allow_pickle: bool = False
+    """Load a teacher whose weights are pickle files (with `weights_only=True`); refused otherwise."""
+    trust_remote_code: bool = False
+    """Run code shipped with a teacher checkpoint (never by default)."""
     eval_tasks: tuple[str, ...] = DEFAULT_EVAL_TASKS
     """lm-eval tasks scored for the teacher and every winner (empty: no benchmarks)."""
     eval_limit: int | None = DEFAULT_EVAL_LIMIT
     """Items per benchmark task (per subject for MMLU); None scores the full sets."""
     eval_fewshot: int | None = None
     """Few-shot examples per item; None keeps each task's default (0)."""
+
+    def teacher_options(self) -> dict[str, bool]:
+        """The safety switches every `load_teacher` call of this run passes on."""
+        return {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

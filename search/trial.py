@@ -41,6 +41,8 @@ class SharedInputs:
 
     teacher_path: str
     """A local path `load_teacher` reads (the resolved teacher)."""
+    teacher_options: dict[str, bool]
+    """`allow_pickle` / `trust_remote_code` for `load_teacher`."""
     importance: Importance
     targets: TeacherTargets
     validation: torch.Tensor
@@ -100,7 +102,7 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
     if _should_fail(trial_number(context)):
         raise RuntimeError(f"injected failure (MINITRON_FAIL_TRIALS) for {arch.short()}")
     _log_start(shared.probe_starts, arch, context.get_trial_id())
-    teacher = load_teacher(shared.teacher_path, offline=True)
+    teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     teacher.model.to(device)
     seq_len = int(shared.validation.shape[1])

@@ -95,6 +95,7 @@ def run_tune(
     probe = probe_config(settings, cpu_threads(settings))
     shared = SharedInputs(
         teacher_path=teacher_spec,
+        teacher_options=settings.teacher_options(),
         importance=importance,
         targets=targets,
         validation=validation,

@@ -42,7 +42,7 @@ def retrain_winner(job: WinnerJob, importance: Importance) -> dict[str, Any]:
     from minitron.tokens import tokenize_corpus
 
     s = job.settings
-    teacher = load_teacher(job.teacher, offline=True)
+    teacher = load_teacher(job.teacher, offline=True, **s.teacher_options())
     tokens = tokenize_corpus(load_corpus(s.data, offline=True), teacher.tokenizer)
     student = prune(teacher.model, job.arch, importance, depth=s.depth)
     steps = max(s.retrain_tokens // (s.seq_len * s.batch_size), 1)
