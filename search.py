@@ -16,6 +16,7 @@ import dataclasses
 import sys
 
 from minitron.architecture import DEPTH_METHODS
+from minitron.atomic import disk_full_message
 from minitron.budget import parse_budget
 from minitron.corpus import DEFAULT_CORPUS
 from minitron.errors import MinitronError
@@ -317,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        message = disk_full_message(err)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -7,6 +7,7 @@ the target (a rename within one file system is atomic).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -35,8 +36,27 @@ def write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if path.name in _injected_full_disk():
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _injected_full_disk() -> set[str]:
+    """Fault injection for tests: `MINITRON_FULL_DISK=summary.json,...` makes writing those files
+    fail as a full disk does (ENOSPC), after part of the data went to the temporary file."""
+    return {n.strip() for n in os.environ.get("MINITRON_FULL_DISK", "").split(",") if n.strip()}
+
+
+def disk_full_message(err: OSError) -> str | None:
+    """The one-line explanation of a full disk, or None for any other OS error."""
+    if err.errno != errno.ENOSPC:
+        return None
+    where = f" while writing {err.filename}" if err.filename else ""
+    return (
+        f"no space left on device{where}; nothing was left half-written: free some space and "
+        "continue with --resume"
+    )
