@@ -106,8 +106,13 @@ def convert_gguf(gguf: Path, out: Path, source: dict[str, Any] | None = None) ->
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def _resolve(spec: str, offline: bool, allow_pickle: bool = False) -> tuple[str, dict[str, Any]]:
-    """Map a teacher spec to (what from_pretrained loads, extra from_pretrained arguments)."""
+def _resolve(
+    spec: str, offline: bool, allow_pickle: bool = False, weights: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """Map a teacher spec to (what from_pretrained loads, extra from_pretrained arguments).
+
+    `weights=False` skips the checks of a checkpoint's weight files (for reading its config only).
+    """
     if spec in EMBEDDED_TEACHERS:
         return str(embedded_teacher_dir(spec, offline=offline)), {}
     path = Path(spec).expanduser()
@@ -116,7 +121,14 @@ def _resolve(spec: str, offline: bool, allow_pickle: bool = False) -> tuple[str,
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise MinitronError(f"teacher {spec!r} is a directory without config.json, not a checkpoint")
-        if any(path.glob("*.safetensors")):
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError) as err:
+            raise MinitronError(
+                f"teacher {spec!r}: config.json is not a readable JSON object ({err})"
+            ) from None
+        check_model_type(model_type)
+        if not weights or any(path.glob("*.safetensors")):
             return str(path), {"use_safetensors": True}
         pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if not pickles:
@@ -178,6 +190,12 @@ def load_teacher(
     if device is not None:
         model = model.to(device)
     model.eval()
+    vocab = int(model.config.get_text_config().vocab_size)
+    if len(tokenizer) > vocab:
+        raise MinitronError(
+            f"the tokenizer of teacher {spec!r} has {len(tokenizer):,} tokens but its model's vocabulary "
+            f"has {vocab:,}: they do not belong together; use the tokenizer the model was trained with"
+        )
     return Teacher(model=model, tokenizer=tokenizer, name=spec, path=source)
 
 
@@ -192,7 +210,7 @@ def local_config(spec: str) -> dict[str, Any] | None:
         folder = cache_dir() / "teachers" / spec
         path: Path | None = folder / "config.json" if (folder / _SOURCE_FILE).exists() else None
     else:
-        source, kwargs = _resolve(spec, offline=True, allow_pickle=True)  # reads config.json only
+        source, kwargs = _resolve(spec, offline=True, weights=False)  # reads config.json only
         if "gguf_file" in kwargs:
             return None
         if Path(source).is_dir():

@@ -39,6 +39,36 @@ def default_name(budget: int) -> str:
     return f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-{format_count(budget)}"
 
 
+def check_run_dir(run: RunDir, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is written, a new run whose directory already holds something."""
+    if not resume and not overwrite and run.root.exists() and any(run.root.iterdir()):
+        raise MinitronError(
+            f"{run.root} already holds a run; pass --resume {run.root} to continue it, --overwrite to "
+            "start over, or choose another --name"
+        )
+
+
+def check_corpus(tokens: TokenizedCorpus, settings: SearchSettings) -> None:
+    """Refuse a corpus too small for the calibration, probe and validation sets it must provide."""
+    seq = settings.seq_len
+    needs = {
+        "calibration": (
+            max(settings.calibration_samples, ImportanceConfig().depth_samples),
+            "--calibration-samples",
+        ),
+        "validation": (settings.eval_sequences, "--eval-sequences"),
+        "train": (max(settings.probe_tokens // seq, settings.batch_size), "--probe-tokens"),
+    }
+    for split, (sequences, option) in needs.items():
+        found = tokens.split(split).size
+        if found < sequences * seq:
+            raise MinitronError(
+                f"corpus {settings.data!r} is too small: its {split} split needs {sequences * seq:,} "
+                f"tokens ({sequences} sequences of {seq}) and holds {found:,}; give a larger --data or "
+                f"a smaller {option}"
+            )
+
+
 def prepare_run_dir(
     run: RunDir,
     settings: SearchSettings,
@@ -50,12 +80,8 @@ def prepare_run_dir(
     """Create the run directory and its config, or check that a resumed one is a run."""
     if resume:
         return  # the caller read the settings from this run's config.json
-    if run.root.exists() and any(run.root.iterdir()):
-        if not overwrite:
-            raise MinitronError(
-                f"{run.root} already holds a run; pass --resume {run.root} to continue it, --overwrite to "
-                "start over, or choose another --name"
-            )
+    check_run_dir(run, resume, overwrite)
+    if run.root.exists():
         shutil.rmtree(run.root)
     run.root.mkdir(parents=True, exist_ok=True)
     write_json(
@@ -145,19 +171,23 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     space = load_space(settings.space)
     candidates = feasible(space, settings.budget)
     run = RunDir(Path(settings.out).expanduser().resolve() / settings.name)  # Tune needs absolute paths
-    prepare_run_dir(run, settings, space, candidates, resume, overwrite)
-    print(
-        f"[search] run directory {run.root}; {len(candidates)} feasible candidates at "
-        f"{format_count(settings.budget)} ±{space.band:.0%}",
-        flush=True,
-    )
+    check_run_dir(run, resume, overwrite)
 
+    # Everything the input decides is checked before the run directory is written: a bad teacher,
+    # corpus or benchmark asset costs seconds and leaves nothing behind.
     with stage("teacher", timings):
         if settings.eval_tasks:
-            check_data(settings.eval_tasks)  # a bad benchmark asset fails now, not after the search
+            check_data(settings.eval_tasks)
         teacher = load_teacher(settings.teacher, **settings.teacher_options())
         check_teacher_matches(space, settings.teacher, teacher.model.config)
         tokens = tokenize_corpus(load_corpus(settings.data), teacher.tokenizer)
+        check_corpus(tokens, settings)
+        prepare_run_dir(run, settings, space, candidates, resume, overwrite)
+        print(
+            f"[search] run directory {run.root}; {len(candidates)} feasible candidates at "
+            f"{format_count(settings.budget)} ±{space.band:.0%}",
+            flush=True,
+        )
         validation = pack(tokens.validation, settings.seq_len, settings.eval_sequences)
         teacher_record = _teacher_record(run, teacher, validation)
     with stage("importance", timings):

@@ -94,3 +94,11 @@ def test_remote_code_is_off_unless_asked(tmp_path, teacher, monkeypatch):
     seen.clear()
     load_teacher(str(tmp_path), trust_remote_code=True)
     assert seen and all(flag is True for flag in seen)
+
+
+def test_tokenizer_that_does_not_match_the_vocabulary_is_refused(tmp_path, teacher):
+    model = tiny_model(num_hidden_layers=2)  # a 97-token vocabulary
+    model.save_pretrained(tmp_path)
+    teacher.tokenizer.save_pretrained(tmp_path)  # 49,152 tokens
+    with pytest.raises(MinitronError, match=r"has 49,152 tokens but its model's vocabulary has 97"):
+        load_teacher(str(tmp_path))
