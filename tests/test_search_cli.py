@@ -248,3 +248,46 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
     assert statuses == sorted(statuses, key=lambda s: s != "completed")
     assert all(t["probe_tokens"] < completed[0]["probe_tokens"] for t in stopped)
     assert summary["winners"][0]["trial_id"] == summary["candidates"][0]["trial_id"]
+
+
+def test_corpus_too_small_is_refused_before_anything_is_written(tiny_space, tmp_path):
+    space, env = tiny_space
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("A short document.\n\nAnother short one.\n")
+    out = tmp_path / "runs"
+    result = search(
+        env, "--space", str(space), "--budget", BUDGET, *FAST, "--data", str(corpus), "--out", str(out)
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert (
+        "is too small: its calibration split needs 2,048 tokens (8 sequences of 256) and holds"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_full_disk_while_writing_the_summary_loses_nothing_and_resumes(tiny_space, tmp_path):
+    space, env = tiny_space
+    args = [
+        "--space",
+        str(space),
+        "--budget",
+        BUDGET,
+        *FAST,
+        "--trials",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "run",
+    ]
+    result = search({**env, "MINITRON_FULL_DISK": "summary.json"}, *args)
+    run = tmp_path / "run"
+    assert result.returncode == 2 and "no space left on device while writing" in result.stderr
+    assert str(run / "summary.json") in result.stderr and "Traceback" not in result.stderr
+    assert not (run / "summary.json").exists() and not list(run.glob(".summary.json*"))
+    trials = (run / "trials.jsonl").read_text().splitlines()
+    resumed = search(env, "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(summary["candidates"]) == 2 and (run / "trials.jsonl").read_text().splitlines() == trials
