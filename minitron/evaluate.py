@@ -280,78 +280,55 @@ def evaluate_path(
     cfg: EvalConfig = EvalConfig(),
     device: str | None = None,
     *,
+    cache: bool = False,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
 ) -> Scores:
-    """Load a checkpoint directory or teacher name (see `load_teacher`) and `evaluate` it."""
-    from minitron.distill.core import resolve_device
-    from minitron.teacher import load_teacher
+    """Load a checkpoint directory or teacher name (see `load_teacher`) and `evaluate` it.
 
-    check_data(cfg.tasks)
-    dev = resolve_device(device)
-    loaded = load_teacher(
-        spec,
-        dtype=_torch_dtype(cfg.dtype, dev),
-        device=dev,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-    )
-    scores = evaluate(loaded.model, loaded.tokenizer, cfg)
-    scores.config["model"] = spec
-    return scores
-
-
-def teacher_scores(
-    spec: str,
-    cfg: EvalConfig = EvalConfig(),
-    device: str | None = None,
-    *,
-    allow_pickle: bool = False,
-    trust_remote_code: bool = False,
-) -> Scores:
-    """`evaluate_path` for a teacher, cached: a teacher is scored once per content and settings.
-
-    The cache key covers the model's weights (`model_fingerprint`), the evaluation settings, the
-    lm-eval version and the benchmark data digests; entries live in `<cache>/evals/`.
+    With `cache`, the scores are kept in `<cache>/evals/` and reused: a teacher is scored once per
+    content and settings (the key covers its weights' `model_fingerprint`, the evaluation
+    settings, the lm-eval version and the benchmark data digests).
     """
-    import hashlib
-
-    import lm_eval
-
-    from minitron.assets import cache_dir
     from minitron.atomic import write_json
-    from minitron.benchdata import BENCHMARKS
     from minitron.distill.core import resolve_device
-    from minitron.importance import model_fingerprint
     from minitron.teacher import load_teacher
 
     check_data(cfg.tasks)
     dev = resolve_device(device)
     dtype = _torch_dtype(cfg.dtype, dev)
     loaded = load_teacher(
-        spec,
-        dtype=dtype,
-        device=dev,
-        offline=True,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
+        spec, dtype=dtype, device=dev, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
     )
-    key_data = {
-        "model": model_fingerprint(loaded.model),
-        "eval": {**asdict(cfg), "tasks": list(cfg.tasks), "dtype": str(dtype), "device": dev.type},
-        "lm_eval": lm_eval.__version__,
-        "data": {t: BENCHMARKS[TASKS[t][0]].digest for t in cfg.tasks},
-    }
-    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir() / "evals" / f"{key}.json"
-    if path.exists():
+    path = _cache_path(loaded.model, cfg, dtype, dev) if cache else None
+    if path is not None and path.exists():
         scores = Scores.load(path)
         scores.config["cached"] = str(path)
         return scores
     scores = evaluate(loaded.model, loaded.tokenizer, cfg)
     scores.config["model"] = spec
-    write_json(path, scores.to_json())
+    if path is not None:
+        write_json(path, scores.to_json())
     return scores
+
+
+def _cache_path(model: Any, cfg: EvalConfig, dtype: Any, device: Any) -> Path:
+    import hashlib
+
+    import lm_eval
+
+    from minitron.assets import cache_dir
+    from minitron.benchdata import BENCHMARKS
+    from minitron.importance import model_fingerprint
+
+    key_data = {
+        "model": model_fingerprint(model),
+        "eval": {**asdict(cfg), "tasks": list(cfg.tasks), "dtype": str(dtype), "device": device.type},
+        "lm_eval": lm_eval.__version__,
+        "data": {t: BENCHMARKS[TASKS[t][0]].digest for t in cfg.tasks},
+    }
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / "evals" / f"{key}.json"
 
 
 def _quiet_lm_eval() -> None:

@@ -23,9 +23,10 @@ def eval_config(settings: SearchSettings) -> EvalConfig:
 
 
 def _score_teacher(spec: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
-    from minitron.evaluate import teacher_scores
+    """The teacher: scored once per weights and settings (cached across runs)."""
+    from minitron.evaluate import evaluate_path
 
-    return teacher_scores(spec, cfg, None, **options).to_json()
+    return evaluate_path(spec, cfg, None, cache=True, **options).to_json()
 
 
 def _score_checkpoint(path: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:

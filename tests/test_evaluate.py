@@ -166,3 +166,20 @@ def test_scores_round_trip(tmp_path):
     original.save(tmp_path / "s.json")
     again = Scores.load(tmp_path / "s.json")
     assert again.results == original.results and again.limited
+
+
+def test_cached_scores_are_reused_per_weights(tiny_checkpoint, tmp_path, monkeypatch):
+    from minitron.evaluate import evaluate_path
+
+    root, _ = tiny_checkpoint
+    cache = tmp_path / "cache"
+    (cache / "benchmarks").parent.mkdir(parents=True)
+    (cache / "benchmarks").symlink_to(benchmark_root().parent)
+    monkeypatch.setenv("MINITRON_CACHE", str(cache))
+    cfg = EvalConfig(tasks=("piqa",), limit=2)
+    first = evaluate_path(str(root), cfg, cache=True)
+    again = evaluate_path(str(root), cfg, cache=True)
+    assert "cached" not in first.config and again.config["cached"].startswith(str(cache / "evals"))
+    assert again.results == json.loads(json.dumps(first.results))
+    other = evaluate_path(str(root), EvalConfig(tasks=("piqa",), limit=3), cache=True)
+    assert "cached" not in other.config, "other settings are another cache entry"
