@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 
 from minitron.architecture import DEPTH_METHODS
@@ -310,15 +311,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) stops the run as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except MinitronError as err:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except OSError as err:
         message = disk_full_message(err)
         if message is None or args.debug:

@@ -24,6 +24,7 @@ from minitron.assets import cache_dir
 from minitron.depth import estimate_depth
 from minitron.distill.core import use_bf16
 from minitron.errors import MinitronError
+from minitron.faults import kill_point
 from minitron.importance import Importance, ImportanceConfig, estimate_width_importance, model_fingerprint
 from minitron.tokens import TokenizedCorpus, pack
 
@@ -90,6 +91,7 @@ def importance_for(
             width_seconds=round(time.perf_counter() - start, 1),
         )
         changed = True
+        kill_point("importance")  # test hook: a crash here must leave no importance behind
     total = importance.architecture.num_hidden_layers
     missing = [
         k

@@ -12,8 +12,11 @@ from typing import Any
 
 from minitron.atomic import write_json
 from minitron.evaluate import TASKS, EvalConfig, Scores
+from minitron.faults import kill_point
+from search.progress import error_line
 from search.rundir import RunDir
 from search.settings import SearchSettings
+from search.tuning import WORKER_RETRIES
 
 
 def eval_config(settings: SearchSettings) -> EvalConfig:
@@ -56,9 +59,9 @@ def run_benchmarks(
         if path.exists():
             scores[name] = Scores.load(path)
             continue
-        task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=0)(
-            fn
-        )
+        task = ray.remote(
+            num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=WORKER_RETRIES
+        )(fn)
         pending[name] = task.remote(what, cfg, settings.teacher_options())
     errors: dict[str, str] = {}
     for name, ref in pending.items():
@@ -66,11 +69,12 @@ def run_benchmarks(
         try:
             scores[name] = Scores.from_json(ray.get(ref))
         except ray.exceptions.RayError as err:
-            last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            last = error_line(err)
             errors[name] = last
             print(f"[benchmarks] {jobs[name][2]} failed: {last}", flush=True)
             continue
         write_json(jobs[name][0], scores[name].to_json())
+        kill_point("benchmarks")
     return benchmarks_summary(cfg, scores, errors, {k: str(v[0]) for k, v in jobs.items()})
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from ray.tune import Callback
 
 from minitron.architecture import ARCH_FIELDS
+from minitron.faults import kill_point
 from search.rundir import TrialLog
 
 
@@ -40,6 +41,8 @@ class TrialRecorder(Callback):
         self.started = time.perf_counter()
         self.durations: list[float] = []
         self.last: dict[str, dict[str, Any]] = {}
+        self.retries: dict[str, int] = {}
+        """Times Tune ran a trial again after its worker died, by trial id."""
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -48,14 +51,28 @@ class TrialRecorder(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = self.last.get(trial.trial_id) or trial.last_result or {}
+        if result.get("trial_error"):  # the trial's own code failed (see search.trial)
+            self._record(trial, result, "failed", result["trial_error"])
+            return
         status = "completed" if result.get("probe_done") else "stopped early"
         self._record(trial, result, status, None)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """Tune gave up on a trial whose worker (or node) died in every attempt."""
         error = _error_text(trial)
         self._record(trial, self.last.get(trial.trial_id) or {}, "failed", error)
 
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
+        print(
+            f"[search] the worker of trial {trial.trial_id} ({_label(trial.config)}) died: "
+            f"{_error_text(trial)}; running it again (retry {self.retries[trial.trial_id]})",
+            flush=True,
+        )
+
     def _record(self, trial: Any, result: dict[str, Any], status: str, error: str | None) -> None:
+        if result.get("from_record") and trial.trial_id in self.log.records:
+            return  # a trial restarted after a driver crash replayed what is already recorded
         config = trial.config
         record = {
             "trial_id": trial.trial_id,
@@ -77,11 +94,13 @@ class TrialRecorder(Callback):
                 )
             },
             "seconds": result.get("time_total_s"),
+            "retries": self.retries.get(trial.trial_id, 0),
         }
         self.log.put(record)
         if record["seconds"]:
             self.durations.append(float(record["seconds"]))
         self._print_progress(record)
+        kill_point("search")
 
     def _print_progress(self, record: dict[str, Any]) -> None:
         done = len(self.log.records)
@@ -121,3 +140,9 @@ def _error_text(trial: Any) -> str:
         text = Path(path).read_text(encoding="utf-8") if path else ""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "trial failed (no error text)"
+
+
+def error_line(err: BaseException) -> str:
+    """The last line of a Ray error (the remote exception's type and message)."""
+    text = str(err).strip()
+    return text.splitlines()[-1] if text else type(err).__name__

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping
 from typing import Any
+
+from minitron.assets import cache_dir
+
+# matplotlib keeps a font cache in ~/.cache/matplotlib unless told otherwise; ours goes with our
+# other caches, so a search writes nowhere but its run directory and the cache directory.
+os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib"))
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

@@ -20,8 +20,9 @@ from minitron.corpus import load_corpus
 from minitron.distill.core import LossWeights
 from minitron.distill.probe import ProbeConfig
 from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
-from minitron.errors import MinitronError
+from minitron.errors import Interrupted, MinitronError
 from minitron.evaluate import check_data
+from minitron.faults import kill_point
 from minitron.importance import Importance, ImportanceConfig
 from minitron.speed import measure_speed
 from minitron.teacher import Teacher, load_teacher
@@ -83,16 +84,22 @@ def prepare_run_dir(
     check_run_dir(run, resume, overwrite)
     if run.root.exists():
         shutil.rmtree(run.root)
+    created = [p for p in (run.root, *run.root.parents) if not p.exists()]
     run.root.mkdir(parents=True, exist_ok=True)
-    write_json(
-        run.config,
-        {
-            "settings": settings.to_json(),
-            "space": {"name": space.name, "path": str(space.path), "band": space.band},
-            "feasible_candidates": len(candidates),
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        },
-    )
+    try:
+        write_json(
+            run.config,
+            {
+                "settings": settings.to_json(),
+                "space": {"name": space.name, "path": str(space.path), "band": space.band},
+                "feasible_candidates": len(candidates),
+                "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            },
+        )
+    except BaseException:  # e.g. a full disk: leave no empty run directory behind
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _teacher_spec(spec: str) -> str:
@@ -140,6 +147,7 @@ def _targets(
         k=settings.probe_top_k,
         meta={"teacher": settings.teacher, "seed": settings.seed, "tokens": tokens.key},
     )
+    kill_point("targets")
     targets.save(run.targets)
     return targets
 
@@ -165,12 +173,27 @@ def _teacher_record(run: RunDir, teacher: Teacher, validation: torch.Tensor) -> 
 
 
 def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool = False) -> Path:
-    """Run (or resume) a whole search; returns the run directory."""
+    """Run (or resume) a whole search; returns the run directory.
+
+    Ctrl-C (or SIGTERM, see search.py) becomes `Interrupted`, whose message says how to resume:
+    every finished piece of work is already on disk (trials, importance, winners, scores)."""
+    run = RunDir(Path(settings.out).expanduser().resolve() / settings.name)  # Tune needs absolute paths
+    try:
+        return _run_stages(run, settings, resume, overwrite)
+    except KeyboardInterrupt:
+        if run.is_run():
+            raise Interrupted(
+                f"interrupted; the finished work is kept in {run.root}: continue with "
+                f"python search.py --resume {run.root}"
+            ) from None
+        raise Interrupted("interrupted before the run directory was written; nothing was kept") from None
+
+
+def _run_stages(run: RunDir, settings: SearchSettings, resume: bool, overwrite: bool) -> Path:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     space = load_space(settings.space)
     candidates = feasible(space, settings.budget)
-    run = RunDir(Path(settings.out).expanduser().resolve() / settings.name)  # Tune needs absolute paths
     check_run_dir(run, resume, overwrite)
 
     # Everything the input decides is checked before the run directory is written: a bad teacher,
@@ -178,6 +201,10 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     with stage("teacher", timings):
         if settings.eval_tasks:
             check_data(settings.eval_tasks)
+        if settings.address:  # attach first: an unreachable cluster fails before the teacher loads
+            from search.tuning import start_ray
+
+            start_ray(settings)
         teacher = load_teacher(settings.teacher, **settings.teacher_options())
         check_teacher_matches(space, settings.teacher, teacher.model.config)
         tokens = tokenize_corpus(load_corpus(settings.data), teacher.tokenizer)
@@ -228,6 +255,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
             benchmarks,
         )
         write_json(run.summary, summary)
+        kill_point("report")
         from search.report import write_report
 
         write_report(run.root, summary)

@@ -146,9 +146,14 @@ class ArchitectureSearch(OptunaSearch):
 
             write_json(Path(self.stats_path), self.rejected)
 
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self.metric in result:  # a failed trial's last result has `trial_error` instead
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        error = error or bool(result and result.get("trial_error"))  # Optuna records it as failed
         if trial_id in self._ot_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
         arch = self.pending.pop(trial_id, None)

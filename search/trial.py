@@ -6,8 +6,15 @@ trial. The trial reports `probe_loss` after every probe validation (so ASHA can 
 with every report, the candidate's parameters, zero-shot loss and measured speed, and the
 teacher's speed on the same device.
 
-Testing hook: `MINITRON_FAIL_TRIALS=2,5` makes the 2nd and 5th architectures this run probes
-raise (counted by Tune trial number), to exercise failure handling.
+A trial whose own code fails (an impossible shape, CUDA out of memory, ...) reports
+`trial_error` as its last result and ends: it is recorded as failed, the search goes on and nothing
+re-runs it. Only a lost worker or node reaches Tune as a failure, and Tune runs that trial again
+(`search.tuning.WORKER_RETRIES`).
+
+Testing hooks, counted by Tune trial number: `MINITRON_FAIL_TRIALS=2,5:oom` makes the 2nd trial
+raise a RuntimeError and the 5th a torch.OutOfMemoryError; `MINITRON_KILL_TRIAL_WORKERS=3,4:always`
+makes the worker of the 3rd trial SIGKILL itself in its first attempt and that of the 4th in every
+attempt.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -52,16 +60,37 @@ class SharedInputs:
     """Depth method for pruning."""
     threads: int | None
     """CPU threads per trial."""
-    completed: dict[str, dict[str, Any]]
-    """Trials already finished in an earlier session of this run (by architecture label): a trial
-    that Tune restarts after a driver crash reports the recorded result instead of probing again."""
+    finished: dict[str, dict[str, Any]]
+    """Trials that completed or failed in an earlier session of this run (by architecture label): a
+    trial that Tune restarts after a driver crash reports the recorded result (or error) instead of
+    probing again."""
     probe_starts: str
     """`probe_starts.jsonl` in the run directory: one line appended per probe actually started."""
 
 
-def _should_fail(trial_number: int) -> bool:
-    wanted = os.environ.get("MINITRON_FAIL_TRIALS", "")
-    return str(trial_number) in {p.strip() for p in wanted.split(",") if p.strip()}
+def _hook(variable: str, trial_number: int) -> str | None:
+    """The mode (`""` or what follows `:`) a testing hook gives this trial number, None if none."""
+    for item in os.environ.get(variable, "").split(","):
+        number, _, mode = item.strip().partition(":")
+        if number == str(trial_number):
+            return mode
+    return None
+
+
+def _injected_faults(context: Any, arch: Architecture, starts: str) -> None:
+    number = trial_number(context)
+    kill = _hook("MINITRON_KILL_TRIAL_WORKERS", number)
+    if kill is not None:
+        earlier = Path(starts).read_text().count(f'"trial_id": "{context.get_trial_id()}"')
+        if kill == "always" or earlier == 1:  # this attempt's own start line is already there
+            os.kill(os.getpid(), signal.SIGKILL)
+    fail = _hook("MINITRON_FAIL_TRIALS", number)
+    if fail == "oom":
+        raise torch.OutOfMemoryError(
+            f"injected: CUDA out of memory probing {arch.short()} (MINITRON_FAIL_TRIALS)"
+        )
+    if fail is not None:
+        raise RuntimeError(f"injected failure (MINITRON_FAIL_TRIALS) for {arch.short()}")
 
 
 def trial_number(context: Any) -> int:
@@ -77,7 +106,18 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
         torch.set_num_threads(shared.threads)
     arch: Architecture = architecture_of(config)
     context = tune.get_context()
-    recorded = shared.completed.get(arch.short())
+    recorded = shared.finished.get(arch.short())
+    if recorded is not None and recorded["status"] == "failed":
+        tune.report(
+            {
+                "architecture": arch.short(),
+                "params": int(config["params"]),
+                "trial_error": recorded["error"],
+                "probe_done": False,
+                "from_record": True,
+            }
+        )
+        return
     if recorded is not None:
         keys = (
             "params",
@@ -99,9 +139,25 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
             }
         )
         return
-    if _should_fail(trial_number(context)):
-        raise RuntimeError(f"injected failure (MINITRON_FAIL_TRIALS) for {arch.short()}")
     _log_start(shared.probe_starts, arch, context.get_trial_id())
+    try:
+        _injected_faults(context, arch, shared.probe_starts)
+        _probe(config, shared, arch)
+    except Exception as err:  # the trial's own failure: recorded as such, never retried
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        first = (str(err).strip().splitlines() or [""])[0]
+        tune.report(
+            {
+                "architecture": arch.short(),
+                "params": int(config["params"]),
+                "trial_error": f"{type(err).__name__}: {first}",
+                "probe_done": False,
+            }
+        )
+
+
+def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
     teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     teacher.model.to(device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -19,11 +20,42 @@ from search.rundir import RunDir, TrialLog
 from search.settings import SearchSettings
 from search.space import SearchSpace
 
+WORKER_RETRIES = 2
+"""Times a trial (or a winner's retraining, a benchmark job) is run again after its worker died."""
+
+_dashboard_url: str | None = None
+"""The dashboard URL of the Ray this process started or attached to (start_ray runs once)."""
+
+
+def check_address(address: str) -> None:
+    """Fail in seconds when no Ray cluster answers at `--address` (ray.init would wait ~40 s, then
+    fail with pages of log); `auto` without RAY_ADDRESS is left to ray.init, which fails at once."""
+    target = (os.environ.get("RAY_ADDRESS") or address) if address == "auto" else address
+    if target == "auto":
+        return
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise MinitronError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise MinitronError(
+            f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}); start one there "
+            "with `ray start --head`, or leave out --address to run a local Ray"
+        ) from None
+
 
 def start_ray(settings: SearchSettings) -> str | None:
-    """Start a local Ray sized to this machine, or attach to `--address`; returns the dashboard URL."""
+    """Start a local Ray sized to this machine, or attach to `--address`; returns the dashboard URL.
+
+    Called before the run directory is written when `--address` is given, so an unreachable
+    cluster costs seconds and leaves nothing behind."""
+    global _dashboard_url
     import ray
 
+    if ray.is_initialized():
+        return _dashboard_url
     # Workers inherit our MINITRON_* and HF_* settings (cache location, offline switches, test hooks).
     env = {k: v for k, v in os.environ.items() if k.startswith(("MINITRON_", "HF_"))}
     env["TOKENIZERS_PARALLELISM"] = "false"
@@ -32,10 +64,9 @@ def start_ray(settings: SearchSettings) -> str | None:
         "log_to_driver": False,
         "logging_level": logging.WARNING,
     }
-    if ray.is_initialized():
-        return None
     try:
         if settings.address:
+            check_address(settings.address)
             # Nodes of an existing cluster may not have this project installed: ship our two
             # packages with the job (Ray uploads them once; workers import them from there).
             import minitron
@@ -57,13 +88,14 @@ def start_ray(settings: SearchSettings) -> str | None:
                 dashboard_host=settings.dashboard_host,
                 **kwargs,
             )
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except (ConnectionError, RuntimeError, ValueError, OSError) as err:  # e.g. TMPDIR too long for sockets
         where = settings.address or "a local Ray"
         raise MinitronError(f"cannot start or reach Ray at {where}: {str(err).splitlines()[0]}") from None
     url = getattr(context, "dashboard_url", None)
     if url:
         url = url if url.startswith("http") else f"http://{url}"
         print(f"[ray] dashboard {url} (token: run `ray get-auth-token`)", flush=True)
+    _dashboard_url = url
     return url
 
 
@@ -86,12 +118,20 @@ def run_tune(
     from search.trial import SharedInputs, probe_trial
 
     # Save Tune's experiment state after every event, so a killed driver loses at most the trials
-    # in flight (our own record of finished trials covers the rest, see SharedInputs.completed).
+    # in flight (our own record of finished trials covers the rest, see SharedInputs.finished).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Ctrl-C must stop the run (Tune's own handler ends `fit()` normally, and the pipeline would go
+    # on to retrain winners of a half-done search); the run resumes from the state saved above.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # A trial that fails in its own code reports its error instead of a probe loss (see
+    # search.trial), so not every result carries the metric.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     logging.getLogger("optuna").setLevel(logging.WARNING)
     dashboard = start_ray(settings)
     log = TrialLog(run.trials)
-    completed = {_short(r["architecture"]): r for r in log.records.values() if r["status"] == "completed"}
+    finished = {
+        _short(r["architecture"]): r for r in log.records.values() if r["status"] in ("completed", "failed")
+    }
     probe = probe_config(settings, cpu_threads(settings))
     shared = SharedInputs(
         teacher_path=teacher_spec,
@@ -102,7 +142,7 @@ def run_tune(
         probe=probe,
         depth=settings.depth,
         threads=cpu_threads(settings),
-        completed=completed,
+        finished=finished,
         probe_starts=str(run.probe_starts),
     )
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
@@ -156,7 +196,13 @@ def run_tune(
                 max_concurrent_trials=settings.concurrency,
             ),
             run_config=tune.RunConfig(
-                name=run.tune.name, storage_path=str(run.root), callbacks=[recorder], verbose=0
+                name=run.tune.name,
+                storage_path=str(run.root),
+                callbacks=[recorder],
+                verbose=0,
+                # Only a lost worker or node reaches Tune as a failure (a trial's own errors are
+                # reported, see search.trial): run that trial again, up to twice.
+                failure_config=tune.FailureConfig(max_failures=WORKER_RETRIES),
             ),
         )
     tuner.fit()

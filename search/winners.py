@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from minitron.architecture import Architecture
+from minitron.faults import kill_point
 from minitron.importance import Importance
+from search.progress import error_line
 from search.rundir import RunDir
 from search.settings import SearchSettings
+from search.tuning import WORKER_RETRIES
 
 
 @dataclass(frozen=True)
@@ -111,17 +114,18 @@ def retrain_winners(
         )
     if not jobs:
         return results
-    task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=0)(
-        retrain_winner
-    )
+    task = ray.remote(
+        num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=WORKER_RETRIES
+    )(retrain_winner)
     shared = ray.put(importance)
     refs = [task.remote(job, shared) for job in jobs]
     for job, ref in zip(jobs, refs, strict=True):
         print(f"[winners] retraining {job.arch.short()} ({settings.retrain_tokens:,} tokens)", flush=True)
         try:
             results[job.trial_id] = ray.get(ref)
+            kill_point("retrain")
         except ray.exceptions.RayError as err:
-            last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            last = error_line(err)
             results[job.trial_id] = {"path": job.out, "final_loss": None, "error": last}
             print(f"[winners] {job.arch.short()} failed: {last}", flush=True)
     return results

@@ -3,12 +3,14 @@ that `make test` fills first (`python -m minitron.fetch`); if it is empty those 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +66,40 @@ def tiny_world(tmp_path_factory, teacher, wiki_tokens):
     for name in ("assets", "tokens", "benchmarks"):
         (cache / name).symlink_to(cache_dir() / name)
     return root, {**os.environ, "MINITRON_CACHE": str(cache)}
+
+
+@pytest.fixture(scope="session")
+def tiny_space(tiny_world):
+    """A space for the tiny 2-layer teacher: 24 feasible candidates at 3.55M."""
+    root, env = tiny_world
+    config = json.loads((root / "teacher" / "config.json").read_text())
+    space = {
+        "name": "tiny",
+        "teacher": {
+            "name": str(root / "teacher"),
+            "model_type": "llama",
+            "vocab_size": config["vocab_size"],
+            "tie_word_embeddings": False,
+            "num_hidden_layers": 2,
+            "hidden_size": 48,
+            "intermediate_size": 40,
+            "num_attention_heads": 6,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+        },
+        "choices": {
+            "num_hidden_layers": [1, 2],
+            "hidden_size": [36, 48],
+            "intermediate_size": [16, 24, 40],
+            "num_attention_heads": [2, 4, 6],
+            "num_key_value_heads": [1, 2],
+        },
+        "band": 0.05,
+        "top_k": 2,
+    }
+    path = root / "tiny-space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path, env
 
 
 def run_module(

@@ -54,15 +54,8 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--budget", "7X", "--dry-run"], "budget '7X' is not a parameter count"),
         (["--budget=-3M", "--dry-run"], "is not a parameter count"),
-        (["--budget", "0", "--dry-run"], "must be a positive parameter count"),
-        (["--budget", "200M", "--dry-run"], "not below the teacher's 134.5M parameters"),
-        (["--budget", "5M", "--dry-run"], "the space reaches 33.04M to 127.9M parameters"),
-        (["--budget", "70M", "--dry-run", "--space", "nope"], "space 'nope' does not exist"),
-        (["--budget", "70M", "--dry-run", "--teacher", "./missing"], "teacher './missing' does not exist"),
         (["--budget", "70M", "--json"], "--json goes with --dry-run"),
-        (["--budget", "70M", "--dry-run", "--eval", "hellaswag,squad"], "unknown evaluation task 'squad'"),
         (["--budget", "70M", "--dry-run", "--eval-limit", "0"], "--eval-limit must be a positive number"),
         (["--budget", "70M", "--dry-run", "--eval-limit", "ten"], "--eval-limit must be a positive number"),
         (["--budget", "70M", "--dry-run", "--eval-fewshot", "-2"], "--eval-fewshot must be 0 or more"),

