@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
 
 from minitron.architecture import DEPTH_METHODS
-from minitron.atomic import disk_full_message
 from minitron.budget import parse_budget
+from minitron.cli import run_command
 from minitron.corpus import DEFAULT_CORPUS
 from minitron.errors import MinitronError
 from minitron.evaluate import ALL_TASKS, check_tasks
@@ -311,31 +310,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) stops the run as Ctrl-C does
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except MinitronError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except OSError as err:
-        message = disk_full_message(err)
-        if message is None or args.debug:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -381,7 +381,8 @@ def _group_items(scores: Scores, task: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import sys
+
+    from minitron.cli import run_command
 
     parser = argparse.ArgumentParser(
         prog="python -m minitron.evaluate",
@@ -401,39 +402,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the model")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
-        if args.limit is not None and args.limit <= 0:
-            raise MinitronError(f"--limit must be a positive number of items, got {args.limit}")
-        if args.num_fewshot is not None and args.num_fewshot < 0:
-            raise MinitronError(f"--num-fewshot must be 0 or more, got {args.num_fewshot}")
-        if args.batch_size <= 0:
-            raise MinitronError(f"--batch-size must be positive, got {args.batch_size}")
-        tasks = check_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
-        cfg = EvalConfig(
-            tasks=tasks,
-            limit=args.limit,
-            num_fewshot=args.num_fewshot,
-            batch_size=args.batch_size,
-            dtype=args.dtype,
-        )
-        scores = evaluate_path(
-            args.model,
-            cfg,
-            device=args.device,
-            allow_pickle=args.allow_pickle,
-            trust_remote_code=args.trust_remote_code,
-        )
-    except MinitronError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _run(args), debug=args.debug)
+
+
+def _run(args: Any) -> None:
+    if args.limit is not None and args.limit <= 0:
+        raise MinitronError(f"--limit must be a positive number of items, got {args.limit}")
+    if args.num_fewshot is not None and args.num_fewshot < 0:
+        raise MinitronError(f"--num-fewshot must be 0 or more, got {args.num_fewshot}")
+    if args.batch_size <= 0:
+        raise MinitronError(f"--batch-size must be positive, got {args.batch_size}")
+    tasks = check_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
+    cfg = EvalConfig(
+        tasks=tasks,
+        limit=args.limit,
+        num_fewshot=args.num_fewshot,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+    )
+    scores = evaluate_path(
+        args.model,
+        cfg,
+        device=args.device,
+        allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
+    )
     print(format_table({args.model: scores}, tasks))
     print(f"{scores.config['seconds']:.0f} s, {scores.config['dtype']} on {scores.config['device']}")
     if args.output:
         scores.save(args.output)
         print(f"results: {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import time
 
 from minitron.assets import cache_dir
 from minitron.benchdata import BENCHMARKS, benchmark_dir
+from minitron.cli import run_command
 from minitron.corpus import EMBEDDED_CORPORA, load_corpus
-from minitron.errors import MinitronError
 from minitron.teacher import EMBEDDED_TEACHERS, embedded_teacher_dir
 
 
@@ -23,25 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minitron.fetch", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check the cache; never download")
     args = parser.parse_args(argv)
+    return run_command(lambda: _fetch(args))
+
+
+def _fetch(args: argparse.Namespace) -> None:
     print(f"cache: {cache_dir()}")
-    try:
-        for name in EMBEDDED_TEACHERS:
-            start = time.perf_counter()
-            path = embedded_teacher_dir(name, offline=args.check)
-            print(f"teacher {name}: {path} ({time.perf_counter() - start:.1f} s)")
-        for name in EMBEDDED_CORPORA:
-            corpus = load_corpus(name, offline=args.check)
-            print(f"corpus {name}: {len(corpus.documents)} documents")
-        for name in BENCHMARKS:
-            start = time.perf_counter()
-            path = benchmark_dir(name, offline=args.check)
-            print(f"benchmark {name}: {path} ({time.perf_counter() - start:.1f} s)")
-        if not args.check:
-            _tokenize_default()
-    except MinitronError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    for name in EMBEDDED_TEACHERS:
+        start = time.perf_counter()
+        path = embedded_teacher_dir(name, offline=args.check)
+        print(f"teacher {name}: {path} ({time.perf_counter() - start:.1f} s)")
+    for name in EMBEDDED_CORPORA:
+        corpus = load_corpus(name, offline=args.check)
+        print(f"corpus {name}: {len(corpus.documents)} documents")
+    for name in BENCHMARKS:
+        start = time.perf_counter()
+        path = benchmark_dir(name, offline=args.check)
+        print(f"benchmark {name}: {path} ({time.perf_counter() - start:.1f} s)")
+    if not args.check:
+        _tokenize_default()
 
 
 def _tokenize_default() -> None:

@@ -185,7 +185,8 @@ def parse_arch(text: str, teacher: Architecture) -> Architecture:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import sys
+
+    from minitron.cli import run_command
 
     parser = argparse.ArgumentParser(
         prog="python -m minitron.prune",
@@ -223,14 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     args = parser.parse_args(argv)
-    try:
-        _run(args)
-    except MinitronError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: _run(args), debug=args.debug)
 
 
 def _run(args: Any) -> None:

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from minitron.cli import run_command
 from minitron.errors import MinitronError
 
 
@@ -54,14 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        _run(args)
-    except MinitronError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: _run(args), debug=args.debug)
 
 
 def _run(args: argparse.Namespace) -> None:
