@@ -203,6 +203,9 @@ def driver(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Ctrl-C as a terminal sends it: a background shell job starts with SIGINT ignored, which
+        # Python (and so the fault hook's SIGINT) would honour.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     out, err = process.communicate(timeout=1200)
     with contextlib.suppress(ProcessLookupError):
