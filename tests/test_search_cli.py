@@ -153,6 +153,7 @@ def test_search_end_to_end(reference):
     assert all(3_372_500 <= t["params"] <= 3_727_500 for t in trials), "every trial is inside the budget band"
 
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["settings"]["dashboard"].startswith("http://127.0.0.1:"), "the dashboard stays local"
     ranked = [c for c in summary["candidates"] if c["rank"] is not None]
     assert [c["probe_loss"] for c in ranked] == sorted(c["probe_loss"] for c in ranked)
     assert summary["candidates"][-1]["status"] == "failed"

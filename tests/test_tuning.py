@@ -1,0 +1,60 @@
+"""Ray start-up defaults (`search.tuning`): the dashboard stays on localhost unless asked, and a bad
+`--address` fails in seconds. `ray.init` is replaced here (a unit test of the arguments we pass);
+the end-to-end search tests start a real local Ray and check the dashboard URL it reports."""
+
+from types import SimpleNamespace
+
+import pytest
+import ray
+
+from minitron.errors import MinitronError
+from search import tuning
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        return SimpleNamespace(dashboard_url=f"{kwargs.get('dashboard_host', 'x')}:8265")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(tuning, "_dashboard_url", None)
+    return calls
+
+
+def test_local_dashboard_binds_to_localhost_without_a_warning(fake_ray, capsys):
+    url = tuning.start_ray(SimpleNamespace(address=None, dashboard_host="127.0.0.1"))
+    assert fake_ray[0]["dashboard_host"] == "127.0.0.1" and fake_ray[0]["include_dashboard"]
+    assert url == "http://127.0.0.1:8265" and "warning" not in capsys.readouterr().err
+
+
+def test_a_public_dashboard_is_warned_about(fake_ray, capsys):
+    tuning.start_ray(SimpleNamespace(address=None, dashboard_host="0.0.0.0"))
+    assert fake_ray[0]["dashboard_host"] == "0.0.0.0"
+    err = capsys.readouterr().err
+    assert "warning: the Ray dashboard will listen on 0.0.0.0, reachable from other machines" in err
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("localhost", "is not auto, HOST:PORT or ray://HOST:PORT"),
+        ("ray://10.0.0.1:port", "is not auto, HOST:PORT or ray://HOST:PORT"),
+        ("127.0.0.1:9", "no Ray cluster answers at 127.0.0.1:9"),
+    ],
+)
+def test_bad_addresses_fail_in_one_line(address, message, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(MinitronError, match=message):
+        tuning.check_address(address)
+
+
+def test_auto_is_left_to_ray_unless_ray_address_names_a_host(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    tuning.check_address("auto")  # ray.init finds (or refuses) the local cluster itself
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    with pytest.raises(MinitronError, match=r"no Ray cluster answers at 127\.0\.0\.1:9"):
+        tuning.check_address("auto")
