@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Fetch, verify, convert and tokenize the embedded teacher and corpus (a no-op once cached).
 assets: setup
-	$(PY) -m minitron.fetch
+	$(PY) -m minitron fetch
 
 # The main job on the embedded default: the whole search (about 25 minutes on 2 CPU cores).
 search: assets

@@ -24,19 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from minitron.architecture import Architecture
-from minitron.calibrate import importance_for
-from minitron.corpus import load_corpus
-from minitron.distill.core import LossWeights
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.step import LossWeights
 from minitron.distill.targets import compute_targets, probe_batches
-from minitron.evaluate import EvalConfig, evaluate
-from minitron.importance import ImportanceConfig
+from minitron.eval.benchmarks import EvalConfig, evaluate
+from minitron.eval.loss import validation_loss
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.importance.selection import choose_layers
+from minitron.model.architecture import Architecture
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.selection import choose_layers
-from minitron.teacher import load_teacher
-from minitron.tokens import pack, tokenize_corpus
-from minitron.validation import validation_loss
 
 WINOGRANDE_ITEMS = 1267
 OTHER_TASKS = ("hellaswag", "piqa", "arc_easy")

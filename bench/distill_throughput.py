@@ -22,22 +22,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from minitron.architecture import Architecture
-from minitron.calibrate import importance_for
-from minitron.corpus import load_corpus
-from minitron.distill.core import (
-    LossWeights,
-    distillation_loss,
-    make_optimizer,
-    optimizer_step,
-    precision,
-)
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.step import LossWeights, Trainer, distillation_loss
 from minitron.distill.targets import compute_targets, probe_batches
-from minitron.importance import ImportanceConfig
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.model.architecture import Architecture
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.teacher import load_teacher
-from minitron.tokens import pack, tokenize_corpus
+from minitron.runtime import Placement, precision
 
 STUDENT = Architecture(24, 432, 1024, 9, 3, 64)
 
@@ -58,7 +53,7 @@ def online_steps(student, teacher, train, steps: int, batch: int, bf16: bool) ->
     """Seconds for `steps` retraining steps with the teacher's full distribution computed online."""
     device = torch.device("cpu")
     params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, 1e-4, 0.0)
+    trainer = Trainer(params, ProbeConfig(lr=1e-4), steps=steps, warmup=0, floor=1e-4)
     student.train()
     start = time.perf_counter()
     for step in range(steps):
@@ -68,7 +63,7 @@ def online_steps(student, teacher, train, steps: int, batch: int, bf16: bool) ->
             with torch.no_grad():
                 teacher_logits = teacher(input_ids=ids, use_cache=False).logits
         loss, _ = distillation_loss(logits, ids, LossWeights(), teacher_logits=teacher_logits)
-        optimizer_step(params, optimizer, loss, 1.0)
+        trainer.step(step, loss)
     return time.perf_counter() - start
 
 
@@ -98,7 +93,7 @@ def main() -> None:
 
     rows = []
     for name, bf16 in (("fp32", False), ("bf16", True)):
-        cfg = ProbeConfig(batch_size=args.batch_size, eval_every=8, bf16=bf16)
+        cfg = ProbeConfig(batch_size=args.batch_size, eval_every=8, placement=Placement(bf16=bf16))
         result = probe(copy.deepcopy(base), targets, cfg, validation)
         train_tps = result.tokens / result.train_seconds
         seconds = online_steps(

@@ -24,18 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers import AutoModelForCausalLM
 
-from minitron.architecture import Architecture, build_config
-from minitron.baselines import random_importance
-from minitron.calibrate import importance_for
-from minitron.corpus import load_corpus
-from minitron.distill.core import LossWeights
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.step import LossWeights
 from minitron.distill.targets import compute_targets, probe_batches
-from minitron.importance import ImportanceConfig
+from minitron.eval.loss import validation_loss
+from minitron.importance.baselines import random_importance
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.model.architecture import Architecture, build_config
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.teacher import load_teacher
-from minitron.tokens import pack, tokenize_corpus
-from minitron.validation import validation_loss
+from minitron.runtime import Placement
 
 STUDENT = Architecture(24, 432, 1024, 9, 3, 64)
 
@@ -43,7 +44,7 @@ STUDENT = Architecture(24, 432, 1024, 9, 3, 64)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--teacher", default="smollm2-135m", help="e.g. a corrected teacher from minitron.correct"
+        "--teacher", default="smollm2-135m", help="e.g. a corrected teacher from `python -m minitron correct`"
     )
     parser.add_argument("--tokens", type=int, default=131072, help="training tokens per variant")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -91,7 +92,7 @@ def main() -> None:
             lr=args.lr,
             eval_every=args.eval_every,
             weights=weights,
-            bf16=args.bf16 or None,
+            placement=Placement(bf16=args.bf16 or None),
         )
         start_loss = validation_loss(student, validation, progress=False).loss
         result = probe(student, targets, cfg, validation)

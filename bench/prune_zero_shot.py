@@ -22,16 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from minitron.architecture import Architecture, Family, count_params
-from minitron.baselines import magnitude_importance, random_importance
-from minitron.calibrate import importance_for
-from minitron.corpus import load_corpus
-from minitron.importance import ImportanceConfig
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
+from minitron.eval.loss import validation_loss
+from minitron.importance.baselines import magnitude_importance, random_importance
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.importance.selection import choose_layers
+from minitron.model.architecture import Architecture, Family, count_params
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.selection import choose_layers
-from minitron.teacher import load_teacher
-from minitron.tokens import pack, tokenize_corpus
-from minitron.validation import validation_loss
 
 WIDTH = {
     "MLP 50%": Architecture(30, 576, 768, 9, 3, 64),

@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search.report import write_report
+from search.summary import Summary
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -270,7 +271,7 @@ def main() -> int:
         work = Path(tmp)
         report = args.report
         if report is None:
-            write_report(work / "run", synthetic_summary())
+            write_report(work / "run", Summary.from_json(synthetic_summary()))
             report = work / "run" / "report.html"
         if not report.is_file():
             print(f"error: {report} is not a file", file=sys.stderr)

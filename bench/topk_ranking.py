@@ -18,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from minitron.architecture import Architecture
-from minitron.calibrate import importance_for
-from minitron.corpus import load_corpus
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.targets import compute_targets, probe_batches
-from minitron.importance import ImportanceConfig
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.model.architecture import Architecture
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.teacher import load_teacher
-from minitron.tokens import pack, tokenize_corpus
 
 CANDIDATES = [
     Architecture(16, 576, 1280, 3, 3, 64),

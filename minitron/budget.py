@@ -1,4 +1,4 @@
-"""Parameter budgets as people write them: `4B`, `4.5B`, `70M`, `900k`, `4500000000`, `4.5e9`."""
+"""Counts as people write them: budgets `4B`, `4.5B`, `70M`, `900k`, `4500000000`, `4.5e9`; tokens `16k`."""
 
 import math
 import re
@@ -6,27 +6,38 @@ import re
 from minitron.errors import MinitronError
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-_PATTERN = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e\+?\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+_PATTERN = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e\+?\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
 
 
-def parse_budget(text: str) -> int:
-    """Parse a parameter count such as `4.5B` into an integer (4_500_000_000).
+def parse_count(text: str, what: str = "budget", kind: str = "parameter count") -> int:
+    """Parse a count such as `4.5B` into an integer (4_500_000_000); `what` names the input in errors.
 
     Accepted suffixes (case-insensitive): k (thousand), M (million), B or G (billion), T (trillion).
     Underscores and commas between digits are ignored (`4_500_000`, `4,500,000`); an exponent is
     accepted (`4.5e9`).
     """
+    examples = ("70M, 4.5B, 900k or 4500000000", "70M or 4.5B")
+    if kind != "parameter count":
+        examples = ("16k, 2M or 200000", "16k or 2M")
     cleaned = re.sub(r"(?<=\d)[_,](?=\d)", "", str(text))
     match = _PATTERN.match(cleaned)
     if not match:
-        raise MinitronError(
-            f"budget {text!r} is not a parameter count; write it like 70M, 4.5B, 900k or 4500000000"
-        )
+        raise MinitronError(f"{what} {text!r} is not a {kind}; write it like {examples[0]}")
     number, suffix = match.groups()
     value = float(number) * _SUFFIX[suffix.lower()]
     if not math.isfinite(value) or value < 1:
-        raise MinitronError(f"budget {text!r} must be a positive parameter count, e.g. 70M or 4.5B")
+        raise MinitronError(f"{what} {text!r} must be a positive {kind}, e.g. {examples[1]}")
     return round(value)
+
+
+def parse_budget(text: str) -> int:
+    """A parameter budget such as `4.5B` (see `parse_count`)."""
+    return parse_count(text)
+
+
+def parse_tokens(text: str, option: str) -> int:
+    """A token count given to `option`, such as `16k` (see `parse_count`)."""
+    return parse_count(text, option, "token count")
 
 
 def format_count(n: int) -> str:

@@ -11,70 +11,64 @@ from pathlib import Path
 from typing import Any
 
 from minitron.atomic import write_json
-from minitron.evaluate import TASKS, EvalConfig, Scores
+from minitron.eval.benchmarks import TASKS, EvalConfig, Scores
 from minitron.faults import kill_point
-from search.progress import error_line
 from search.rundir import RunDir
 from search.settings import SearchSettings
-from search.tuning import WORKER_RETRIES
-
-
-def eval_config(settings: SearchSettings) -> EvalConfig:
-    return EvalConfig(
-        tasks=tuple(settings.eval_tasks), limit=settings.eval_limit, num_fewshot=settings.eval_fewshot
-    )
+from search.summary import WinnerResult
 
 
 def _score_teacher(spec: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
     """The teacher: scored once per weights and settings (cached across runs)."""
-    from minitron.evaluate import evaluate_path
+    from minitron.eval.benchmarks import evaluate_path
 
     return evaluate_path(spec, cfg, None, cache=True, **options).to_json()
 
 
 def _score_checkpoint(path: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
     """A retrained winner: our own safetensors checkpoint, so `options` are not needed."""
-    from minitron.evaluate import evaluate_path
+    from minitron.eval.benchmarks import evaluate_path
 
     return evaluate_path(path, cfg).to_json()
 
 
 def run_benchmarks(
-    run: RunDir, settings: SearchSettings, teacher: str, finals: dict[str, dict[str, Any]]
+    run: RunDir, settings: SearchSettings, teacher: str, finals: dict[str, WinnerResult]
 ) -> dict[str, Any] | None:
     """Score the teacher and the retrained winners; returns the `benchmarks` part of the summary."""
-    if not settings.eval_tasks:
+    cfg = settings.eval
+    if not cfg.tasks:
         return None
-    import ray
-
-    cfg = eval_config(settings)
     jobs: dict[str, tuple[Path, Any, str]] = {}  # name -> (result file, function, what it loads)
-    jobs["teacher"] = (run.root / "evals" / "teacher.json", _score_teacher, teacher)
+    jobs["teacher"] = (run.evals / "teacher.json", _score_teacher, teacher)
     for trial_id, final in finals.items():
-        if final.get("final_loss") is not None and final.get("path"):
-            jobs[trial_id] = (Path(final["path"]) / "benchmarks.json", _score_checkpoint, final["path"])
-    scores: dict[str, Scores] = {}
-    pending = {}
-    for name, (path, fn, what) in jobs.items():
-        if path.exists():
-            scores[name] = Scores.load(path)
-            continue
-        task = ray.remote(
-            num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=WORKER_RETRIES
-        )(fn)
-        pending[name] = task.remote(what, cfg, settings.teacher_options())
+        if final.final_loss is not None and final.path:
+            jobs[trial_id] = (Path(final.path) / "benchmarks.json", _score_checkpoint, final.path)
+    scores = {name: Scores.load(path) for name, (path, _, _) in jobs.items() if path.exists()}
     errors: dict[str, str] = {}
-    for name, ref in pending.items():
-        print(f"[benchmarks] scoring {jobs[name][2]} on {', '.join(cfg.tasks)}", flush=True)
-        try:
-            scores[name] = Scores.from_json(ray.get(ref))
-        except ray.exceptions.RayError as err:
-            last = error_line(err)
-            errors[name] = last
-            print(f"[benchmarks] {jobs[name][2]} failed: {last}", flush=True)
-            continue
-        write_json(jobs[name][0], scores[name].to_json())
-        kill_point("benchmarks")
+    todo = [name for name in jobs if name not in scores]
+    if todo:
+        import ray
+
+        from search.ray_runtime import error_line, remote, start_ray
+
+        start_ray(settings.resources)
+        pending = {
+            name: remote(jobs[name][1], settings.resources).remote(
+                jobs[name][2], cfg, settings.teacher_options()
+            )
+            for name in todo
+        }
+        for name, ref in pending.items():
+            print(f"[benchmarks] scoring {jobs[name][2]} on {', '.join(cfg.tasks)}", flush=True)
+            try:
+                scores[name] = Scores.from_json(ray.get(ref))
+            except ray.exceptions.RayError as err:
+                errors[name] = error_line(err)
+                print(f"[benchmarks] {jobs[name][2]} failed: {errors[name]}", flush=True)
+                continue
+            write_json(jobs[name][0], scores[name].to_json())
+            kill_point("benchmarks")
     return benchmarks_summary(cfg, scores, errors, {k: str(v[0]) for k, v in jobs.items()})
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minitron.architecture import Architecture, count_params
 from minitron.budget import format_count
 from minitron.errors import MinitronError
+from minitron.model.architecture import Architecture, count_params
 from search.space import SearchSpace
 
 

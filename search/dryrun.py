@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from minitron.architecture import Architecture, Family
 from minitron.budget import format_count
 from minitron.errors import MinitronError
+from minitron.model.architecture import Architecture, Family
 from search.candidates import Candidate
 from search.space import SearchSpace
 

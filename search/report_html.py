@@ -330,9 +330,20 @@ def _settings(summary: Mapping[str, Any]) -> str:
         return '<p class="empty">No settings recorded.</p>'
     rows = [
         [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v, default=str))]
-        for k, v in settings.items()
+        for k, v in _flat(settings).items()
     ]
     return _table(["setting", "value"], rows, set(), [""] * len(rows))
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (`plan.trials`), so the table reads like the settings tree."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _render_html(summary: Mapping[str, Any]) -> str:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from minitron.assets import cache_dir
+from minitron.data.assets import cache_dir
 
 # matplotlib keeps a font cache in ~/.cache/matplotlib unless told otherwise; ours goes with our
 # other caches, so a search writes nowhere but its run directory and the cache directory.

@@ -1,12 +1,17 @@
 """The run directory `<out>/<name>/`: where everything of one search lives, written atomically.
 
 config.json      resolved settings (what --resume reads back)
-importance/      the teacher's importance scores used by every trial
-targets/         probe batches, the teacher's top-k logits on them, validation sequences
+teacher.json     the teacher's architecture, parameters, zero-shot loss and speed
+importance/      the teacher's importance scores, exactly those every trial used (pinned for --resume)
+targets/         probe batches and the teacher's top-k logits on them
 optuna.db        the Optuna study (open it with `optuna-dashboard sqlite:///.../optuna.db`)
-tune/            the Ray Tune experiment
+searcher.json    suggestions answered without a trial (infeasible, duplicate, in flight)
+tune/            the Ray Tune experiment (per-trial results, TensorBoard logs)
 trials.jsonl     one line per trial: architecture, params, losses, latency, status, error
-winners/         the retrained winners, Hugging Face checkpoints with provenance.json
+probe_starts.jsonl  one line each time a probe actually starts (audit trail)
+winners/         the retrained winners: Hugging Face checkpoints, model cards, provenance.json
+evals/           the teacher's benchmark scores
+stages.json      the stages finished so far and their time
 summary.json     ranking, winners, teacher, settings, stage timings
 report.html      self-contained report (plotly inlined), pareto.png
 """
@@ -14,55 +19,54 @@ report.html      self-contained report (plotly inlined), pareto.png
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minitron.atomic import write_bytes, write_json, write_text
+from minitron.atomic import write_json
 from minitron.errors import MinitronError
 
-__all__ = ["RunDir", "TrialLog", "write_bytes", "write_json", "write_text"]
+_LAYOUT = {
+    "config": "config.json",
+    "teacher": "teacher.json",
+    "importance": "importance",
+    "targets": "targets",
+    "optuna_db": "optuna.db",
+    "searcher": "searcher.json",
+    "tune": "tune",
+    "trials": "trials.jsonl",
+    "probe_starts": "probe_starts.jsonl",
+    "winners": "winners",
+    "evals": "evals",
+    "stages": "stages.json",
+    "summary": "summary.json",
+    "report": "report.html",
+}
 
 
 @dataclass(frozen=True)
 class RunDir:
+    """Paths of one run directory (see the module docstring for what each holds)."""
+
     root: Path
+    config: Path = field(init=False)
+    teacher: Path = field(init=False)
+    importance: Path = field(init=False)
+    targets: Path = field(init=False)
+    optuna_db: Path = field(init=False)
+    searcher: Path = field(init=False)
+    tune: Path = field(init=False)
+    trials: Path = field(init=False)
+    probe_starts: Path = field(init=False)
+    winners: Path = field(init=False)
+    evals: Path = field(init=False)
+    stages: Path = field(init=False)
+    summary: Path = field(init=False)
+    report: Path = field(init=False)
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def importance(self) -> Path:
-        return self.root / "importance"
-
-    @property
-    def targets(self) -> Path:
-        return self.root / "targets"
-
-    @property
-    def optuna_db(self) -> Path:
-        return self.root / "optuna.db"
-
-    @property
-    def tune(self) -> Path:
-        return self.root / "tune"
-
-    @property
-    def trials(self) -> Path:
-        return self.root / "trials.jsonl"
-
-    @property
-    def probe_starts(self) -> Path:
-        return self.root / "probe_starts.jsonl"
-
-    @property
-    def winners(self) -> Path:
-        return self.root / "winners"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
+    def __post_init__(self) -> None:
+        for name, relative in _LAYOUT.items():
+            object.__setattr__(self, name, self.root / relative)
 
     def is_run(self) -> bool:
         return self.config.is_file()
@@ -76,27 +80,11 @@ class RunDir:
             raise MinitronError(f"{self.root} is not a search run (config.json has no settings)")
         return data
 
+    def finished_stages(self) -> dict[str, float]:
+        """Stage name -> seconds spent on it (over every session), for each finished stage."""
+        if not self.stages.exists():
+            return {}
+        return {str(k): float(v) for k, v in json.loads(self.stages.read_text()).items()}
 
-class TrialLog:
-    """`trials.jsonl`, one record per trial id, rewritten atomically on every change."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.records: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    self.records[record["trial_id"]] = record
-
-    # Tune pickles its callbacks with the experiment state; a restored log must read the file again
-    # rather than bring back the records it held when it was pickled.
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]
-
-    def put(self, record: dict[str, Any]) -> None:
-        self.records[record["trial_id"]] = record
-        write_text(self.path, "".join(json.dumps(r, default=str) + "\n" for r in self.records.values()))
+    def mark_finished(self, stage: str, seconds: float) -> None:
+        write_json(self.stages, {**self.finished_stages(), stage: round(seconds, 1)})

@@ -23,7 +23,9 @@ import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from minitron.architecture import ARCH_FIELDS, Architecture, Family, count_params
+from minitron.atomic import write_json
+from minitron.model.architecture import ARCH_FIELDS, Architecture, Family, count_params
+from search.samplers import make_sampler
 from search.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -47,10 +49,7 @@ def define_architecture(
     arch = Architecture(**values)
     params = count_params(family, arch)
     trial.set_constraint("budget_band", abs(params - budget) / budget - band)
-    buildable = (
-        not arch.problems() and not arch.pruning_problems(teacher) and arch.head_dim == teacher.head_dim
-    )
-    trial.set_constraint("buildable", 0.0 if buildable else 1.0)
+    trial.set_constraint("buildable", 1.0 if arch.cut_problems(teacher) else 0.0)
     return {"params": params}
 
 
@@ -64,19 +63,6 @@ def space_function(space: SearchSpace, budget: int) -> functools.partial[dict[st
         budget=budget,
         band=space.band,
     )
-
-
-def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        grid = {field: list(space.choices[field]) for field in ARCH_FIELDS}
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    raise ValueError(f"unknown sampler {name!r}")
 
 
 def architecture_of(config: dict[str, Any]) -> Architecture:
@@ -142,8 +128,6 @@ class ArchitectureSearch(OptunaSearch):
 
     def _save_stats(self) -> None:
         if self.stats_path:
-            from search.rundir import write_json
-
             write_json(Path(self.stats_path), self.rejected)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:

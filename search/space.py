@@ -39,11 +39,21 @@ from typing import Any
 
 import yaml
 
-from minitron.architecture import ARCH_FIELDS, Architecture, Family, check_model_type, count_params
 from minitron.errors import MinitronError
+from minitron.model.architecture import ARCH_FIELDS, Architecture, Family, check_model_type, count_params
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
-DEFAULT_SPACE = SPACES_DIR / "smollm2-135m.yaml"
+
+def _spaces_dir() -> Path:
+    """`spaces/` beside the package in a checkout (or an editable install); `search/spaces/` where
+    `pip install .` put the files."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "spaces"
+    return checkout if (checkout / f"{DEFAULT_SPACE_NAME}.yaml").is_file() else here / "spaces"
+
+
+DEFAULT_SPACE_NAME = "smollm2-135m"
+SPACES_DIR = _spaces_dir()
+DEFAULT_SPACE = SPACES_DIR / f"{DEFAULT_SPACE_NAME}.yaml"
 
 _TOP_KEYS = {"name", "description", "teacher", "choices", "band", "top_k", "known"}
 _FAMILY_KEYS = {"model_type", "vocab_size", "tie_word_embeddings", "attention_bias", "mlp_bias"}

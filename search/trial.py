@@ -32,14 +32,17 @@ from typing import Any
 import torch
 from ray import tune
 
-from minitron.architecture import Architecture
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.targets import TeacherTargets
-from minitron.importance import Importance
+from minitron.eval.loss import validation_loss
+from minitron.importance.scores import Importance
+from minitron.importance.selection import DepthMethod
+from minitron.model.architecture import Architecture
+from minitron.model.speed import measure_speed
+from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.speed import measure_speed
-from minitron.teacher import load_teacher
-from minitron.validation import validation_loss
+from minitron.runtime import resolve_device, set_threads
+from search.records import TrialRecord, TrialStatus
 from search.sampling import architecture_of
 
 
@@ -56,11 +59,11 @@ class SharedInputs:
     validation: torch.Tensor
     """Validation sequences for the zero-shot and probe losses."""
     probe: ProbeConfig
-    depth: str
+    depth: DepthMethod
     """Depth method for pruning."""
     threads: int | None
     """CPU threads per trial."""
-    finished: dict[str, dict[str, Any]]
+    finished: dict[str, TrialRecord]
     """Trials that completed or failed in an earlier session of this run (by architecture label): a
     trial that Tune restarts after a driver crash reports the recorded result (or error) instead of
     probing again."""
@@ -102,42 +105,12 @@ def trial_number(context: Any) -> int:
 
 def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
     """Tune function trainable: one candidate architecture, pruned and probed."""
-    if shared.threads:
-        torch.set_num_threads(shared.threads)
+    set_threads(shared.threads)
     arch: Architecture = architecture_of(config)
     context = tune.get_context()
     recorded = shared.finished.get(arch.short())
-    if recorded is not None and recorded["status"] == "failed":
-        tune.report(
-            {
-                "architecture": arch.short(),
-                "params": int(config["params"]),
-                "trial_error": recorded["error"],
-                "probe_done": False,
-                "from_record": True,
-            }
-        )
-        return
     if recorded is not None:
-        keys = (
-            "params",
-            "zero_shot_loss",
-            "latency_ms",
-            "tokens_per_s",
-            "teacher_latency_ms",
-            "speedup",
-            "device",
-            "probe_loss",
-            "probe_tokens",
-        )
-        tune.report(
-            {
-                **{k: recorded.get(k) for k in keys},
-                "architecture": arch.short(),
-                "probe_done": True,
-                "from_record": True,
-            }
-        )
+        tune.report(_replayed(recorded))
         return
     _log_start(shared.probe_starts, arch, context.get_trial_id())
     try:
@@ -157,9 +130,38 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
         )
 
 
+def _replayed(recorded: TrialRecord) -> dict[str, Any]:
+    """What a trial restarted after a driver crash reports: the recorded result (or error)."""
+    if recorded.status is TrialStatus.FAILED:
+        return {
+            "architecture": recorded.architecture.short(),
+            "params": recorded.params,
+            "trial_error": recorded.error,
+            "probe_done": False,
+            "from_record": True,
+        }
+    keys = (
+        "params",
+        "zero_shot_loss",
+        "latency_ms",
+        "tokens_per_s",
+        "teacher_latency_ms",
+        "speedup",
+        "device",
+        "probe_loss",
+        "probe_tokens",
+    )
+    return {
+        **{k: getattr(recorded, k) for k in keys},
+        "architecture": recorded.architecture.short(),
+        "probe_done": True,
+        "from_record": True,
+    }
+
+
 def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
     teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device()
     teacher.model.to(device)
     seq_len = int(shared.validation.shape[1])
     teacher_speed = measure_speed(teacher.model, seq_len=seq_len)

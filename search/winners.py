@@ -1,9 +1,9 @@
 """Retraining the winners: each one a Ray task with a trial's resources, resumable on its own.
 
 A winner is cut again from the teacher (pruning is deterministic given the importance) and distilled
-with the teacher online for `--retrain-tokens` tokens into `winners/<rank>-<architecture>/`. A winner
-whose folder already holds `provenance.json` is finished and skipped; an interrupted one resumes
-from its checkpoint.
+with the teacher online for the run's retraining tokens into `winners/<rank>-<architecture>/`. A
+winner whose folder already holds `provenance.json` is finished and skipped; an interrupted one
+resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minitron.architecture import Architecture
 from minitron.faults import kill_point
-from minitron.importance import Importance
-from search.progress import error_line
+from minitron.importance.scores import Importance
+from minitron.model.architecture import Architecture
+from search.records import TrialRecord
 from search.rundir import RunDir
 from search.settings import SearchSettings
-from search.tuning import WORKER_RETRIES
+from search.summary import WinnerResult
 
 
 @dataclass(frozen=True)
@@ -30,42 +30,31 @@ class WinnerJob:
     out: str
     teacher: str
     settings: SearchSettings
-    threads: int | None
+
+
+def winner_dir(run: RunDir, rank: int, arch: Architecture) -> Path:
+    return run.winners / f"{rank}-{arch.short()}"
 
 
 def retrain_winner(job: WinnerJob, importance: Importance) -> dict[str, Any]:
-    """Runs inside a Ray worker: prune, distill, save; returns the final loss and the path."""
-    from minitron.corpus import load_corpus
-    from minitron.distill.core import LossWeights
-    from minitron.distill.retrain import RetrainConfig, retrain
-    from minitron.importance import model_fingerprint
+    """Runs inside a Ray worker: prune, distill, save; returns the `WinnerResult` as JSON."""
+    from minitron.data.corpus import load_corpus
+    from minitron.data.tokens import tokenize_corpus
+    from minitron.distill.retrain import retrain
+    from minitron.importance.selection import select
+    from minitron.model.fingerprint import model_fingerprint
+    from minitron.model.teacher import load_teacher
     from minitron.prune import prune
-    from minitron.selection import select
-    from minitron.teacher import load_teacher
-    from minitron.tokens import tokenize_corpus
 
     s = job.settings
     teacher = load_teacher(job.teacher, offline=True, **s.teacher_options())
     tokens = tokenize_corpus(load_corpus(s.data, offline=True), teacher.tokenizer)
-    student = prune(teacher.model, job.arch, importance, depth=s.depth)
-    steps = max(s.retrain_tokens // (s.seq_len * s.batch_size), 1)
-    cfg = RetrainConfig(
-        tokens=s.retrain_tokens,
-        seq_len=s.seq_len,
-        batch_size=s.batch_size,
-        lr=s.retrain_lr,
-        weights=LossWeights(),
-        eval_every=max(steps // 4, 1),
-        eval_sequences=s.eval_sequences,
-        checkpoint_every=max(steps // 8, 1),
-        seed=s.seed,
-        threads=job.threads,
-    )
+    student = prune(teacher.model, job.arch, importance, depth=s.plan.depth)
     result = retrain(
         student,
         teacher.model,
         tokens,
-        cfg,
+        s.retrain,
         Path(job.out),
         teacher.tokenizer,
         teacher_id=f"{job.teacher}:{model_fingerprint(teacher.model)}",
@@ -74,58 +63,59 @@ def retrain_winner(job: WinnerJob, importance: Importance) -> dict[str, Any]:
             "rank": job.rank,
             "trial_id": job.trial_id,
             "importance": importance.meta.get("calibration"),
-            "depth_method": s.depth,
+            "depth_method": s.plan.depth.value,
         },
-        kept_layers=list(select(importance, job.arch, s.depth).layers),
+        kept_layers=list(select(importance, job.arch, s.plan.depth).layers),
         progress=False,
     )
-    return {
-        "path": job.out,
-        "final_loss": result.history[-1]["val_loss"],
-        "tokens_trained": result.provenance["tokens_trained"],
-    }
+    return WinnerResult(
+        path=job.out,
+        final_loss=result.history[-1]["val_loss"],
+        tokens_trained=result.provenance["tokens_trained"],
+    ).to_json()
+
+
+def finished_result(out: Path) -> WinnerResult | None:
+    """The result of a winner retrained earlier (its `provenance.json` is written last), else None."""
+    provenance = out / "provenance.json"
+    if not provenance.exists():
+        return None
+    record = json.loads(provenance.read_text())
+    return WinnerResult(str(out), record["final_val_loss"], record["tokens_trained"])
 
 
 def retrain_winners(
-    run: RunDir, settings: SearchSettings, teacher: str, importance: Importance, winners: list[dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
+    run: RunDir, settings: SearchSettings, teacher: str, importance: Importance, winners: list[TrialRecord]
+) -> dict[str, WinnerResult]:
     """Retrain every winner (in parallel as resources allow); results by trial id."""
-    import ray
-
-    from search.runner import cpu_threads
-
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, WinnerResult] = {}
     jobs = []
     for rank, winner in enumerate(winners, 1):
-        arch = Architecture(**winner["architecture"])
-        out = run.winners / f"{rank}-{arch.short()}"
-        provenance = out / "provenance.json"
-        if provenance.exists():
-            record = json.loads(provenance.read_text())
-            results[winner["trial_id"]] = {
-                "path": str(out),
-                "final_loss": record["final_val_loss"],
-                "tokens_trained": record["tokens_trained"],
-            }
-            print(f"[winners] {arch.short()} already retrained", flush=True)
+        out = winner_dir(run, rank, winner.architecture)
+        done = finished_result(out)
+        if done is not None:
+            results[winner.trial_id] = done
+            print(f"[winners] {winner.architecture.short()} already retrained", flush=True)
             continue
-        jobs.append(
-            WinnerJob(rank, winner["trial_id"], arch, str(out), teacher, settings, cpu_threads(settings))
-        )
+        jobs.append(WinnerJob(rank, winner.trial_id, winner.architecture, str(out), teacher, settings))
     if not jobs:
         return results
-    task = ray.remote(
-        num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial, max_retries=WORKER_RETRIES
-    )(retrain_winner)
+    import ray
+
+    from search.ray_runtime import error_line, remote, start_ray
+
+    start_ray(settings.resources)
+    task = remote(retrain_winner, settings.resources)
     shared = ray.put(importance)
     refs = [task.remote(job, shared) for job in jobs]
+    tokens = settings.retrain.tokens
     for job, ref in zip(jobs, refs, strict=True):
-        print(f"[winners] retraining {job.arch.short()} ({settings.retrain_tokens:,} tokens)", flush=True)
+        print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens)", flush=True)
         try:
-            results[job.trial_id] = ray.get(ref)
+            results[job.trial_id] = WinnerResult.from_json(ray.get(ref))
             kill_point("retrain")
         except ray.exceptions.RayError as err:
             last = error_line(err)
-            results[job.trial_id] = {"path": job.out, "final_loss": None, "error": last}
+            results[job.trial_id] = WinnerResult(job.out, None, error=last)
             print(f"[winners] {job.arch.short()} failed: {last}", flush=True)
     return results

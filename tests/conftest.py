@@ -1,5 +1,5 @@
 """Shared fixtures. Tests never touch the network: the real teacher and corpus come from the cache
-that `make test` fills first (`python -m minitron.fetch`); if it is empty those tests fail saying so."""
+that `make test` fills first (`python -m minitron fetch`); if it is empty those tests fail saying so."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run_cli(
 @pytest.fixture(scope="session")
 def teacher():
     """The real embedded teacher, loaded from the cache (fp32, CPU)."""
-    from minitron.teacher import load_teacher
+    from minitron.model.teacher import load_teacher
 
     return load_teacher("smollm2-135m", offline=True)
 
@@ -43,8 +43,8 @@ def teacher():
 @pytest.fixture(scope="session")
 def wiki_tokens(teacher):
     """The embedded corpus tokenized with the teacher's tokenizer (cached)."""
-    from minitron.corpus import load_corpus
-    from minitron.tokens import tokenize_corpus
+    from minitron.data.corpus import load_corpus
+    from minitron.data.tokens import tokenize_corpus
 
     return tokenize_corpus(load_corpus("wiki-en", offline=True), teacher.tokenizer)
 
@@ -54,7 +54,7 @@ def tiny_world(tmp_path_factory, teacher, wiki_tokens):
     """A tiny 2-layer teacher checkpoint with SmolLM2's tokenizer, and an environment whose private
     cache reuses the real corpus, its tokenization and the benchmark data (so command-line tests run
     offline and fast)."""
-    from minitron.assets import cache_dir
+    from minitron.data.assets import cache_dir
     from tests.tiny import tiny_model
 
     root = tmp_path_factory.mktemp("tiny-world")

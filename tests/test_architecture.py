@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from minitron.architecture import Architecture, Family, build_config, count_params
 from minitron.errors import MinitronError
+from minitron.model.architecture import Architecture, Family, build_config, count_params
 
 LLAMA_31_8B = {
     "model_type": "llama",

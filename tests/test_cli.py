@@ -1,4 +1,4 @@
-"""How commands end (`minitron.cli.run_command`): one line and an exit status for what users cause."""
+"""How commands end (`minitron.commands.common.run_command`): one line and an exit status."""
 
 import errno
 import os
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from minitron.cli import run_command
+from minitron.commands.common import run_command
 from minitron.errors import Interrupted, MinitronError
 
 

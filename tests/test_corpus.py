@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from minitron.corpus import Corpus, SplitConfig, load_corpus, split_corpus
+from minitron.data.corpus import Corpus, SplitConfig, load_corpus, split_corpus
+from minitron.data.tokens import pack, tokenize_corpus
 from minitron.errors import MinitronError
-from minitron.tokens import pack, tokenize_corpus
 
 
 def test_text_file_documents_are_separated_by_blank_lines(tmp_path):
@@ -96,8 +96,8 @@ def test_wiki_en(wiki_tokens):
 
 
 def test_tokenization_is_cached(teacher, wiki_tokens, monkeypatch):
-    import minitron.tokens
+    import minitron.data.tokens
 
-    monkeypatch.setattr(minitron.tokens, "split_corpus", lambda *a, **k: pytest.fail("re-tokenized"))
+    monkeypatch.setattr(minitron.data.tokens, "split_corpus", lambda *a, **k: pytest.fail("re-tokenized"))
     again = tokenize_corpus(load_corpus("wiki-en", offline=True), teacher.tokenizer)
     assert again.key == wiki_tokens.key and np.array_equal(again.validation, wiki_tokens.validation)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minitron.depth import layer_view
-from minitron.depth_accuracy import estimate_depth_accuracy
 from minitron.errors import MinitronError
-from minitron.evaluate import EvalConfig, evaluate
-from minitron.importance import Importance, ImportanceConfig, estimate_width_importance
-from minitron.selection import choose_layers
+from minitron.eval.benchmarks import EvalConfig, evaluate
+from minitron.importance.depth_accuracy import estimate_depth_accuracy
+from minitron.importance.scores import Importance, ImportanceConfig
+from minitron.importance.selection import choose_layers
+from minitron.importance.width import estimate_width_importance
+from minitron.model.surgery import layer_view
 from tests.tiny import tiny_batches, tiny_model
 
 

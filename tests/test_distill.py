@@ -8,12 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minitron.distill.core import LossWeights
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers, kl_full, kl_topk, next_token_ce
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.schedule import lr_at
+from minitron.distill.step import LossWeights
 from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
 from minitron.errors import MinitronError
+from minitron.runtime import Placement
 from tests.tiny import tiny_batches, tiny_model
 
 
@@ -134,7 +135,7 @@ def test_probe_is_deterministic_and_learns():
     targets = compute_targets(teacher, ids, k=16, progress=False)
     validation = periodic_batches(4, 16, 97, seed=1)
     student = tiny_model(seed=7, num_hidden_layers=2)
-    cfg = ProbeConfig(batch_size=4, lr=3e-3, eval_every=2, seed=0, threads=None)
+    cfg = ProbeConfig(batch_size=4, lr=3e-3, eval_every=2, seed=0)
     seen = []
     first = probe(copy.deepcopy(student), targets, cfg, validation, callback=seen.append)
     second = probe(copy.deepcopy(student), targets, cfg, validation)
@@ -157,7 +158,7 @@ def test_probe_with_full_cached_targets_equals_the_online_teacher():
     full = compute_targets(teacher, ids, k=97, progress=False)
     validation = periodic_batches(2, 12, 97, seed=1)
     student = tiny_model(seed=4, num_hidden_layers=2)
-    cfg = ProbeConfig(batch_size=2, lr=1e-3, eval_every=2, bf16=False)
+    cfg = ProbeConfig(batch_size=2, lr=1e-3, eval_every=2, placement=Placement(bf16=False))
     cached = probe(copy.deepcopy(student), full, cfg, validation)
     online = probe(copy.deepcopy(student), full, cfg, validation, teacher=teacher)
     assert [h["val_loss"] for h in cached.history] == pytest.approx(

@@ -1,4 +1,4 @@
-"""`python -m minitron.distill` end to end: killed mid-run and resumed equals an uninterrupted run."""
+"""`python -m minitron distill` end to end: killed mid-run and resumed equals an uninterrupted run."""
 
 import json
 
@@ -43,7 +43,8 @@ def student(tiny_world):
 
 def distill(env, root, student, out, *extra):
     return run_module(
-        "minitron.distill",
+        "minitron",
+        "distill",
         "--student",
         str(student),
         "--teacher",
@@ -106,7 +107,8 @@ def test_finished_and_foreign_outputs_are_refused(tiny_world, student, tmp_path)
 def test_teacher_correction_fine_tunes_with_cross_entropy_only(tiny_world, tmp_path):
     root, env = tiny_world
     result = run_module(
-        "minitron.correct",
+        "minitron",
+        "correct",
         "--teacher",
         str(root / "teacher"),
         "--tokens",

@@ -95,14 +95,9 @@ def test_debug_shows_the_traceback():
 
 
 def test_help_documents_every_option():
-    import importlib.util
+    from search.options import build_parser
 
-    from tests.conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("search_cli", ROOT / "search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    parser = module.build_parser()
+    parser = build_parser()
     result = run_cli("--help")
     assert result.returncode == 0
     for action in parser._actions:

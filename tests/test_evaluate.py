@@ -9,9 +9,10 @@ import socket
 
 import pytest
 
-from minitron.benchdata import BENCHMARKS, benchmark_dir, benchmark_root
+from minitron.data.benchdata import BENCHMARKS, benchmark_dir, benchmark_root
 from minitron.errors import MinitronError
-from minitron.evaluate import ALL_TASKS, EvalConfig, Scores, check_tasks, evaluate, format_table
+from minitron.eval.benchmarks import ALL_TASKS, EvalConfig, Scores, check_tasks, evaluate
+from minitron.eval.tables import format_table
 from tests.conftest import run_module
 
 
@@ -64,7 +65,7 @@ def test_every_task_runs_offline_on_a_tiny_model(tiny_checkpoint, teacher, no_ne
 
 def test_scores_are_lm_evals_own(tiny_checkpoint, teacher):
     """The redirected tasks are lm-eval's definitions: the ARC prompt and choices as lm-eval builds them."""
-    from minitron.evaluate import build_tasks
+    from minitron.eval.benchmarks import build_tasks
 
     (arc,) = build_tasks(("arc_easy",), offline=True)
     doc = arc.validation_docs()[0]
@@ -77,7 +78,7 @@ def test_cli_writes_lm_eval_results_json(tiny_checkpoint, tmp_path):
     root, _ = tiny_checkpoint
     out = tmp_path / "scores.json"
     result = run_module(
-        "minitron.evaluate", str(root), "--tasks", "piqa,winogrande", "--limit", "3", "--output", str(out)
+        "minitron", "evaluate", str(root), "--tasks", "piqa,winogrande", "--limit", "3", "--output", str(out)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| piqa | acc_norm | 3 |" in result.stdout
@@ -99,14 +100,14 @@ def test_cli_writes_lm_eval_results_json(tiny_checkpoint, tmp_path):
 )
 def test_cli_rejects_bad_options(tiny_checkpoint, args, message):
     root, _ = tiny_checkpoint
-    result = run_module("minitron.evaluate", str(root), *args)
+    result = run_module("minitron", "evaluate", str(root), *args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_benchmark_data_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MINITRON_CACHE", str(tmp_path))
-    with pytest.raises(MinitronError, match=r"not in the cache.*python -m minitron.fetch"):
+    with pytest.raises(MinitronError, match=r"not in the cache.*python -m minitron fetch"):
         benchmark_dir("piqa", offline=True)
 
 
@@ -120,7 +121,7 @@ def test_corrupted_benchmark_data_is_refused(tiny_checkpoint, tmp_path, monkeypa
     with pytest.raises(MinitronError, match="fails its sha256 check"):
         benchmark_dir("piqa", offline=True)
     root, _ = tiny_checkpoint
-    result = run_module("minitron.evaluate", str(root), "--tasks", "piqa", "--limit", "2", env=_env(cache))
+    result = run_module("minitron", "evaluate", str(root), "--tasks", "piqa", "--limit", "2", env=_env(cache))
     assert result.returncode == 2 and "fails its sha256 check" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
@@ -169,7 +170,7 @@ def test_scores_round_trip(tmp_path):
 
 
 def test_cached_scores_are_reused_per_weights(tiny_checkpoint, tmp_path, monkeypatch):
-    from minitron.evaluate import evaluate_path
+    from minitron.eval.benchmarks import evaluate_path
 
     root, _ = tiny_checkpoint
     cache = tmp_path / "cache"

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from minitron.depth import estimate_depth, layer_view
 from minitron.errors import MinitronError
-from minitron.importance import Importance, ImportanceConfig, _Reducer, estimate_width_importance
+from minitron.importance.depth import estimate_depth
+from minitron.importance.scores import Importance, ImportanceConfig
+from minitron.importance.width import _Reducer, estimate_width_importance
+from minitron.model.surgery import layer_view
 from tests.tiny import tiny_batches, tiny_model
 
 CFG = ImportanceConfig(num_samples=8, seq_len=16, batch_size=3, depth_samples=4, bf16=False)
@@ -97,13 +99,16 @@ def test_depth_losses_are_loss_increases_of_layer_views():
     model = tiny_model()
     importance = estimate(model)
     sequences = tiny_batches()[:4]
-    from minitron.validation import validation_loss
+    from minitron.eval.loss import validation_loss
 
     base = validation_loss(model, sequences, progress=False).loss
+    # The estimate starts from cached hidden states, the reference runs the whole view: two float32
+    # computations of a loss of ~5 nats, which differ by ~1e-6 (more on some CPUs); a wrong layer
+    # or block changes it by 0.1 or more.
     without_1 = validation_loss(layer_view(model, (0, 2, 3, 4)), sequences, progress=False).loss
-    assert importance.layer_loss[1].item() == pytest.approx(without_1 - base, abs=1e-5)
+    assert importance.layer_loss[1].item() == pytest.approx(without_1 - base, abs=1e-4)
     without_23 = validation_loss(layer_view(model, (0, 1, 4)), sequences, progress=False).loss
-    assert importance.block_loss[2][2].item() == pytest.approx(without_23 - base, abs=1e-5)
+    assert importance.block_loss[2][2].item() == pytest.approx(without_23 - base, abs=1e-4)
 
 
 def test_layer_view_shares_the_teachers_weights():
@@ -119,8 +124,8 @@ def test_layer_view_shares_the_teachers_weights():
 def test_importance_for_caches_and_extends(tmp_path, monkeypatch):
     import numpy as np
 
-    import minitron.calibrate as calibrate
-    from minitron.tokens import TokenizedCorpus
+    import minitron.importance.cache as calibrate
+    from minitron.data.tokens import TokenizedCorpus
 
     monkeypatch.setenv("MINITRON_CACHE", str(tmp_path))
     stream = np.random.default_rng(0).integers(0, 97, 400).astype(np.uint32)

@@ -1,4 +1,4 @@
-"""`python -m minitron.prune` end to end on a tiny 2-layer teacher with the real tokenizer and corpus."""
+"""`python -m minitron prune` end to end on a tiny 2-layer teacher with the real tokenizer and corpus."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from minitron.architecture import Architecture, Family, count_params
+from minitron.model.architecture import Architecture, Family, count_params
 from tests.conftest import run_module
 
 ARCH = "num_hidden_layers=1,hidden_size=24,intermediate_size=16,num_attention_heads=2,num_key_value_heads=1"
@@ -22,7 +22,7 @@ def setup(tiny_world):
 
 
 def prune_cli(env, *args):
-    return run_module("minitron.prune", *args, env=env)
+    return run_module("minitron", "prune", *args, env=env)
 
 
 def test_prune_cli_writes_a_loadable_checkpoint(setup):
@@ -46,7 +46,7 @@ def test_prune_cli_writes_a_loadable_checkpoint(setup):
         Family.from_config(AutoModelForCausalLM.from_pretrained(root / "teacher").config), arch
     )
     assert f"{params:,} parameters" in result.stdout and "zero-shot validation loss" in result.stdout
-    assert "importance (calibration)" in result.stderr  # computed the first time
+    assert "[importance] width scores computed" in result.stdout  # computed the first time
 
     model = AutoModelForCausalLM.from_pretrained(root / "out")
     tokenizer = AutoTokenizer.from_pretrained(root / "out")
@@ -63,7 +63,7 @@ def test_prune_cli_writes_a_loadable_checkpoint(setup):
     assert again.returncode == 2 and "already exists and is not empty; pass --overwrite" in again.stderr
     again = prune_cli(env, *args, "--out", str(root / "out"), "--overwrite")
     assert again.returncode == 0, again.stderr
-    assert "importance (calibration)" not in again.stderr, "importance must come from the cache"
+    assert "[importance] width scores read from the cache" in again.stdout, "importance comes from the cache"
     assert sorted(p.name for p in root.iterdir()) == ["out", "teacher"], "no staging leftovers"
 
 

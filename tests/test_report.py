@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from search.report import pareto_front, write_report
+from search.summary import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -126,7 +127,7 @@ def _parse(html_text: str) -> _Page:
 
 def test_report_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
     summary = sample_summary()
-    write_report(tmp_path, summary)
+    write_report(tmp_path, Summary.from_json(summary))
     html_path, png_path = tmp_path / "report.html", tmp_path / "pareto.png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pareto.png", "report.html"]  # no temp files left
     assert png_path.stat().st_size > 1000 and png_path.read_bytes().startswith(PNG_SIGNATURE)
@@ -192,14 +193,14 @@ def test_report_handles_empty_single_and_all_failed_runs(tmp_path: Path) -> None
         "bare": {"name": "bare", "candidates": [], "winners": [], "teacher": teacher_unknown},
     }
     for name, case in cases.items():
-        write_report(tmp_path / name, case)
+        write_report(tmp_path / name, Summary.from_json(case))
         assert (tmp_path / name / "pareto.png").read_bytes().startswith(PNG_SIGNATURE), name
         text = (tmp_path / name / "report.html").read_text(encoding="utf-8")
         assert text.count('class="plotly-graph-div"') == 2 and text.rstrip().endswith("</html>"), name
     assert "No trial failed" in (tmp_path / "empty" / "report.html").read_text(encoding="utf-8")
     assert "boom" in (tmp_path / "all-failed" / "report.html").read_text(encoding="utf-8")
     # A second write replaces the files in place.
-    write_report(tmp_path / "single", summary)
+    write_report(tmp_path / "single", Summary.from_json(summary))
     assert "L18-h576" in (tmp_path / "single" / "report.html").read_text(encoding="utf-8")
 
 
@@ -226,3 +227,14 @@ def test_report_module_never_imports_ray_or_optuna() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_summary_json_round_trips_through_the_typed_summary() -> None:
+    data = sample_summary()
+    again = Summary.from_json(data).to_json()
+    for key in ("name", "budget", "band", "space", "created", "limited", "settings"):
+        assert again[key] == data[key], key
+    for before, after in zip(data["candidates"], again["candidates"], strict=True):
+        assert {k: after[k] for k in before} == before
+    for before, after in zip(data["winners"], again["winners"], strict=True):
+        assert after == before

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from minitron.errors import MinitronError
-from minitron.teacher import load_teacher
+from minitron.model.teacher import load_teacher
 from tests.conftest import run_module
 from tests.tiny import tiny_model
 
@@ -43,7 +43,7 @@ def test_pickle_weights_load_when_allowed(pickle_checkpoint):
 
 def test_pickle_refusal_through_a_command(pickle_checkpoint):
     path, _ = pickle_checkpoint
-    result = run_module("minitron.evaluate", str(path), "--tasks", "piqa", "--limit", "1")
+    result = run_module("minitron", "evaluate", str(path), "--tasks", "piqa", "--limit", "1")
     assert result.returncode == 2 and "--allow-pickle" in result.stderr and "Traceback" not in result.stderr
 
 

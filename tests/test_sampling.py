@@ -1,10 +1,8 @@
 """The searcher: Optuna proposals through Ray's OptunaSearch, never infeasible, never repeated."""
 
-import pickle
-
 from ray.tune.search import Searcher
 
-from minitron.architecture import count_params
+from minitron.model.architecture import count_params
 from search.candidates import feasible
 from search.sampling import architecture_of, make_searcher
 from search.space import load_space
@@ -54,14 +52,20 @@ def test_grid_sampler_ends_when_the_feasible_set_is_exhausted(tmp_path):
     )
 
 
-def test_known_architectures_go_first_and_state_pickles(tmp_path):
+def test_known_architectures_go_first_and_a_restored_searcher_goes_on(tmp_path):
     space = load_space("llama-3.1-8b")
     seeds = [k.arch for k in space.known]
-    searcher = make_searcher(space, 4_500_000_000, "tpe", 0, f"sqlite:///{tmp_path}/s.db", "s", seeds)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    searcher = make_searcher(space, 4_500_000_000, "tpe", 0, storage, "s", seeds)
     first = drive(searcher, 2)
     assert first == seeds
-    clone = pickle.loads(pickle.dumps(searcher.__dict__))  # what Tune saves for --resume
-    assert clone["known"] == searcher.known and len(clone["known"]) == 2
+    searcher.save(str(tmp_path / "searcher.pkl"))  # what Tune saves for --resume
+    restored = make_searcher(space, 4_500_000_000, "tpe", 0, storage, "s", [])
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored.known == {seeds[0]: 5.0, seeds[1]: 5.01}, "finished probes survive the restore"
+    after = [architecture_of(restored.suggest(f"later{i}")) for i in range(3)]
+    assert not set(after) & set(seeds), "a restored searcher never hands out a probed architecture again"
+    assert len(set(after)) == 3
 
 
 def test_in_flight_architectures_are_not_handed_out_twice(tmp_path):

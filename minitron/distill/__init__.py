@@ -4,5 +4,5 @@
 - `targets`: the teacher's top-k logits on the fixed probe batches, computed once and shared;
 - `probe`: a short, seeded, comparable distillation run that scores a candidate;
 - `retrain`: the long run with the teacher online, exact resume and a final checkpoint;
-- `python -m minitron.distill`: the retraining command.
+- `step`: the loss mix, the optimizer and one training step both share.
 """

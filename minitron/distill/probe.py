@@ -15,22 +15,11 @@ from typing import Any
 
 import torch
 
-from minitron.distill.core import (
-    Callback,
-    LossWeights,
-    distillation_loss,
-    make_optimizer,
-    optimizer_step,
-    precision,
-    resolve_device,
-    set_lr,
-    set_threads,
-    use_bf16,
-)
-from minitron.distill.schedule import lr_at
+from minitron.distill.step import Callback, History, LossWeights, Trainer, distillation_loss
 from minitron.distill.targets import TeacherTargets
 from minitron.errors import MinitronError
-from minitron.validation import validation_loss
+from minitron.eval.loss import validation_loss
+from minitron.runtime import Placement, precision
 
 
 @dataclass(frozen=True)
@@ -53,11 +42,8 @@ class ProbeConfig:
     """Steps between validation losses (0: only at the end)."""
     seed: int = 0
     """Seeds the student's training randomness; equal seeds give equal probes."""
-    bf16: bool | None = None
-    """bf16 autocast; None picks the device default (see `minitron.distill.core`)."""
-    threads: int | None = None
-    """CPU threads for this probe (a trial's CPU share); None leaves torch's setting."""
-    device: str | None = None
+    placement: Placement = field(default_factory=Placement)
+    """Device, precision and CPU threads."""
 
 
 @dataclass
@@ -93,9 +79,7 @@ def probe(
     using the cached top-k logits (slower; for measuring what the top-k cache changes).
     """
     start = time.perf_counter()
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    bf16 = use_bf16(device, cfg.bf16)
+    device, bf16 = cfg.placement.apply()
     steps = len(targets.input_ids) // cfg.batch_size
     if steps < 1:
         raise MinitronError(
@@ -104,34 +88,23 @@ def probe(
     torch.manual_seed(cfg.seed)
     student.to(device).train()
     params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     warmup = max(1, round(steps * cfg.warmup_fraction)) if cfg.warmup_fraction > 0 else 0
-    history: list[dict[str, float]] = []
+    trainer = Trainer(params, cfg, steps=steps, warmup=warmup, floor=cfg.lr * cfg.min_lr_ratio)
+    history = History(cfg.batch_size * int(targets.input_ids.shape[1]), callback)
     train_seconds = eval_seconds = 0.0
-    recent: list[float] = []
 
     def evaluate(step: int) -> float:
         nonlocal eval_seconds
         t0 = time.perf_counter()
         loss = validation_loss(student, validation, batch_size=eval_batch_size, progress=False).loss
         eval_seconds += time.perf_counter() - t0
-        record = {
-            "step": float(step),
-            "tokens": float(step * cfg.batch_size * targets.input_ids.shape[1]),
-            "val_loss": loss,
-            "train_loss": sum(recent) / len(recent) if recent else float("nan"),
-        }
-        recent.clear()
-        history.append(record)
-        if callback is not None:
-            callback(record)
+        history.validated(step, loss)
         return loss
 
     for step in range(steps):
         t0 = time.perf_counter()
         rows = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
         input_ids = targets.input_ids[rows].to(device)
-        set_lr(optimizer, lr_at(step, steps, cfg.lr, warmup, cfg.lr * cfg.min_lr_ratio))
         with precision(device, bf16):
             logits = student(input_ids=input_ids, use_cache=False).logits
             teacher_logits = None
@@ -148,16 +121,16 @@ def probe(
                 top_values=targets.values[rows].to(device),
                 top_indices=targets.indices[rows].to(device),
             )
-        optimizer_step(params, optimizer, loss, cfg.grad_clip)
+        trainer.step(step, loss)
         train_seconds += time.perf_counter() - t0
-        recent.append(parts["loss"])
+        history.train_loss(parts["loss"])
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < steps:
             evaluate(step + 1)
     final = evaluate(steps)
     student.eval()
     return ProbeResult(
         loss=final,
-        history=history,
+        history=history.records,
         tokens=steps * cfg.batch_size * int(targets.input_ids.shape[1]),
         seconds=time.perf_counter() - start,
         train_seconds=train_seconds,

@@ -30,25 +30,14 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm.auto import tqdm
 
-from minitron.architecture import Architecture
-from minitron.assets import publish, staging_dir
-from minitron.distill.core import (
-    Callback,
-    LossWeights,
-    distillation_loss,
-    make_optimizer,
-    optimizer_step,
-    precision,
-    resolve_device,
-    set_lr,
-    set_threads,
-    use_bf16,
-)
+from minitron.atomic import publish, staging_dir
+from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers
-from minitron.distill.schedule import lr_at
+from minitron.distill.step import Callback, History, LossWeights, Trainer, distillation_loss
 from minitron.errors import MinitronError
-from minitron.tokens import TokenizedCorpus, pack
-from minitron.validation import validation_loss
+from minitron.eval.loss import VALIDATION_SEQUENCES, validation_loss
+from minitron.model.architecture import Architecture
+from minitron.runtime import Placement, precision, show_progress
 
 
 @dataclass(frozen=True)
@@ -57,9 +46,9 @@ class RetrainConfig:
 
     tokens: int
     """Training tokens (rounded down to whole steps)."""
-    seq_len: int = 256
+    seq_len: int = SEQ_LEN
     """Tokens per packed sequence."""
-    batch_size: int = 8
+    batch_size: int = 4
     """Sequences per optimizer step."""
     lr: float = 2e-4
     """Peak learning rate (Minitron used 1e-4 at batch 1152 × 8192; small runs tolerate more)."""
@@ -75,15 +64,13 @@ class RetrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 50
     """Steps between validations."""
-    eval_sequences: int = 64
+    eval_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences (of `seq_len`) per validation."""
     checkpoint_every: int = 50
     """Steps between checkpoints."""
     seed: int = 0
-    bf16: bool | None = None
-    """bf16 autocast; None picks the device default (see `minitron.distill.core`)."""
-    threads: int | None = None
-    device: str | None = None
+    placement: Placement = field(default_factory=Placement)
+    """Device, precision and CPU threads (only the precision is part of the job's identity)."""
 
     @property
     def steps(self) -> int:
@@ -124,7 +111,8 @@ class _Order:
 
 def job_identity(cfg: RetrainConfig, student: Any, teacher_id: str, data_key: str) -> str:
     """A hash of everything that makes two runs the same job (resume only continues the same job)."""
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "placement"}
+    config["bf16"] = cfg.placement.bf16  # the precision changes the numbers; device and threads do not
     payload = {
         "config": config,
         "student": student.config.to_json_string(use_diff=False),
@@ -167,9 +155,7 @@ def retrain(
         raise MinitronError(
             f"--tokens {cfg.tokens:,} is less than one step of {cfg.batch_size} x {cfg.seq_len} tokens"
         )
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    bf16 = use_bf16(device, cfg.bf16)
+    device, bf16 = cfg.placement.apply()
     train = pack(tokens.train, cfg.seq_len)
     validation = pack(tokens.validation, cfg.seq_len, cfg.eval_sequences)
     job = job_identity(cfg, student, teacher_id, tokens.key)
@@ -185,42 +171,30 @@ def retrain(
             student.config.hidden_size, teacher.config.hidden_size, _layer_map(student, teacher, kept_layers)
         ).to(device)
     params = [p for p in student.parameters() if p.requires_grad] + (list(aux.parameters()) if aux else [])
-    optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     warmup = min(cfg.warmup_steps, max(steps // 10, 1))
+    trainer = Trainer(params, cfg, steps=steps, warmup=warmup, floor=cfg.min_lr)
     order = _Order(len(train), cfg.seed)
 
     state: dict[str, Any] = {"step": 0, "history": [], "seconds": 0.0}
     if (checkpoint / "state.json").exists():
-        state = _load_checkpoint(checkpoint, job, student, optimizer, aux)
+        state = _load_checkpoint(checkpoint, job, student, trainer.optimizer, aux)
         print(f"resuming {out} at step {state['step']} of {steps}", flush=True)
     else:
         torch.manual_seed(cfg.seed)
-    history: list[dict[str, float]] = state["history"]
-    recent: list[float] = []
+    history = History(cfg.batch_size * cfg.seq_len, callback, state["history"])
     step = int(state["step"])
     session_start = time.perf_counter()
 
     def evaluate() -> None:
-        loss = validation_loss(student, validation, batch_size=cfg.batch_size, progress=False).loss
-        record = {
-            "step": float(step),
-            "tokens": float(step * cfg.batch_size * cfg.seq_len),
-            "val_loss": loss,
-            "train_loss": sum(recent) / len(recent) if recent else float("nan"),
-        }
-        recent.clear()
-        history.append(record)
-        if callback is not None:
-            callback(record)
+        history.validated(step, validation_loss(student, validation, cfg.batch_size, progress=False).loss)
 
-    if step == 0 and not history:
+    if step == 0 and not history.records:
         evaluate()  # the starting point, for the record
-    bar = tqdm(total=steps, initial=step, desc="retrain", disable=not progress, unit="step")
+    bar = tqdm(total=steps, initial=step, desc="retrain", disable=not show_progress(progress), unit="step")
     student.train()
     while step < steps:
         rows = torch.from_numpy(order.rows(step, cfg.batch_size))
         input_ids = train[rows].to(device)
-        set_lr(optimizer, lr_at(step, steps, cfg.lr, warmup, cfg.min_lr))
         want_states = aux is not None
         with precision(device, bf16):
             s_out = student(input_ids=input_ids, use_cache=False, output_hidden_states=want_states)
@@ -236,8 +210,8 @@ def retrain(
             # Minitron weighs the intermediate term to the size of the logit term
             loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
             parts["intermediate"] = inter.item()
-        optimizer_step(params, optimizer, loss, cfg.grad_clip)
-        recent.append(parts["loss"])
+        trainer.step(step, loss)
+        history.train_loss(parts["loss"])
         step += 1
         bar.update(1)
         if step % cfg.eval_every == 0 or step == steps:
@@ -246,7 +220,7 @@ def retrain(
             student.train()
         if step % cfg.checkpoint_every == 0 and step < steps:
             seconds = float(state["seconds"]) + time.perf_counter() - session_start
-            _save_checkpoint(checkpoint, job, step, history, seconds, student, optimizer, aux)
+            _save_checkpoint(checkpoint, job, step, history.records, seconds, student, trainer.optimizer, aux)
             if os.environ.get("MINITRON_KILL_AFTER_STEP") == str(step):
                 os.kill(os.getpid(), signal.SIGKILL)
     bar.close()
@@ -262,14 +236,14 @@ def retrain(
         "retrain": {**dataclasses.asdict(cfg), "bf16_used": bf16, "device_used": str(device)},
         "data": tokens.key,
         "tokens_trained": steps * cfg.batch_size * cfg.seq_len,
-        "history": history,
-        "final_val_loss": history[-1]["val_loss"],
+        "history": history.records,
+        "final_val_loss": history.records[-1]["val_loss"],
         "train_seconds": round(seconds, 1),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 1),
         "versions": _versions(),
     }
     _save_final(out, student, tokenizer, record)
-    return RetrainResult(out=out, history=history, provenance=record)
+    return RetrainResult(out=out, history=history.records, provenance=record)
 
 
 def _versions() -> dict[str, str]:

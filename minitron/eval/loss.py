@@ -1,0 +1,71 @@
+"""Validation loss (nats per predicted token) and perplexity of a causal LM on packed sequences."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from minitron.data.tokens import SEQ_LEN, pack
+from minitron.runtime import show_progress
+
+#: Validation sequences (of `SEQ_LEN` tokens) behind every reported loss unless told otherwise.
+VALIDATION_SEQUENCES = 16
+
+
+@dataclass(frozen=True)
+class LossReport:
+    """Mean next-token cross-entropy over every predicted position."""
+
+    loss: float
+    """Nats per token."""
+    perplexity: float
+    """exp(loss)."""
+    tokens: int
+    """Number of predicted tokens averaged over (sequences × (seq_len − 1))."""
+
+
+@torch.no_grad()
+def validation_loss(
+    model: Any, sequences: torch.Tensor, batch_size: int = 4, progress: bool = True, desc: str = "validation"
+) -> LossReport:
+    """Exact token-weighted mean loss of `model` on `[n, seq_len]` packed sequences."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    try:
+        for start in tqdm(
+            range(0, len(sequences), batch_size), desc=desc, disable=not show_progress(progress), unit="batch"
+        ):
+            batch = sequences[start : start + batch_size].to(device)
+            logits = model(input_ids=batch).logits[:, :-1].float()
+            targets = batch[:, 1:]
+            total += F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
+            ).item()
+            count += targets.numel()
+    finally:
+        model.train(was_training)
+    loss = total / count
+    return LossReport(loss=loss, perplexity=math.exp(loss), tokens=count)
+
+
+def zero_shot_loss(
+    model: Any,
+    tokens: Any,
+    seq_len: int = SEQ_LEN,
+    max_sequences: int | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> LossReport:
+    """Validation loss of `model` on the validation split of a `TokenizedCorpus` (no training).
+
+    `max_sequences` limits the evaluation to the first N packed sequences (None: the whole split).
+    """
+    sequences = pack(tokens.validation, seq_len, max_sequences)
+    return validation_loss(model, sequences, batch_size=batch_size, progress=progress, desc="zero-shot loss")

@@ -1,0 +1,1 @@
+"""Importance: width scores, layer-removal losses and accuracies, the cache, and which units to keep."""

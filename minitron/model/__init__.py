@@ -1,0 +1,1 @@
+"""Models: architecture values and parameter math, loading teachers, surgery, speed, identity."""

@@ -1,0 +1,95 @@
+"""Where and how computations run: device, precision, threads, progress bars.
+
+Every stage (importance, depth losses, probes, retraining, benchmarks) asks this module, so that a
+run makes one choice per process and records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX); else bf16 is emulated."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+#: bf16 autocast by default on CPUs with native bf16. Measured with `bench/distill_throughput.py` on
+#: the 2-core AVX-512-BF16 development machine (69M student, same seed and batches): probes 1.76x and
+#: online retraining 1.59x faster than fp32, for +0.004 nats of probe validation loss.
+DEFAULT_CPU_BF16 = cpu_has_native_bf16()
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """`cuda` when a GPU is present, else the CPU, unless a device is named."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_bf16(device: torch.device, requested: bool | None) -> bool:
+    """The precision actually used: `requested`, or by default bf16 on a GPU or a native-bf16 CPU."""
+    if requested is not None:
+        return requested
+    return device.type == "cuda" or (device.type == "cpu" and DEFAULT_CPU_BF16)
+
+
+@contextlib.contextmanager
+def precision(device: torch.device, bf16: bool) -> Iterator[None]:
+    """bf16 autocast for matmuls when enabled; parameters and optimizer state stay fp32."""
+    if bf16:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def set_threads(threads: int | None) -> None:
+    """Respect the CPUs a trial was given (Ray sets none of torch's thread counts itself)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what precision a job runs; it never changes what the job is (a run resumed on
+    other hardware is the same run)."""
+
+    device: str | None = None
+    """cpu, cuda, cuda:1, ...; None: cuda when present, else the CPU."""
+    bf16: bool | None = None
+    """bf16 autocast; None: on for GPUs and for CPUs with native bf16."""
+    threads: int | None = None
+    """CPU threads (a trial's share); None leaves torch's setting."""
+
+    def apply(self) -> tuple[torch.device, bool]:
+        """Set the threads; the device and whether bf16 autocast is on."""
+        set_threads(self.threads)
+        device = resolve_device(self.device)
+        return device, use_bf16(device, self.bf16)
+
+
+def show_progress(wanted: bool = True) -> bool:
+    """Whether to draw progress bars: only when asked and stderr is a terminal.
+
+    Why: in a log file or a CI console every redraw of a bar becomes another line (or a long run of
+    carriage returns); stage lines and per-trial progress say what matters there.
+    """
+    return wanted and sys.stderr.isatty()
+
+
+def quiet_progress_bars_when_logged() -> None:
+    """Switch off every library's progress bars (tqdm, transformers, datasets, lm-eval) when stderr
+    is not a terminal. Call before those libraries are imported: tqdm reads `TQDM_DISABLE` when it
+    is first imported. Ray workers inherit the setting (see `search.ray_runtime`)."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and the hub's bars
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

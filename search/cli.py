@@ -1,0 +1,220 @@
+"""minitron-search: find the best pruned + distilled model of a teacher within a parameter budget.
+
+    python search.py --budget 70M                                            # the whole search
+    python search.py --budget 70M --dry-run                                  # list the candidates
+    python search.py --space spaces/llama-3.1-8b.yaml --budget 4.5B --dry-run --json
+    python search.py --resume results/<name>                                 # continue a killed run
+
+`search.py` and the `minitron-search` console script both run `main` here. This module only parses
+arguments, checks them and wires the stages together; the work lives in `minitron/` (library) and
+the rest of `search/` (spaces, Ray Tune + Optuna, ranking, report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from minitron.runtime import quiet_progress_bars_when_logged
+
+quiet_progress_bars_when_logged()  # before any library that draws progress bars is imported
+
+from minitron.budget import parse_budget, parse_tokens  # noqa: E402
+from minitron.commands.common import run_command  # noqa: E402
+from minitron.errors import MinitronError  # noqa: E402
+from minitron.eval.benchmarks import ALL_TASKS, check_tasks  # noqa: E402
+from search.options import build_parser  # noqa: E402
+from search.settings import Resources, SearchPlan, SearchSettings  # noqa: E402
+
+#: What `--resume` may change: where the run continues, not what it computes.
+RESUMABLE = ("cpus_per_trial", "gpus_per_trial", "concurrency", "address", "dashboard_host", "debug")
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    from minitron.model.teacher import local_config
+    from search.candidates import feasible
+    from search.dryrun import check_teacher_matches, render_json, render_table
+    from search.space import load_space
+
+    budget = parse_budget(args.budget)
+    check_options(args)
+    space = load_space(args.space)
+    teacher = args.teacher or space.teacher_name
+    config = local_config(teacher)
+    if config is not None:
+        check_teacher_matches(space, teacher, config)
+    candidates = feasible(space, budget)
+    print(render_json(candidates) if args.json else render_table(space, teacher, budget, candidates))
+    return 0
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Numeric options that must be positive, and the benchmark options."""
+    for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
+        if getattr(args, name) < 1:
+            raise MinitronError(f"--{name.replace('_', '-')} must be positive")
+    if args.seed < 0:
+        raise MinitronError("--seed must be 0 or more")
+    eval_options(args)
+
+
+def eval_options(args: argparse.Namespace) -> tuple[tuple[str, ...], int | None]:
+    """(tasks, limit) from --eval and --eval-limit."""
+    spec = args.eval.strip().lower()
+    if spec == "none":
+        tasks: tuple[str, ...] = ()
+    elif spec == "all":
+        tasks = ALL_TASKS
+    else:
+        tasks = check_tasks([t.strip() for t in args.eval.split(",") if t.strip()])
+    if args.eval_fewshot is not None and args.eval_fewshot < 0:
+        raise MinitronError(f"--eval-fewshot must be 0 or more, got {args.eval_fewshot}")
+    limit_text = str(args.eval_limit).strip().lower()
+    if limit_text in ("full", "none"):
+        return tasks, None
+    if not limit_text.isdigit() or int(limit_text) <= 0:
+        raise MinitronError(
+            f"--eval-limit must be a positive number of items or `full`, got {args.eval_limit!r}"
+        )
+    return tasks, int(limit_text)
+
+
+def resolve_resources(args: argparse.Namespace, saved: Resources | None = None) -> Resources:
+    """Trial resources from the command line (over `saved` ones on --resume), checked against this
+    machine before anything is written (a cluster's nodes are checked once attached: ray_runtime)."""
+    from search.ray_runtime import check_fits, local_resources
+
+    cpus, gpus = local_resources()
+
+    def pick(name: str, default: Any) -> Any:
+        given = getattr(args, name)
+        return given if given is not None else getattr(saved, name) if saved else default
+
+    gpus_per_trial = pick("gpus_per_trial", 1.0 if gpus else 0.0)
+    cpus_per_trial = pick("cpus_per_trial", float(max(cpus // gpus, 1) if gpus else cpus))
+    fits = int(gpus // gpus_per_trial) if gpus_per_trial > 0 else int(cpus // max(cpus_per_trial, 1))
+    resources = Resources(
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        concurrency=pick("concurrency", max(fits, 1)),
+        address=pick("address", None),
+        dashboard_host=pick("dashboard_host", Resources().dashboard_host),
+    )
+    if resources.address:  # only the values can be checked before attaching
+        check_fits(resources, [(float("inf"), float("inf"))], "the cluster")
+    else:
+        check_fits(resources, [(float(cpus), float(gpus))], "this machine")
+    return resources
+
+
+def resolve_settings(args: argparse.Namespace) -> SearchSettings:
+    """Settings of a new run from the command line (defaults sized to this machine)."""
+    from minitron.model.teacher import check_teacher_source
+    from search.candidates import feasible
+    from search.checks import check_name, check_out, default_name
+    from search.space import load_space
+
+    budget = parse_budget(args.budget)
+    space = load_space(args.space)
+    feasible(space, budget)  # fail fast on a budget the space cannot reach
+    eval_tasks, eval_limit = eval_options(args)
+    check_options(args)
+    name = check_name(args.name) if args.name is not None else default_name(budget)
+    check_out(args.out)
+    plan = SearchPlan(
+        trials=args.trials,
+        sampler=args.sampler,
+        scheduler=args.scheduler,
+        probe_tokens=parse_tokens(args.probe_tokens, "--probe-tokens"),
+        probe_top_k=args.probe_top_k,
+        top_k=args.top_k if args.top_k is not None else space.top_k,
+        depth=args.depth,
+        depth_accuracy_items=args.depth_accuracy_items,
+        validation_sequences=args.eval_sequences,
+    )
+    retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
+    resources = resolve_resources(args)
+    check_teacher_source(args.teacher or space.teacher_name, allow_pickle=args.allow_pickle)
+    return SearchSettings.create(
+        budget=budget,
+        space=str(space.path),
+        teacher=args.teacher or space.teacher_name,
+        plan=plan,
+        resources=resources,
+        retrain_tokens=retrain_tokens,
+        calibration_samples=args.calibration_samples,
+        eval_tasks=eval_tasks,
+        eval_limit=eval_limit,
+        eval_fewshot=args.eval_fewshot,
+        seed=args.seed,
+        data=args.data,
+        name=name,
+        out=args.out,
+        allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
+def resume_settings(args: argparse.Namespace, given: set[str]) -> SearchSettings:
+    """The saved settings of the run in --resume, with only the resources changed that were given.
+
+    Every other option would change what the run computes, so it is refused rather than ignored."""
+    from search.rundir import RunDir
+
+    refused = sorted(given - set(RESUMABLE) - {"resume"})
+    if refused:
+        flags = ", ".join(f"--{n.replace('_', '-')}" for n in refused)
+        allowed = ", ".join(f"--{n.replace('_', '-')}" for n in RESUMABLE)
+        raise MinitronError(
+            f"--resume continues a run with its saved settings; {flags} cannot change them (only "
+            f"{allowed} may be given with --resume); start a new run to change them"
+        )
+    root = Path(args.resume).expanduser()
+    run_dir = RunDir(root)
+    if not run_dir.is_run():
+        raise MinitronError(f"--resume {root}: not a search run directory (no config.json)")
+    saved = SearchSettings.from_json(run_dir.load_config()["settings"])
+    settings = saved.with_resources(resolve_resources(args, saved.resources))
+    return dataclasses.replace(settings, out=str(root.parent), name=root.name)
+
+
+def run(args: argparse.Namespace, given: set[str]) -> int:
+    if args.json and not args.dry_run:
+        raise MinitronError("--json goes with --dry-run")
+    from search.runner import run_search
+
+    if args.resume:
+        settings = resume_settings(args, given)
+        changed = sorted(given & set(RESUMABLE) - {"debug"})
+        note = (
+            f" (resources from {', '.join('--' + n.replace('_', '-') for n in changed)})" if changed else ""
+        )
+        print(f"[search] resuming {args.resume} with its saved settings{note}", flush=True)
+        run_search(settings, resume=True)
+        return 0
+    if not args.budget:
+        raise MinitronError("--budget is required (e.g. --budget 70M), unless --resume RUN_DIR")
+    if args.dry_run:
+        return dry_run(args)
+    run_search(resolve_settings(args), overwrite=args.overwrite)
+    return 0
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the options actually written on the command line."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    given = given_options(build_parser(), argv)
+    return run_command(lambda: run(args, given), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

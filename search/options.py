@@ -1,0 +1,180 @@
+"""The command line of `search.py`: every option, its help and its default.
+
+Defaults come from the settings dataclasses (`search.settings` and the library configs they are
+made of), so the command line and the library never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from minitron.budget import format_count
+from minitron.eval.benchmarks import ALL_TASKS
+from minitron.importance.selection import DEPTH_METHODS
+from search.samplers import SAMPLERS
+from search.settings import SCHEDULERS, Resources, SearchSettings
+from search.space import DEFAULT_SPACE_NAME
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = SearchSettings(budget=0, space="", teacher="")  # the defaults, each kept in one place
+    plan = settings.plan
+    parser = argparse.ArgumentParser(
+        prog="search.py",
+        description="Search pruned architectures of a teacher LLM that fit a parameter budget "
+        "(Minitron: activation-guided structured pruning + knowledge distillation), probe them with "
+        "Ray Tune + Optuna, retrain the winners and write a report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = parser.add_argument_group("what to search")
+    what.add_argument(
+        "--budget",
+        help="target parameter count, e.g. 70M, 4.5B, 900k or 4500000000 (required unless --resume)",
+    )
+    what.add_argument(
+        "--space", default=DEFAULT_SPACE_NAME, help="search space: a YAML file, or the name of one in spaces/"
+    )
+    what.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher: an embedded name (smollm2-135m), a checkpoint directory, a .gguf "
+        "file or a hub id (default: the space's teacher)",
+    )
+    what.add_argument(
+        "--data",
+        default=settings.data,
+        help="corpus for calibration, probes, validation and retraining: wiki-en, a "
+        ".txt/.jsonl file or a directory of them",
+    )
+    how = parser.add_argument_group("search")
+    how.add_argument("--trials", type=int, default=plan.trials, help="candidates to probe (Ray Tune trials)")
+    how.add_argument(
+        "--probe-tokens", default=format_count(plan.probe_tokens), help="training tokens per probe"
+    )
+    how.add_argument(
+        "--probe-top-k",
+        type=int,
+        default=plan.probe_top_k,
+        help="teacher logits kept per position for probes",
+    )
+    how.add_argument("--sampler", choices=tuple(SAMPLERS), default=plan.sampler, help="Optuna sampler")
+    how.add_argument(
+        "--scheduler", choices=SCHEDULERS, default=plan.scheduler, help="asha stops bad probes early"
+    )
+    how.add_argument(
+        "--top-k", type=int, default=None, help="winners to retrain (default: the space's top_k)"
+    )
+    how.add_argument(
+        "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"
+    )
+    how.add_argument(
+        "--depth",
+        choices=DEPTH_METHODS,
+        default=plan.depth.value,
+        help="which layers a shallower candidate drops: the contiguous block costing the least loss "
+        "(block) or the least Winogrande accuracy (block_accuracy, slower), per-layer loss, "
+        "Block Importance, or the last layers",
+    )
+    how.add_argument(
+        "--depth-accuracy-items",
+        type=int,
+        default=plan.depth_accuracy_items,
+        help="Winogrande items scored per block removal with --depth block_accuracy",
+    )
+    how.add_argument(
+        "--seed", type=int, default=settings.seed, help="seed of sampling, probe batches and training"
+    )
+    how.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=settings.importance.num_samples,
+        help=f"calibration sequences (of {settings.seq_len} tokens) for importance",
+    )
+    how.add_argument(
+        "--eval-sequences",
+        type=int,
+        default=plan.validation_sequences,
+        help=f"validation sequences (of {settings.seq_len} tokens) for zero-shot, probe and final losses",
+    )
+    bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
+    bench.add_argument(
+        "--eval",
+        default=",".join(settings.eval.tasks),
+        help=f"tasks scored for the teacher and every winner: comma-separated from {', '.join(ALL_TASKS)}; "
+        "`all` for every one, `none` to skip",
+    )
+    bench.add_argument(
+        "--eval-limit",
+        default=str(settings.eval.limit),
+        help="items per task (per subject for mmlu); `full` scores the whole sets",
+    )
+    bench.add_argument(
+        "--eval-fewshot", type=int, default=None, help="few-shot examples per item (default: 0)"
+    )
+    safety = parser.add_argument_group("safety (both off by default)")
+    safety.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a teacher whose weights are pickle files (.bin/.pt), with torch.load(weights_only=True)",
+    )
+    safety.add_argument(
+        "--trust-remote-code", action="store_true", help="run Python code shipped with the teacher checkpoint"
+    )
+    res = parser.add_argument_group("resources")
+    res.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=None,
+        help="CPUs per trial (default: all CPUs here, or CPUs per GPU when GPUs are present)",
+    )
+    res.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial (default: 1 when a GPU is present, else 0)",
+    )
+    res.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="trials at once (default: as many as the local resources fit)",
+    )
+    res.add_argument(
+        "--address",
+        default=None,
+        help="attach to a running Ray cluster (`auto` or host:port) instead of starting one",
+    )
+    res.add_argument(
+        "--dashboard-host",
+        default=None,
+        help=f"interface the local Ray dashboard binds to (default {Resources().dashboard_host}; anything "
+        "but localhost is warned about)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", default=settings.out, help="parent folder of run directories")
+    out.add_argument(
+        "--name", default=None, help="run directory name, one folder name (default: date, time and budget)"
+    )
+    out.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the run in RUN_DIR with its saved settings",
+    )
+    out.add_argument(
+        "--overwrite", action="store_true", help="replace an existing run directory of that name"
+    )
+    out.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the feasible candidates (architecture, parameters, fraction of the "
+        "teacher) without loading weights",
+    )
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: print the candidates as a JSON list of objects with "
+        "Hugging Face field names plus params",
+    )
+    out.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return parser

@@ -1,0 +1,48 @@
+"""A pipeline as a list of named stages, each of which says whether it is done.
+
+Each stage logs its start, end and duration. A stage that is done (its result is on disk from an
+earlier session of the run) is read back instead of computed, and says so; finished stages and
+their time are kept in the run directory's `stages.json`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from search.rundir import RunDir
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class Stage(Generic[C]):
+    """One step of the pipeline over a context `C` that carries what stages hand on."""
+
+    name: str
+    run: Callable[[C], None]
+    """Compute the stage's result (or read it back when `done`) into the context."""
+    done: Callable[[C], bool]
+    """Whether an earlier session of the run finished this stage."""
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def run_stages(stages: list[Stage[C]], context: C, run: RunDir, timings: dict[str, float]) -> None:
+    """Run every stage in order; `timings` gets the seconds of each (earlier sessions' when read back)."""
+    for stage in stages:
+        done = stage.done(context)
+        print(f"[stage] {stage.name} ..." + (" (done earlier: reading it back)" if done else ""), flush=True)
+        start = time.perf_counter()
+        stage.run(context)
+        seconds = time.perf_counter() - start
+        print(f"[stage] {stage.name} done in {duration(seconds)}", flush=True)
+        earlier = run.finished_stages().get(stage.name) if run.is_run() else None
+        timings[stage.name] = earlier if done and earlier is not None else seconds
+        if run.is_run() and not done:
+            run.mark_finished(stage.name, seconds)
