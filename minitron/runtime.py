@@ -87,9 +87,23 @@ def show_progress(wanted: bool = True) -> bool:
 
 def quiet_progress_bars_when_logged() -> None:
     """Switch off every library's progress bars (tqdm, transformers, datasets, lm-eval) when stderr
-    is not a terminal. Call before those libraries are imported: tqdm reads `TQDM_DISABLE` when it
-    is first imported. Ray workers inherit the setting (see `search.ray_runtime`)."""
-    if not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and the hub's bars
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    is not a terminal. Best called before those libraries are imported (tqdm reads `TQDM_DISABLE`
+    when it is first imported); those already imported are switched off directly. Ray workers
+    inherit the setting (see `search.ray_runtime`)."""
+    if sys.stderr.isatty():
+        return
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and the hub's bars
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub.utils
+
+        huggingface_hub.utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        import transformers.utils.logging
+
+        transformers.utils.logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()

@@ -56,8 +56,9 @@ def check_options(args: argparse.Namespace) -> None:
     for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
         if getattr(args, name) < 1:
             raise MinitronError(f"--{name.replace('_', '-')} must be positive")
-    if args.seed < 0:
-        raise MinitronError("--seed must be 0 or more")
+    for name in ("seed", "top_k"):
+        if (getattr(args, name) or 0) < 0:
+            raise MinitronError(f"--{name.replace('_', '-')} must be 0 or more")
     eval_options(args)
 
 

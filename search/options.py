@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", choices=SCHEDULERS, default=plan.scheduler, help="asha stops bad probes early"
     )
     how.add_argument(
-        "--top-k", type=int, default=None, help="winners to retrain (default: the space's top_k)"
+        "--top-k",
+        type=int,
+        default=None,
+        help="winners to retrain (default: the space's top_k; 0: only rank the candidates)",
     )
     how.add_argument(
         "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"

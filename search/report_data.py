@@ -8,9 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from minitron.budget import format_count
+from search.records import TrialStatus
 
 #: Marker style per candidate status (plotly symbol, matplotlib marker, filled); others get an x.
-_STATUS_STYLE = {"completed": ("circle", "o", True), "stopped early": ("circle-open", "o", False)}
+_STATUS_STYLE = {
+    TrialStatus.COMPLETED.value: ("circle", "o", True),
+    TrialStatus.STOPPED_EARLY.value: ("circle-open", "o", False),
+}
 _OTHER_STYLE = ("x", "x", True)
 _CANDIDATE_COLOR, _FRONT_COLOR, _WINNER_COLOR, _BAND_COLOR = "#4c78a8", "#e45756", "#f2b701", "#54a24b"
 _DASH = "—"
@@ -102,7 +106,7 @@ def _winner_labels(
 
 
 def _is_failed(c: Mapping[str, Any]) -> bool:
-    return c.get("status") == "failed" or bool(c.get("error"))
+    return c.get("status") == TrialStatus.FAILED or bool(c.get("error"))
 
 
 def _plotted(summary: Mapping[str, Any], x_key: str) -> list[dict[str, Any]]:

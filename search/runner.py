@@ -26,7 +26,7 @@ from minitron.faults import kill_point
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import Importance
 from minitron.model.speed import measure_speed
-from minitron.model.teacher import Teacher, load_teacher
+from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
 from search.candidates import Candidate, feasible
 from search.checks import check_corpus, check_run_dir, create_run_dir
 from search.dryrun import check_teacher_matches
@@ -83,28 +83,36 @@ def _teacher(ctx: Context) -> None:
         from search.ray_runtime import start_ray
 
         ctx.dashboard = start_ray(settings.resources)
-    teacher = load_teacher(settings.teacher, **settings.teacher_options())
-    check_teacher_matches(ctx.space, settings.teacher, teacher.model.config)
-    tokens = tokenize_corpus(load_corpus(settings.data), teacher.tokenizer)
+    # A resumed run whose teacher work is all on disk needs only the tokenizer, not the weights.
+    done = (run.teacher, run.importance / "importance.json", run.targets / "targets.json")
+    if ctx.resume and all(path.exists() for path in done):
+        tokenizer, config = load_tokenizer(settings.teacher, settings.trust_remote_code)
+    else:
+        ctx.teacher = load_teacher(settings.teacher, **settings.teacher_options())
+        tokenizer, config = ctx.teacher.tokenizer, ctx.teacher.model.config
+    check_teacher_matches(ctx.space, settings.teacher, config)
+    tokens = tokenize_corpus(load_corpus(settings.data), tokenizer)
     check_corpus(tokens, settings)
     if not ctx.resume:
-        config = {
+        saved = {
             "settings": settings.to_json(),
             "space": {"name": ctx.space.name, "path": str(ctx.space.path), "band": ctx.space.band},
             "feasible_candidates": len(ctx.candidates),
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
         }
-        create_run_dir(run, config, ctx.overwrite)
+        create_run_dir(run, saved, ctx.overwrite)
     print(
         f"[search] run directory {run.root}; {len(ctx.candidates)} feasible candidates at "
         f"{format_count(settings.budget)} ±{ctx.space.band:.0%}",
         flush=True,
     )
-    ctx.teacher, ctx.tokens = teacher, tokens
+    ctx.tokens = tokens
     ctx.validation = pack(tokens.validation, settings.seq_len, settings.plan.validation_sequences)
     if run.teacher.exists():
         ctx.teacher_record = TeacherRecord.load(run.teacher)
         return
+    teacher = ctx.teacher
+    assert teacher is not None
     speed = measure_speed(teacher.model, seq_len=settings.seq_len)
     ctx.teacher_record = TeacherRecord(
         name=teacher.name,

@@ -48,7 +48,7 @@ class SearchPlan:
     probe_top_k: int = 64
     """Teacher logits kept per position for probes (computed once, shared by every trial)."""
     top_k: int = 2
-    """Winners retrained fully."""
+    """Winners retrained fully (0: the search only ranks candidates)."""
     depth: DepthMethod = DepthMethod.BLOCK
     """How a shallower candidate chooses the layers it drops."""
     depth_accuracy_items: int = 200

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,40 @@ def tiny_space(tiny_world):
     path = root / "tiny-space.yaml"
     path.write_text(yaml.safe_dump(space))
     return path, env
+
+
+@dataclass
+class Ran:
+    """What a command run in this process returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+    """Run a command's own `main(argv)` in this process, in a given environment and folder.
+
+    The commands' bad-input paths are tested this way: a fresh Python per case would spend most of
+    the time importing torch. A few tests still run `search.py` and `python -m minitron` as
+    processes, so the scripts themselves are covered too."""
+
+    def run(main: Callable[[list[str]], int], *args: str, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Ran:  # fmt: skip
+        if env is not None:
+            for key in set(os.environ) - set(env):
+                monkeypatch.delenv(key)
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run
 
 
 def run_module(

@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from search.cli import main
 from tests.conftest import ROOT, run_cli
 
 
@@ -362,7 +363,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", list(ROWS))
-def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_path):
+def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_path, in_process):
     space, env = tiny_space
     world = World(tmp_path, Path(space).parent / "teacher", Path(space), dict(env))
     args, message = ROWS[name](world)
@@ -373,14 +374,24 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_pa
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     before = snapshot(tmp_path)
-    result = run_cli(*args, env={**world.env, **ENV[name]}, cwd=cwd)
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    # Progress bars (loading weights) may come first; the error is one line, and the last.
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
-    assert len(errors) == 1 and result.stderr.endswith(errors[0] + "\n"), result.stderr[-3000:]
-    assert message in errors[0] and "Traceback" not in result.stderr, errors[0]
+    result = in_process(main, *args, env={**world.env, **ENV[name]}, cwd=cwd)
+    code, stderr = result.returncode, result.stderr
+    assert code == 2, (code, stderr[-3000:])
+    errors = [line for line in stderr.splitlines() if line.startswith("error")]
+    assert stderr.splitlines() == errors and len(errors) == 1, stderr[-3000:]
+    assert message in errors[0] and "Traceback" not in stderr, errors[0]
     after = snapshot(tmp_path)
     assert after == before, sorted(set(after) ^ set(before))
+
+
+def test_a_bad_input_through_search_py_itself(tiny_space, tmp_path):
+    """The rows run `main` in-process; this one runs the script as a user does, in its own Python."""
+    space, env = tiny_space
+    result = run_cli("--budget", "3.55M", "--space", str(space), "--name", "a/b", env=env, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    expected = "error: --name 'a/b' must be a plain folder name (no '/', not '.' or '..'); use --out"
+    assert result.stderr.startswith(expected) and len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_documented_table_lists_exactly_these_rows():

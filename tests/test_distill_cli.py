@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from minitron.commands.distill import main as distill_main
 from tests.conftest import run_module
 from tests.tiny import tiny_model
 
@@ -86,20 +87,29 @@ def test_kill_and_resume_gives_the_same_model(tiny_world, student, tmp_path):
     assert AutoTokenizer.from_pretrained(tmp_path / "resumed")("12345")["input_ids"]
 
 
-def test_finished_and_foreign_outputs_are_refused(tiny_world, student, tmp_path):
+def test_finished_and_foreign_outputs_are_refused(tiny_world, student, tmp_path, in_process):
     root, env = tiny_world
+
+    def refused(out, *extra, student=student):  # these fail before training: run in this process
+        args = ["--student", str(student), "--teacher", str(root / "teacher"), "--out", str(out)]
+        return in_process(distill_main, *args, *ARGS, *extra, env=env)
+
     assert distill(env, root, student, tmp_path / "done").returncode == 0
-    again = distill(env, root, student, tmp_path / "done")
+    again = refused(tmp_path / "done")
     assert again.returncode == 2 and "already holds a finished model" in again.stderr
+    # --overwrite replaces the finished model only once what replaces it is known to load
+    broken = refused(tmp_path / "done", "--overwrite", student=tmp_path / "no-such-student")
+    assert broken.returncode == 2 and "no-such-student" in broken.stderr
+    assert (tmp_path / "done" / "provenance.json").exists(), "the finished model is still there"
 
     killed = distill({**env, "MINITRON_KILL_AFTER_STEP": "3"}, root, student, tmp_path / "other")
     assert killed.returncode == -9
-    different = distill(env, root, student, tmp_path / "other", "--seed", "1")
+    different = refused(tmp_path / "other", "--seed", "1")
     assert different.returncode == 2 and "checkpoint of a different job" in different.stderr
 
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
-    foreign = distill(env, root, student, tmp_path / "foreign")
+    foreign = refused(tmp_path / "foreign")
     assert foreign.returncode == 2 and "is not a checkpoint of this command" in foreign.stderr
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
 

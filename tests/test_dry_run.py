@@ -5,6 +5,7 @@ import json
 import pytest
 
 from search.candidates import feasible
+from search.cli import main
 from search.space import load_space
 from tests.conftest import run_cli
 
@@ -54,7 +55,8 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--budget=-3M", "--dry-run"], "is not a parameter count"),
+        (["--budget=-3M", "--dry-run"], "budget '-3M' must be a positive parameter count"),
+        (["--budget=3X", "--dry-run"], "is not a parameter count"),
         (["--budget", "70M", "--json"], "--json goes with --dry-run"),
         (["--budget", "70M", "--dry-run", "--eval-limit", "0"], "--eval-limit must be a positive number"),
         (["--budget", "70M", "--dry-run", "--eval-limit", "ten"], "--eval-limit must be a positive number"),
@@ -62,8 +64,8 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
         (["--budget", "70M", "--dry-run", "--depth-accuracy-items", "0"], "--depth-accuracy-items must be"),
     ],
 )
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
-    result = run_cli(*args, cwd=tmp_path)
+def test_bad_input_is_one_clear_line(tmp_path, args, message, in_process):
+    result = in_process(main, *args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -92,6 +94,7 @@ def test_teacher_that_does_not_match_the_space_is_refused(tmp_path):
 def test_debug_shows_the_traceback():
     result = run_cli("--budget", "7X", "--dry-run", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
+    assert "MinitronError: budget '7X' is not a parameter count" in result.stderr
 
 
 def test_help_documents_every_option():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from minitron.commands.prune import main
 from minitron.model.architecture import Architecture, Family, count_params
 from tests.conftest import run_module
 
@@ -25,7 +26,7 @@ def prune_cli(env, *args):
     return run_module("minitron", "prune", *args, env=env)
 
 
-def test_prune_cli_writes_a_loadable_checkpoint(setup):
+def test_prune_cli_writes_a_loadable_checkpoint(setup, in_process):
     root, env = setup
     args = [
         "--teacher",
@@ -59,7 +60,7 @@ def test_prune_cli_writes_a_loadable_checkpoint(setup):
         out = model(**tokenizer("The cat", return_tensors="pt")).logits
     assert torch.isfinite(out).all()
 
-    again = prune_cli(env, *args, "--out", str(root / "out"))
+    again = in_process(main, *args, "--out", str(root / "out"), env=env)
     assert again.returncode == 2 and "already exists and is not empty; pass --overwrite" in again.stderr
     again = prune_cli(env, *args, "--out", str(root / "out"), "--overwrite")
     assert again.returncode == 0, again.stderr
@@ -78,10 +79,10 @@ def test_prune_cli_writes_a_loadable_checkpoint(setup):
         ("depth=1", "unknown field(s) depth"),
     ],
 )
-def test_prune_cli_bad_arch(setup, arch, message):
+def test_prune_cli_bad_arch(setup, arch, message, in_process):
     root, env = setup
-    result = prune_cli(
-        env,
+    result = in_process(
+        main,
         "--teacher",
         str(root / "teacher"),
         "--arch",
@@ -94,6 +95,7 @@ def test_prune_cli_bad_arch(setup, arch, message):
         "32",
         "--eval-sequences",
         "0",
+        env=env,
     )
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (root / "bad").exists()

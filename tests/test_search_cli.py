@@ -59,7 +59,7 @@ def private_cache(folder: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def reference_args(space: Path, out: Path) -> list[str]:
-    """The end-to-end search: 3 trials (the 2nd fails, see REFERENCE_ENV), 2 winners, 2 benchmarks."""
+    """The end-to-end search: 3 trials (the 2nd fails, see REFERENCE_ENV), 2 winners, 1 benchmark."""
     return [
         "--space",
         str(space),
@@ -67,7 +67,7 @@ def reference_args(space: Path, out: Path) -> list[str]:
         BUDGET,
         *FAST,
         "--eval",
-        "piqa,arc_challenge",
+        "piqa",
         "--eval-limit",
         "3",
         "--out",
@@ -162,21 +162,22 @@ def test_search_end_to_end(reference):
     for winner in summary["winners"]:
         model = AutoModelForCausalLM.from_pretrained(winner["path"])  # plain transformers loads it
         assert sum(p.numel() for p in model.parameters()) == winner["params"]
-        assert os.path.join(winner["path"], "provenance.json")
+        assert (Path(winner["path"]) / "provenance.json").exists()
         assert winner["final_loss"] is not None
     bench = summary["benchmarks"]
-    assert bench["tasks"] == ["piqa", "arc_challenge"] and bench["limit"] == 3 and bench["limited"]
+    assert bench["tasks"] == ["piqa"] and bench["limit"] == 3 and bench["limited"]
+    assert summary["limited"] == bench["limited"], "the report's caveat says the benchmarks were limited"
     assert set(bench["models"]) == {"teacher"} | {w["trial_id"] for w in summary["winners"]}
     for model in bench["models"].values():
         assert model["results"]["piqa"]["acc_norm,none"] in {0.0, 1 / 3, 2 / 3, 1.0}  # 3 items
-        assert model["n-samples"]["arc_challenge"]["effective"] == 3
+        assert model["n-samples"]["piqa"]["effective"] == 3
     assert (run / "evals" / "teacher.json").exists()
     for winner in summary["winners"]:
-        assert set(winner["benchmarks"]) == {"piqa", "arc_challenge"}
+        assert set(winner["benchmarks"]) == {"piqa"}
         assert (Path(winner["path"]) / "benchmarks.json").exists()
     html = (run / "report.html").read_text()
     assert "injected failure" in html and summary["name"] in html
-    assert "<h2>Benchmarks</h2>" in html and "Limited run" in html and "arc_challenge" in html
+    assert "<h2>Benchmarks</h2>" in html and "Limited run" in html and "piqa" in html
     assert "LIMITED RUN" in result.stdout, "the printed benchmark table says the run was limited"
     assert "[stage] importance done" in result.stdout and "trials done" in result.stdout
 
@@ -261,9 +262,13 @@ def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tin
     # Teacher targets: the importance is kept, the targets are not.
     killed_at("targets", "--resume", str(run))
     assert list(cache.glob("importance/*/importance.json")) and not (run / "targets").exists()
+    # The run keeps the importance its trials use: resumed without the cache, it reads its own copy.
+    shutil.rmtree(cache / "importance")
     # Search, Ctrl-C after the first trial: a clean stop that says how to resume (Tune's own
     # handler would end the search early and let the pipeline go on with one trial).
     stopped = killed_at("search@1", "--resume", str(run), signal_name="INT")
+    assert "[stage] importance ... (done earlier: reading it back)" in stopped.stdout
+    assert not (cache / "importance").exists(), "the resumed run did not recompute importance"
     assert stopped.returncode == 130 and f"--resume {run}" in stopped.stderr.splitlines()[-1]
     assert "Traceback" not in stopped.stderr and not (run / "winners").exists()
     # Search, SIGKILL after the second trial was recorded.
@@ -281,12 +286,19 @@ def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tin
     killed_at("benchmarks@2", "--resume", str(run))
     assert (run / "evals" / "teacher.json").exists()
     assert len(list((run / "winners").glob("*/benchmarks.json"))) == 1
+    # A full disk while writing summary.json: one line, nothing half-written; --resume goes on.
+    full = driver({**env, "MINITRON_FULL_DISK": "summary.json"}, "--resume", str(run))
+    assert full.returncode == 2 and "no space left on device while writing" in full.stderr
+    assert str(run / "summary.json") in full.stderr and "Traceback" not in full.stderr
+    assert not (run / "summary.json").exists() and not list(run.glob(".summary.json*"))
+    assert "[stage] search ... (done earlier: reading it back)" in full.stdout
     # Report: killed between summary.json and report.html.
     killed_at("report", "--resume", str(run))
     assert (run / "summary.json").exists() and not (run / "report.html").exists()
 
     final = driver(env, "--resume", str(run))
     assert final.returncode == 0, final.stderr[-3000:]
+    assert "[ray]" not in final.stdout, "finished stages are read back without starting Ray"
     assert (run / "report.html").exists()
     assert outcome(run) == outcome(reference.run)
     records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
@@ -303,10 +315,11 @@ def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tin
 
 def test_trial_faults_are_recorded_or_retried_and_the_search_goes_on(tiny_space, tmp_path):
     """Trial 2 runs out of memory (recorded, not retried); trial 3's worker is killed once (Tune runs
-    it again and it completes); trial 4's worker dies in every attempt (recorded as failed)."""
+    it again and it completes); trial 4's worker dies in every attempt (recorded as failed). With
+    `--top-k 0` the search only ranks: nothing is retrained."""
     space, env = tiny_space
     faults = {"MINITRON_FAIL_TRIALS": "2:oom", "MINITRON_KILL_TRIAL_WORKERS": "3,4:always"}
-    args = ["--space", str(space), "--budget", BUDGET, *FAST, "--trials", "4", "--top-k", "1"]
+    args = ["--space", str(space), "--budget", BUDGET, *FAST, "--trials", "4", "--top-k", "0"]
     result = search({**env, **faults}, *args, "--out", str(tmp_path), "--name", "run")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
@@ -326,6 +339,8 @@ def test_trial_faults_are_recorded_or_retried_and_the_search_goes_on(tiny_space,
     assert "running it again (retry 1)" in result.stdout
     html = (run / "report.html").read_text()
     assert "OutOfMemoryError" in html and lost["error"][:40] in html
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["winners"] == [] and not (run / "winners").exists()
 
 
 def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_path):
@@ -338,11 +353,11 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
         BUDGET,
         *FAST,
         "--trials",
-        "6",
+        "4",
         "--top-k",
         "1",
         "--probe-tokens",
-        "8k",  # 8 steps, a validation every 2: ASHA's first rung comes before the end
+        "4k",  # 3 steps, a validation after each: ASHA's first rung comes before the end
         "--scheduler",
         "asha",
         "--sampler",
@@ -354,43 +369,16 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = [json.loads(line) for line in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
-    assert len(trials) == 6
+    assert len(trials) == 4
     assert {t["status"] for t in trials} <= {"completed", "stopped early"}
     assert all(t["probe_loss"] is not None for t in trials), "a stopped probe keeps its last loss"
     stopped = [t for t in trials if t["status"] == "stopped early"]
     completed = [t for t in trials if t["status"] == "completed"]
     assert completed, "the first probe always runs to the end"
-    assert stopped, "with 6 seeded random trials ASHA stops some probes at its first rung"
+    assert stopped, "with 4 seeded random trials ASHA stops some probes at its first rung"
     # Stopped probes trained on fewer tokens: they never outrank a completed one.
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     statuses = [c["status"] for c in summary["candidates"]]
     assert statuses == sorted(statuses, key=lambda s: s != "completed")
     assert all(t["probe_tokens"] < completed[0]["probe_tokens"] for t in stopped)
     assert summary["winners"][0]["trial_id"] == summary["candidates"][0]["trial_id"]
-
-
-def test_full_disk_while_writing_the_summary_loses_nothing_and_resumes(tiny_space, tmp_path):
-    space, env = tiny_space
-    args = [
-        "--space",
-        str(space),
-        "--budget",
-        BUDGET,
-        *FAST,
-        "--trials",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--name",
-        "run",
-    ]
-    result = search({**env, "MINITRON_FULL_DISK": "summary.json"}, *args)
-    run = tmp_path / "run"
-    assert result.returncode == 2 and "no space left on device while writing" in result.stderr
-    assert str(run / "summary.json") in result.stderr and "Traceback" not in result.stderr
-    assert not (run / "summary.json").exists() and not list(run.glob(".summary.json*"))
-    trials = (run / "trials.jsonl").read_text().splitlines()
-    resumed = search(env, "--resume", str(run))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    summary = json.loads((run / "summary.json").read_text())
-    assert len(summary["candidates"]) == 2 and (run / "trials.jsonl").read_text().splitlines() == trials

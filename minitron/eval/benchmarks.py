@@ -36,6 +36,16 @@ TASKS: dict[str, tuple[str, str]] = {
     "lambada_openai": ("lambada_openai", "acc"),
 }
 ALL_TASKS = tuple(TASKS)
+#: Where lm-eval keeps each task's configuration, inside its own `lm_eval/tasks/` folder.
+_CONFIG_FOLDERS = {
+    "hellaswag": "hellaswag",
+    "piqa": "piqa",
+    "winogrande": "winogrande",
+    "arc_easy": "arc",
+    "arc_challenge": "arc",
+    "mmlu": "mmlu/default",
+    "lambada_openai": "lambada",
+}
 #: lm-eval's seeds (Python, NumPy, torch, few-shot sampling): all set from `EvalConfig.seed`.
 _SEEDS = ("random_seed", "numpy_random_seed", "torch_random_seed", "fewshot_random_seed")
 
@@ -169,11 +179,18 @@ def hub_offline() -> Iterator[None]:
 
 
 @functools.cache
-def _task_index() -> dict[str, Any]:
-    """lm-eval's index of its task YAMLs (scanning them takes seconds: done once per process)."""
+def _task_manager(tasks: tuple[str, ...]) -> Any:
+    """lm-eval's `TaskManager` over the folders of its task directory that hold `tasks`.
+
+    Why: a default `TaskManager` scans every task YAML lm-eval ships (about 5 s, and
+    `simple_evaluate` builds one of its own unless given one); these folders take a fraction of one.
+    """
+    import lm_eval.tasks
     from lm_eval.tasks import TaskManager
 
-    return dict(TaskManager().task_index)
+    root = Path(lm_eval.tasks.__file__).parent
+    folders = sorted({str(root / _CONFIG_FOLDERS[t]) for t in check_tasks(tasks)})
+    return TaskManager(include_defaults=False, include_path=folders)
 
 
 def build_tasks(tasks: tuple[str, ...], offline: bool = False) -> list[Any]:
@@ -187,7 +204,7 @@ def build_tasks(tasks: tuple[str, ...], offline: bool = False) -> list[Any]:
     from minitron.data.assets import cache_dir
     from minitron.data.benchdata import BENCHMARKS
 
-    index = _task_index()
+    index = dict(_task_manager(tuple(tasks)).task_index)
     factory = TaskFactory()
     built = []
     for task in check_tasks(tasks):
@@ -243,7 +260,13 @@ def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline
         which = {name: getattr(cfg, name) for name in ("num_fewshot", "limit", "samples")}
         seeds = dict.fromkeys(_SEEDS, cfg.seed)
         out = lm_eval.simple_evaluate(
-            model=lm, tasks=specs, log_samples=False, bootstrap_iters=1000, **which, **seeds
+            model=lm,
+            tasks=specs,
+            task_manager=_task_manager(tuple(cfg.tasks)),
+            log_samples=False,
+            bootstrap_iters=1000,
+            **which,
+            **seeds,
         )
     if out is None:  # only on non-zero ranks of a distributed run
         raise MinitronError("lm-eval returned no results")

@@ -134,8 +134,6 @@ def _resolve(
         return str(embedded_teacher_dir(spec, offline=offline)), {}
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        if weights:
-            check_gguf(path, spec)
         return str(path.parent), {"gguf_file": path.name}
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -165,8 +163,9 @@ def _resolve(
 
 
 def check_gguf(path: Path, spec: str) -> None:
-    """Refuse a GGUF file that is damaged or cut short, in a second and in one line (transformers
-    would fail deep inside its reader, saying something about array shapes)."""
+    """Refuse a GGUF file that is damaged or cut short in one line that says so (transformers fails
+    deep inside its reader, saying something about array shapes). Reading a GGUF's metadata takes
+    seconds, so this runs only once transformers could not load the file."""
     from gguf import GGUFReader
 
     try:
@@ -221,6 +220,8 @@ def load_teacher(
     except SafetensorError as err:
         raise MinitronError(f"weights of teacher {spec!r} are corrupted or truncated ({err})") from err
     except (OSError, ValueError) as err:
+        if "gguf_file" in kwargs:  # say what is wrong with the file, rather than where it broke
+            check_gguf(Path(source) / kwargs["gguf_file"], spec)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MinitronError(f"cannot load teacher {spec!r}: {first}") from err
     if device is not None:
@@ -233,6 +234,20 @@ def load_teacher(
             f"has {vocab:,}: they do not belong together; use the tokenizer the model was trained with"
         )
     return Teacher(model=model, tokenizer=tokenizer, name=spec, path=source)
+
+
+def load_tokenizer(spec: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """A teacher's tokenizer and config without its weights: what a resumed run needs once the
+    teacher's own work (importance, targets) is on disk."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    source, kwargs = _resolve(spec, offline=False, weights=False)
+    common = {k: v for k, v in kwargs.items() if k == "gguf_file"} | {"trust_remote_code": trust_remote_code}
+    try:
+        return AutoTokenizer.from_pretrained(source, **common), AutoConfig.from_pretrained(source, **common)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MinitronError(f"cannot load the tokenizer of teacher {spec!r}: {first}") from err
 
 
 def local_config(spec: str) -> dict[str, Any] | None:
