@@ -60,8 +60,8 @@ _FAMILY_KEYS = {"model_type", "vocab_size", "tie_word_embeddings", "attention_bi
 _TEACHER_KEYS = {"name", *_FAMILY_KEYS, *ARCH_FIELDS}
 _OPTIONAL_CHOICES = ("num_key_value_heads", "head_dim")
 _GRID_RULES = (
-    "hidden_size must be a multiple of num_attention_heads, and query heads a multiple of KV heads "
-    "with no more per group than the teacher has"
+    "hidden_size must be a multiple of num_attention_heads, query heads a multiple of KV heads "
+    "with no more per group than the teacher has, and head_dim the teacher's"
 )
 
 
@@ -106,7 +106,7 @@ class SearchSpace:
         """Every buildable architecture of the choices that can be cut from the teacher."""
         axes = [self.choices[name] for name in ARCH_FIELDS]
         shapes = (Architecture(*values) for values in itertools.product(*axes))
-        return [a for a in shapes if not a.problems() and not a.pruning_problems(self.teacher)]
+        return [a for a in shapes if not a.cut_problems(self.teacher)]
 
 
 def resolve_space_path(spec: str | Path) -> Path:
@@ -172,7 +172,7 @@ def _architecture(path: Path, key: str, values: dict[str, Any], teacher: Archite
         default = fields["hidden_size"] // fields["num_attention_heads"]
         fields["head_dim"] = teacher.head_dim if teacher else default
     arch = Architecture(**fields)
-    problems = arch.problems() + (arch.pruning_problems(teacher) if teacher else [])
+    problems = arch.cut_problems(teacher) if teacher else arch.problems()
     if problems:
         raise _fail(path, key, "; ".join(problems))
     return arch

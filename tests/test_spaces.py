@@ -110,6 +110,8 @@ def edited(**changes):
         (edited(choices__hidden_size=[384, 512]), "choices.hidden_size", "512 fits no combination"),
         (edited(choices__hidden_size=[512], choices__num_attention_heads=[9]), "choices", "no combination"),
         (edited(choices__num_attention_heads=[1.5]), "choices.num_attention_heads[0]", "positive integer"),
+        # a head_dim the teacher does not have: prune would refuse it, so no candidate may hold it
+        (edited(choices__head_dim=[32, 64]), "choices.head_dim", "32 fits no combination"),
         (edited(band=5), "band", "fraction between 0 and 1"),
         (edited(top_k=0), "top_k", "positive integer"),
         (edited(known=[{"name": "x", "num_hidden_layers": 2}]), "known[0].hidden_size", "missing"),
