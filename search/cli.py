@@ -33,6 +33,11 @@ from search.settings import Resources, SearchPlan, SearchSettings  # noqa: E402
 RESUMABLE = ("cpus_per_trial", "gpus_per_trial", "concurrency", "address", "dashboard_host", "debug")
 
 
+def _flags(names: list[str] | tuple[str, ...]) -> str:
+    """Option destinations as the command line spells them: `top_k` -> `--top-k`."""
+    return ", ".join(f"--{name.replace('_', '-')}" for name in names)
+
+
 def dry_run(args: argparse.Namespace) -> int:
     from minitron.model.teacher import local_config
     from search.candidates import feasible
@@ -52,13 +57,16 @@ def dry_run(args: argparse.Namespace) -> int:
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """Numeric options that must be positive, and the benchmark options."""
+    """Numeric options that must be positive, token counts, and the benchmark options (a dry run
+    checks them too, so that the command it previews would start)."""
+    parse_tokens(args.probe_tokens, "--probe-tokens")
+    parse_tokens(args.retrain_tokens, "--retrain-tokens")
     for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
         if getattr(args, name) < 1:
-            raise MinitronError(f"--{name.replace('_', '-')} must be positive")
+            raise MinitronError(f"{_flags([name])} must be positive")
     for name in ("seed", "top_k"):
         if (getattr(args, name) or 0) < 0:
-            raise MinitronError(f"--{name.replace('_', '-')} must be 0 or more")
+            raise MinitronError(f"{_flags([name])} must be 0 or more")
     eval_options(args)
 
 
@@ -167,11 +175,9 @@ def resume_settings(args: argparse.Namespace, given: set[str]) -> SearchSettings
 
     refused = sorted(given - set(RESUMABLE) - {"resume"})
     if refused:
-        flags = ", ".join(f"--{n.replace('_', '-')}" for n in refused)
-        allowed = ", ".join(f"--{n.replace('_', '-')}" for n in RESUMABLE)
         raise MinitronError(
-            f"--resume continues a run with its saved settings; {flags} cannot change them (only "
-            f"{allowed} may be given with --resume); start a new run to change them"
+            f"--resume continues a run with its saved settings; {_flags(refused)} cannot change them "
+            f"(only {_flags(RESUMABLE)} may be given with --resume); start a new run to change them"
         )
     root = Path(args.resume).expanduser()
     run_dir = RunDir(root)
@@ -190,9 +196,7 @@ def run(args: argparse.Namespace, given: set[str]) -> int:
     if args.resume:
         settings = resume_settings(args, given)
         changed = sorted(given & set(RESUMABLE) - {"debug"})
-        note = (
-            f" (resources from {', '.join('--' + n.replace('_', '-') for n in changed)})" if changed else ""
-        )
+        note = f" (resources from {_flags(changed)})" if changed else ""
         print(f"[search] resuming {args.resume} with its saved settings{note}", flush=True)
         run_search(settings, resume=True)
         return 0

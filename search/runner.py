@@ -73,7 +73,7 @@ class Context:
         return choose_winners(rank(self.trials), self.settings.plan.top_k)
 
 
-def _teacher(ctx: Context) -> None:
+def _teacher(ctx: Context, done: bool) -> None:
     """Everything the input decides is checked before the run directory is written: a bad teacher,
     corpus, benchmark asset or cluster costs seconds and leaves nothing behind."""
     settings, run = ctx.settings, ctx.run
@@ -84,8 +84,8 @@ def _teacher(ctx: Context) -> None:
 
         ctx.dashboard = start_ray(settings.resources)
     # A resumed run whose teacher work is all on disk needs only the tokenizer, not the weights.
-    done = (run.teacher, run.importance / "importance.json", run.targets / "targets.json")
-    if ctx.resume and all(path.exists() for path in done):
+    teacher_work = (run.teacher, run.importance / "importance.json", run.targets / "targets.json")
+    if ctx.resume and all(path.exists() for path in teacher_work):
         tokenizer, config = load_tokenizer(settings.teacher, settings.trust_remote_code)
     else:
         ctx.teacher = load_teacher(settings.teacher, **settings.teacher_options())
@@ -126,10 +126,10 @@ def _teacher(ctx: Context) -> None:
     write_json(run.teacher, ctx.teacher_record.to_json())
 
 
-def _importance(ctx: Context) -> None:
+def _importance(ctx: Context, done: bool) -> None:
     """The teacher's importance, pinned in the run directory: a resumed run (on this machine or
     another, whatever its precision) uses exactly the scores its earlier trials used."""
-    if (ctx.run.importance / "importance.json").exists():
+    if done:
         ctx.importance = Importance.load(ctx.run.importance)
         return
     assert ctx.teacher is not None and ctx.tokens is not None
@@ -149,8 +149,8 @@ def _importance(ctx: Context) -> None:
     ctx.importance = importance
 
 
-def _targets(ctx: Context) -> None:
-    if (ctx.run.targets / "targets.json").exists():
+def _targets(ctx: Context, done: bool) -> None:
+    if done:
         ctx.targets = TeacherTargets.load(ctx.run.targets)
         ctx.teacher = None
         return
@@ -169,8 +169,8 @@ def _targets(ctx: Context) -> None:
     ctx.teacher = None  # trials and winners load their own copy
 
 
-def _search(ctx: Context) -> None:
-    if _finished(ctx, "search"):
+def _search(ctx: Context, done: bool) -> None:
+    if done:
         ctx.trials = list(TrialLog(ctx.run.trials).records.values())
         ctx.rejected = _read_json(ctx.run.searcher)
         return
@@ -192,20 +192,22 @@ def _search(ctx: Context) -> None:
     ctx.trials = list(log.records.values())
 
 
-def _retrain(ctx: Context) -> None:
+def _retrain(ctx: Context, done: bool) -> None:
+    """Reads finished winners back (and retrains the rest) whether or not the stage is done."""
     from search.winners import retrain_winners
 
     assert ctx.importance is not None
     ctx.finals = retrain_winners(ctx.run, ctx.settings, ctx.teacher_spec, ctx.importance, ctx.winners)
 
 
-def _benchmarks(ctx: Context) -> None:
+def _benchmarks(ctx: Context, done: bool) -> None:
+    """Reads the scores written earlier (and computes the rest) whether or not the stage is done."""
     from search.benchmarks import run_benchmarks
 
     ctx.benchmarks = run_benchmarks(ctx.run, ctx.settings, ctx.teacher_spec, ctx.finals)
 
 
-def _report(ctx: Context) -> None:
+def _report(ctx: Context, done: bool) -> None:
     from search.cards import write_model_cards
     from search.report import write_report
 

@@ -22,8 +22,8 @@ class Stage(Generic[C]):
     """One step of the pipeline over a context `C` that carries what stages hand on."""
 
     name: str
-    run: Callable[[C], None]
-    """Compute the stage's result (or read it back when `done`) into the context."""
+    run: Callable[[C, bool], None]
+    """Put the stage's result into the context: computed, or read back when told it is done."""
     done: Callable[[C], bool]
     """Whether an earlier session of the run finished this stage."""
 
@@ -39,7 +39,7 @@ def run_stages(stages: list[Stage[C]], context: C, run: RunDir, timings: dict[st
         done = stage.done(context)
         print(f"[stage] {stage.name} ..." + (" (done earlier: reading it back)" if done else ""), flush=True)
         start = time.perf_counter()
-        stage.run(context)
+        stage.run(context, done)
         seconds = time.perf_counter() - start
         print(f"[stage] {stage.name} done in {duration(seconds)}", flush=True)
         earlier = run.finished_stages().get(stage.name) if run.is_run() else None

@@ -302,6 +302,11 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--trials", "0"], "--trials must be positive"
 
 
+@row("Probe token count of zero")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--probe-tokens", "0"], "--probe-tokens '0' must be a positive token count, e.g. 16k"
+
+
 @row("Token count that is not positive")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--retrain-tokens", "-5"], "--retrain-tokens '-5' must be a positive token count"

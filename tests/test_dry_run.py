@@ -62,6 +62,7 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
         (["--budget", "70M", "--dry-run", "--eval-limit", "ten"], "--eval-limit must be a positive number"),
         (["--budget", "70M", "--dry-run", "--eval-fewshot", "-2"], "--eval-fewshot must be 0 or more"),
         (["--budget", "70M", "--dry-run", "--depth-accuracy-items", "0"], "--depth-accuracy-items must be"),
+        (["--budget", "70M", "--dry-run", "--probe-tokens", "0"], "--probe-tokens '0' must be a positive"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, args, message, in_process):
