@@ -99,7 +99,7 @@ def benchmarks_summary(
     limited = cfg.limit is not None
     return {
         "tasks": list(cfg.tasks),
-        "metrics": {t: TASKS[t][1] for t in cfg.tasks},
+        "metrics": {t: TASKS[t].metric for t in cfg.tasks},
         "limit": cfg.limit,
         "num_fewshot": cfg.num_fewshot or 0,
         "limited": (

@@ -20,32 +20,33 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from minitron.data.benchdata import benchmark_dir
 from minitron.errors import MinitronError
 
-#: Task name -> (benchmark folder, the metric we quote first: the papers' choice for that task).
-TASKS: dict[str, tuple[str, str]] = {
-    "hellaswag": ("hellaswag", "acc_norm"),
-    "piqa": ("piqa", "acc_norm"),
-    "winogrande": ("winogrande", "acc"),
-    "arc_easy": ("ai2_arc", "acc"),
-    "arc_challenge": ("ai2_arc", "acc_norm"),
-    "mmlu": ("mmlu", "acc"),
-    "lambada_openai": ("lambada_openai", "acc"),
+
+class Task(NamedTuple):
+    """One benchmark we score, as lm-eval names it."""
+
+    data: str
+    """Our offline copy of its data (a `minitron.data.benchdata` folder)."""
+    metric: str
+    """The metric we quote first: the papers' choice for that task."""
+    config: str
+    """Where lm-eval keeps its configuration, inside lm-eval's own `tasks/` folder."""
+
+
+TASKS = {
+    "hellaswag": Task("hellaswag", "acc_norm", "hellaswag"),
+    "piqa": Task("piqa", "acc_norm", "piqa"),
+    "winogrande": Task("winogrande", "acc", "winogrande"),
+    "arc_easy": Task("ai2_arc", "acc", "arc"),
+    "arc_challenge": Task("ai2_arc", "acc_norm", "arc"),
+    "mmlu": Task("mmlu", "acc", "mmlu/default"),
+    "lambada_openai": Task("lambada_openai", "acc", "lambada"),
 }
 ALL_TASKS = tuple(TASKS)
-#: Where lm-eval keeps each task's configuration, inside its own `lm_eval/tasks/` folder.
-_CONFIG_FOLDERS = {
-    "hellaswag": "hellaswag",
-    "piqa": "piqa",
-    "winogrande": "winogrande",
-    "arc_easy": "arc",
-    "arc_challenge": "arc",
-    "mmlu": "mmlu/default",
-    "lambada_openai": "lambada",
-}
 #: lm-eval's seeds (Python, NumPy, torch, few-shot sampling): all set from `EvalConfig.seed`.
 _SEEDS = ("random_seed", "numpy_random_seed", "torch_random_seed", "fewshot_random_seed")
 
@@ -88,7 +89,7 @@ class Scores:
 
     def headline(self, task: str) -> tuple[str, float | None]:
         """(metric, value) quoted first for `task` (value None when the task is missing)."""
-        metric = TASKS.get(task, ("", "acc"))[1]
+        metric = TASKS[task].metric if task in TASKS else "acc"
         value = self.results.get(task, {}).get(f"{metric},none")
         return metric, (float(value) if isinstance(value, (int, float)) else None)
 
@@ -141,7 +142,7 @@ def check_data(tasks: tuple[str, ...], offline: bool = False) -> None:
     """Verify (fetching unless `offline`) the benchmark data of `tasks`: before any model is loaded,
     so a missing or corrupted asset fails in a second, not after a long load or a long search."""
     for task in check_tasks(tasks):
-        benchmark_dir(TASKS[task][0], offline=offline)
+        benchmark_dir(TASKS[task].data, offline=offline)
 
 
 @contextlib.contextmanager
@@ -189,7 +190,7 @@ def _task_manager(tasks: tuple[str, ...]) -> Any:
     from lm_eval.tasks import TaskManager
 
     root = Path(lm_eval.tasks.__file__).parent
-    folders = sorted({str(root / _CONFIG_FOLDERS[t]) for t in check_tasks(tasks)})
+    folders = sorted({str(root / TASKS[t].config) for t in check_tasks(tasks)})
     return TaskManager(include_defaults=False, include_path=folders)
 
 
@@ -208,7 +209,7 @@ def build_tasks(tasks: tuple[str, ...], offline: bool = False) -> list[Any]:
     factory = TaskFactory()
     built = []
     for task in check_tasks(tasks):
-        bench = BENCHMARKS[TASKS[task][0]]
+        bench = BENCHMARKS[TASKS[task].data]
         folder = benchmark_dir(bench.name, offline=offline)
         # Only the source changes: the split names our copy lacks are switched off, so lm-eval
         # evaluates the split that exists (validation for ARC, whose published scores use test),
@@ -338,7 +339,7 @@ def _cache_path(model: Any, cfg: EvalConfig, dtype: Any, device: Any) -> Path:
         "model": model_fingerprint(model),
         "eval": {**asdict(cfg), "tasks": list(cfg.tasks), "dtype": str(dtype), "device": device.type},
         "lm_eval": lm_eval.__version__,
-        "data": {t: BENCHMARKS[TASKS[t][0]].digest for t in cfg.tasks},
+        "data": {t: BENCHMARKS[TASKS[t].data].digest for t in cfg.tasks},
     }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir() / "evals" / f"{key}.json"
