@@ -27,8 +27,9 @@ import torch
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.sources import training_windows
 from minitron.distill.step import LossWeights
-from minitron.distill.targets import compute_targets, probe_batches
+from minitron.distill.targets import compute_targets
 from minitron.eval.benchmarks import EvalConfig, evaluate
 from minitron.eval.loss import validation_loss
 from minitron.importance.cache import importance_for
@@ -65,7 +66,7 @@ def main() -> None:
     teacher = load_teacher("smollm2-135m")
     tokens = tokenize_corpus(load_corpus("wiki-en"), teacher.tokenizer)
     validation = pack(tokens.validation, 256, 16)
-    ids = probe_batches(tokens.train, 256, max(args.tokens // 256, 4), seed=0)
+    ids = training_windows(pack(tokens.train, 256), max(args.tokens // 256, 4), seed=0)
     targets = compute_targets(teacher.model, ids, k=64)
     total = teacher.architecture.num_hidden_layers
     report: dict[str, object] = {"args": vars(args), "teacher": {}, "k": {}}

@@ -24,15 +24,17 @@ import torch
 
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
+from minitron.distill.loop import train as train_loop
 from minitron.distill.probe import ProbeConfig, probe
-from minitron.distill.step import LossWeights, Trainer, distillation_loss
-from minitron.distill.targets import compute_targets, probe_batches
+from minitron.distill.schedule import Schedule
+from minitron.distill.sources import OnlineTeacher, training_windows
+from minitron.distill.targets import compute_targets
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.model.architecture import Architecture
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from minitron.runtime import Placement, precision
+from minitron.runtime import Placement
 
 STUDENT = Architecture(24, 432, 1024, 9, 3, 64)
 
@@ -50,21 +52,12 @@ def peak_matmul(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
 
 
 def online_steps(student, teacher, train, steps: int, batch: int, bf16: bool) -> float:
-    """Seconds for `steps` retraining steps with the teacher's full distribution computed online."""
-    device = torch.device("cpu")
-    params = [p for p in student.parameters() if p.requires_grad]
-    trainer = Trainer(params, ProbeConfig(lr=1e-4), steps=steps, warmup=0, floor=1e-4)
-    student.train()
-    start = time.perf_counter()
-    for step in range(steps):
-        ids = train[step * batch : (step + 1) * batch]
-        with precision(device, bf16):
-            logits = student(input_ids=ids, use_cache=False).logits
-            with torch.no_grad():
-                teacher_logits = teacher(input_ids=ids, use_cache=False).logits
-        loss, _ = distillation_loss(logits, ids, LossWeights(), teacher_logits=teacher_logits)
-        trainer.step(step, loss)
-    return time.perf_counter() - start
+    """Seconds for `steps` retraining steps with the teacher's full distribution computed online
+    (the training loop's online source; the one validation at the end is not counted)."""
+    cfg = ProbeConfig(batch_size=batch, lr=1e-4, placement=Placement(bf16=bf16))
+    schedule = Schedule(steps, 1e-4, 1e-4, 0, (steps,))
+    source = OnlineTeacher(teacher, train, seed=0, shuffle=False)
+    return train_loop(student, source, schedule, cfg, train[:1]).train_seconds
 
 
 def main() -> None:
@@ -85,7 +78,7 @@ def main() -> None:
     base = prune(teacher.model, STUDENT, importance)
     n_student = sum(p.numel() for p in base.parameters())
     n_teacher = sum(p.numel() for p in teacher.model.parameters())
-    ids = probe_batches(tokens.train, 256, args.probe_sequences, seed=0)
+    ids = training_windows(pack(tokens.train, 256), args.probe_sequences, seed=0)
     start = time.perf_counter()
     targets = compute_targets(teacher.model, ids, k=args.top_k, progress=False)
     targets_seconds = time.perf_counter() - start

@@ -27,8 +27,9 @@ from transformers import AutoModelForCausalLM
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.sources import training_windows
 from minitron.distill.step import LossWeights
-from minitron.distill.targets import compute_targets, probe_batches
+from minitron.distill.targets import compute_targets
 from minitron.eval.loss import validation_loss
 from minitron.importance.baselines import random_importance
 from minitron.importance.cache import importance_for
@@ -63,7 +64,7 @@ def main() -> None:
     importance = importance_for(
         teacher.model, tokens, ImportanceConfig(), block_sizes=[drop], name=args.teacher
     )
-    ids = probe_batches(tokens.train, args.seq_len, args.tokens // args.seq_len, seed=0)
+    ids = training_windows(pack(tokens.train, args.seq_len), args.tokens // args.seq_len, seed=0)
     start = time.perf_counter()
     targets = compute_targets(teacher.model, ids, k=args.top_k)
     print(f"teacher targets: {time.perf_counter() - start:.0f} s", file=sys.stderr)

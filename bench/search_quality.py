@@ -1,37 +1,45 @@
-"""Search quality at equal compute, and how well probe losses predict retrained losses.
+"""Search quality at equal compute: does the search beat the hand-designed shapes and random sampling?
 
-    python bench/search_quality.py [--budget 70M] [--trials 6] [--probe-tokens 16k] [--retrain-tokens 24k]
+    python bench/search_quality.py [--budget 70M] [--retrain-tokens 128k] [--overhead 0.25]
+                                   [--trials 8] [--seeds 0,1]
 
-Arms on the real teacher (SmolLM2-135M, default space), each spending the same compute — `trials`
-probes of `probe-tokens` plus one retraining of `retrain-tokens`:
-  search        the real search (TPE through Ray Tune), its winner retrained;
-  random        `trials` random feasible candidates (the same pipeline with Optuna's random sampler);
-  width-only    Minitron's hand recipe: all 30 layers and heads, hidden and MLP shrunk
-                (L30-h432-m768-q9kv3), retrained for retrain + trials × probe tokens;
-  depth-only    full width, 12 of 30 layers kept (contiguous block of least loss dropped), retrained
-                likewise;
-  search winner, equal tokens   the search's winner retrained likewise (the shapes alone compared).
-Then every candidate the search probed (at least 6) is retrained with `retrain-tokens`, and the
-Kendall rank correlation between probe loss and retrained loss is reported. Prints a table and
-writes JSON.
+Every arm spends the same total tokens T = R + S, R the retraining tokens of one winner, S the
+probe tokens the search may spend (`--overhead` × R, so S/R ≤ 0.25):
+  search      the real search (`search.py`: default sampler and scheduler, probes on the cached
+              teacher targets), its winner retrained for R tokens;
+  random      the same search with Optuna's random sampler (the same S);
+  width-only  Minitron's hand recipe, all 30 layers and heads, hidden and MLP shrunk
+              (L30-h432-m768-q9kv3), trained for all T tokens;
+  depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), trained for T.
+The hand shapes train on the teacher's cached top-64 targets in the same seeded order and with the
+same recipe as a winner's retraining (`python -m minitron distill` with the teacher online gives
+the same model up to the top-k cache). Each seed changes the data order, the probe batches and the
+sampler's seed. Quoted: test loss (the test split, which nothing chose with), per seed and mean ±
+spread over seeds. Every finished arm is kept in `<out>/seed-<s>/`, so a rerun continues.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from minitron.budget import parse_tokens
+from minitron.budget import format_count, parse_tokens
 from minitron.data.corpus import load_corpus
-from minitron.data.tokens import tokenize_corpus
-from minitron.distill.retrain import RetrainConfig, retrain
+from minitron.data.tokens import SEQ_LEN, pack, tokenize_corpus
+from minitron.distill.retrain import retrain
+from minitron.distill.sources import training_windows
+from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
+from minitron.importance.selection import DepthMethod
 from minitron.model.architecture import Architecture, count_params
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
@@ -45,161 +53,120 @@ WIDTH_ONLY = Architecture(30, 432, 768, 9, 3, 64)
 DEPTH_ONLY = Architecture(12, 576, 1536, 9, 3, 64)
 
 
-def kendall_tau(a: list[float], b: list[float]) -> float:
-    """Kendall's tau-a over all pairs (no ties expected in continuous losses)."""
-    n, score = len(a), 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            score += (
-                1 if (a[i] - a[j]) * (b[i] - b[j]) > 0 else -1 if (a[i] - a[j]) * (b[i] - b[j]) < 0 else 0
-            )
-    return score / (n * (n - 1) / 2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="70M")
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--probe-tokens", default="16k")
-    parser.add_argument("--retrain-tokens", default="24k")
+    parser.add_argument("--retrain-tokens", default="128k")
+    parser.add_argument("--overhead", type=float, default=0.25)
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--out", default="results/bench/search_quality")
     args = parser.parse_args()
-    probe_tokens = parse_tokens(args.probe_tokens, "--probe-tokens")
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
+    seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     space = load_space("smollm2-135m")
+    started = time.perf_counter()
 
-    def settings_for(arm: str, sampler: str) -> SearchSettings:
+    def settings_for(arm: str, sampler: str, seed: int) -> SearchSettings:
         """What `search.py` resolves for this arm (benchmarks off: the arms compare losses)."""
-        argv = ["--budget", args.budget, "--trials", str(args.trials), "--probe-tokens", args.probe_tokens]
+        argv = ["--budget", args.budget, "--trials", str(args.trials), "--overhead", str(args.overhead)]
         argv += ["--retrain-tokens", args.retrain_tokens, "--top-k", "1", "--eval", "none"]
-        argv += ["--out", str(out), "--name", arm, "--sampler", sampler, "--overwrite"]
+        argv += ["--out", str(out / f"seed-{seed}"), "--name", arm, "--sampler", sampler, "--seed", str(seed)]
         return resolve_settings(build_parser().parse_args(argv))
-
-    base = settings_for("search", "tpe")
-    rows: dict[str, dict[str, object]] = {}
-    for arm, sampler in (("search", "tpe"), ("random", "random")):
-        settings = settings_for(arm, sampler)
-        start = time.perf_counter()
-        run = Path(out / arm)
-        if (run / "summary.json").exists():
-            summary = json.loads((run / "summary.json").read_text())
-        else:
-            run_search(settings, overwrite=True)
-            summary = json.loads((run / "summary.json").read_text())
-        winner = summary["winners"][0]
-        rows[arm] = {
-            "architecture": Architecture(**winner["architecture"]).short(),
-            "params": winner["params"],
-            "final_loss": winner["final_loss"],
-            "seconds": time.perf_counter() - start,
-        }
-        print(f"done: {arm}", file=sys.stderr, flush=True)
 
     teacher = load_teacher("smollm2-135m")
     tokens = tokenize_corpus(load_corpus("wiki-en"), teacher.tokenizer)
-    importance = importance_for(
-        teacher.model, tokens, ImportanceConfig(), block_sizes=[18], name="smollm2-135m"
-    )
-    equal = retrain_tokens + args.trials * probe_tokens
-
-    def retrained(arch: Architecture, tokens_budget: int, folder: Path) -> float:
-        record = folder / "provenance.json"
-        if not record.exists():
-            cfg = RetrainConfig(
-                tokens=tokens_budget,
-                batch_size=base.retrain.batch_size,
-                lr=base.retrain.lr,
-                eval_every=10**9,
-                eval_sequences=base.plan.validation_sequences,
-                checkpoint_every=10**9,
-            )
-            retrain(
-                prune(teacher.model, arch, importance),
-                teacher.model,
-                tokens,
-                cfg,
-                folder,
-                teacher.tokenizer,
-                teacher_id="smollm2-135m",
-                progress=False,
-            )
-        return float(json.loads(record.read_text())["final_val_loss"])
-
-    # The search's winner retrained as long as the hand-designed arms: compares the shapes alone.
-    searched = Architecture(
-        **json.loads((out / "search" / "summary.json").read_text())["winners"][0]["architecture"]
-    )
-    arms = (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY), ("search winner, equal tokens", searched))
-    for arm, arch in arms:
-        start = time.perf_counter()
-        loss = retrained(arch, equal, out / arm.replace(", ", "-").replace(" ", "-"))
-        rows[arm] = {
-            "architecture": arch.short(),
-            "params": count_params(space.family, arch),
-            "final_loss": loss,
-            "seconds": time.perf_counter() - start,
-        }
-        print(f"done: {arm}", file=sys.stderr, flush=True)
-
-    probed = [json.loads(line) for line in (out / "search" / "trials.jsonl").read_text().splitlines()]
-    probed = [t for t in probed if t["status"] == "completed"]
-    pairs = []
-    for t in probed:
-        arch = Architecture(**t["architecture"])
-        final = retrained(arch, retrain_tokens, out / "tau" / arch.short())
-        pairs.append(
-            {
-                "architecture": arch.short(),
-                "probe_loss": t["probe_loss"],
-                "zero_shot_loss": t["zero_shot_loss"],
-                "final_loss": final,
+    rows: dict[int, dict[str, dict[str, Any]]] = {}
+    for seed in seeds:
+        rows[seed] = {}
+        base = settings_for("search", "tpe", seed)
+        budget_s = base.probe_budget
+        total = base.retrain.steps * base.retrain.batch_size * SEQ_LEN + budget_s
+        for arm, sampler in (("search", "tpe"), ("random", "random")):
+            run = out / f"seed-{seed}" / arm
+            t0 = time.perf_counter()
+            if not (run / "summary.json").exists():
+                run_search(settings_for(arm, sampler, seed), overwrite=True)
+            summary = json.loads((run / "summary.json").read_text())
+            winner = summary["winners"][0]
+            rows[seed][arm] = {
+                "architecture": Architecture(**winner["architecture"]).short(),
+                "params": winner["params"],
+                "test_loss": winner["test_loss"],
+                "val_loss": winner["final_loss"],
+                "tokens": summary["cost"]["probe_tokens"] + winner["tokens_trained"],
+                "probe_tokens": summary["cost"]["probe_tokens"],
+                "seconds": summary.get("seconds") or time.perf_counter() - t0,
             }
-        )
-        print(f"done: tau {arch.short()}", file=sys.stderr, flush=True)
-    tau = (
-        kendall_tau([p["probe_loss"] for p in pairs], [p["final_loss"] for p in pairs])
-        if len(pairs) > 1
-        else None
-    )
-    tau_zero = (
-        kendall_tau([p["zero_shot_loss"] for p in pairs], [p["final_loss"] for p in pairs])
-        if len(pairs) > 1
-        else None
-    )
+            print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 
+        # The hand shapes: cut with the importance the search used, trained for all T tokens.
+        importance = importance_for(
+            teacher.model,
+            tokens,
+            ImportanceConfig(),
+            block_sizes=DepthMethod.BLOCK.block_sizes([30 - 12]),
+            name="smollm2-135m",
+        )
+        cfg = dataclasses.replace(base.retrain, tokens=total, checkpoint_every=0)
+        targets_dir = out / f"seed-{seed}" / "hand-targets"
+        if (targets_dir / "targets.json").exists():
+            targets = TeacherTargets.load(targets_dir)
+        else:
+            ids = training_windows(pack(tokens.train, SEQ_LEN), cfg.steps * cfg.batch_size, seed)
+            targets = compute_targets(teacher.model, ids, k=base.plan.probe_top_k, meta={"seed": seed})
+            targets.save(targets_dir)
+        for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
+            folder = out / f"seed-{seed}" / arm
+            if not (folder / "provenance.json").exists():
+                student = prune(teacher.model, arch, importance)
+                retrain(
+                    student, None, tokens, cfg, folder, teacher.tokenizer, progress=False, targets=targets
+                )
+            record = json.loads((folder / "provenance.json").read_text())
+            rows[seed][arm] = {
+                "architecture": arch.short(),
+                "params": count_params(space.family, arch),
+                "test_loss": record["test_loss"],
+                "val_loss": record["final_val_loss"],
+                "tokens": record["tokens_trained"],
+                "seconds": record["train_seconds"],
+            }
+            print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
+
+    arms = list(rows[seeds[0]])
     print(
-        f"\nSearch quality at {args.budget} (teacher SmolLM2-135M), equal compute per arm: "
-        f"{args.trials} probes x {probe_tokens:,} tokens + {retrain_tokens:,} retraining tokens "
-        f"(hand-designed arms retrain for {equal:,}). Final validation loss, nats/token "
-        f"({base.plan.validation_sequences} x 256 validation tokens):\n"
+        f"\nSearch quality at {args.budget}, equal compute: R = {format_count(retrain_tokens)} retraining "
+        f"tokens + S ≤ {args.overhead:g} R probe tokens per arm. Test loss, nats/token:\n"
     )
-    for arm, row in rows.items():
-        print(
-            f"  {arm:27} {row['architecture']:28} {row['params']:>12,} params  final {row['final_loss']:.4f}"
+    print("| arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± spread |")
+    print("|---|" + "---|" * len(seeds) + "---:|")
+    means = {}
+    for arm in arms:
+        losses = [rows[s][arm]["test_loss"] for s in seeds]
+        spread = statistics.stdev(losses) if len(losses) > 1 else 0.0
+        means[arm] = {"mean": statistics.mean(losses), "stdev": spread}
+        cells = " | ".join(
+            f"{rows[s][arm]['architecture']} {rows[s][arm]['test_loss']:.3f} "
+            f"({format_count(rows[s][arm]['tokens'])} tokens)"
+            for s in seeds
         )
-    print(
-        f"\nprobe loss vs retrained loss over {len(pairs)} probed candidates: Kendall tau {tau}; "
-        f"zero-shot loss vs retrained: {tau_zero}"
-    )
-    for p in sorted(pairs, key=lambda p: p["probe_loss"]):
-        print(
-            f"  {p['architecture']:28} zero-shot {p['zero_shot_loss']:.3f}  probe {p['probe_loss']:.4f}  "
-            f"retrained {p['final_loss']:.4f}"
-        )
-    (out / "search_quality.json").write_text(
-        json.dumps(
-            {
-                "arms": rows,
-                "pairs": pairs,
-                "kendall_tau": tau,
-                "kendall_tau_zero_shot": tau_zero,
-                "args": vars(args),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+        print(f"| {arm} | {cells} | {means[arm]['mean']:.3f} ± {spread:.3f} |")
+    beats = {
+        other: all(rows[s]["search"]["test_loss"] < rows[s][other]["test_loss"] for s in seeds)
+        for other in arms
+        if other != "search"
+    }
+    print(f"\nthe search's winner beats, in every seed: {beats}")
+    result = {
+        "args": vars(args),
+        "rows": {str(s): r for s, r in rows.items()},
+        "means": means,
+        "search_beats_in_every_seed": beats,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "search_quality.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out / 'search_quality.json'}")
 
 

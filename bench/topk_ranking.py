@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
-from minitron.distill.targets import compute_targets, probe_batches
+from minitron.distill.sources import training_windows
+from minitron.distill.targets import compute_targets
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.model.architecture import Architecture
@@ -66,7 +67,7 @@ def main() -> None:
     importance = importance_for(
         teacher.model, tokens, ImportanceConfig(), block_sizes=drops, name="smollm2-135m"
     )
-    ids = probe_batches(tokens.train, 256, args.sequences, seed=0)
+    ids = training_windows(pack(tokens.train, 256), args.sequences, seed=0)
     targets = {k: compute_targets(teacher.model, ids, k=k, progress=False) for k in ks}
     validation = pack(tokens.validation, 256, 16)
     cfg = ProbeConfig(batch_size=4, eval_every=0)

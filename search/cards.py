@@ -50,13 +50,16 @@ def _how_it_was_made(
         f"{settings.seq_len} tokens from `{settings.data}`; layers dropped by the `{settings.plan.depth}` "
         "method; heads, neurons and channels kept by score.",
         f"Search: {settings.plan.sampler} sampling of architectures within ±{(summary.band or 0):.0%} of "
-        f"{format_count(summary.budget or 0)} parameters, each probed by distillation on "
-        f"{settings.plan.probe_tokens:,} tokens; ranked {row.rank if row else '?'} of "
+        f"{format_count(summary.budget or 0)} parameters, each probed by distillation on up to "
+        f"{settings.probe.tokens:,} tokens ({settings.plan.scheduler} scheduler); "
+        f"ranked {row.rank if row else '?'} of "
         f"{len(summary.candidates)}{probe}.",
-        f"Retraining: forward KL to the teacher on {provenance.get('tokens_trained', 0):,} tokens of "
+        f"Retraining: forward KL to the teacher ({_source(settings)}) on "
+        f"{provenance.get('tokens_trained', 0):,} tokens of "
         f"`{settings.data}` (batch {retrain.batch_size} × {retrain.seq_len}, peak learning rate "
-        f"{retrain.lr:g}, cosine decay to {retrain.min_lr:g}); final validation loss "
-        f"{winner.result.final_loss:.4f} nats/token.",
+        f"{retrain.lr:g}, cosine decay to {retrain.min_lr:g}); validation loss "
+        f"{winner.result.final_loss:.4f}, test loss {_loss(winner.result.test_loss)} nats/token "
+        "(the test split was never used to choose).",
         "Full record: `provenance.json` beside this card.",
     ]
 
@@ -65,3 +68,13 @@ def _results(summary: Summary, winner: WinnerRow) -> str:
     """The teacher-vs-this-model benchmark table, lm-eval's numbers."""
     table = benchmark_table(summary, {"teacher": "teacher", winner.trial_id: "this model"})
     return f"lm-eval scores, 0-100 (change against the teacher in brackets):\n\n{table}" if table else ""
+
+
+def _loss(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.4f}"
+
+
+def _source(settings: SearchSettings) -> str:
+    if settings.plan.retrain_teacher == "cached":
+        return f"its {settings.plan.probe_top_k} largest logits per position, cached"
+    return "run online, full distribution"

@@ -50,21 +50,22 @@ def check_run_dir(run: RunDir, resume: bool, overwrite: bool) -> None:
 
 
 def check_corpus(tokens: TokenizedCorpus, settings: SearchSettings) -> None:
-    """Refuse a corpus too small for the calibration, probe and validation sets it must provide."""
+    """Refuse a corpus too small for the calibration, validation, test and training sets it must provide."""
     seq = settings.seq_len
     calibration = settings.importance
     needs = {
         "calibration": (max(calibration.num_samples, calibration.depth_samples), "--calibration-samples"),
         "validation": (settings.plan.validation_sequences, "--eval-sequences"),
-        "train": (settings.probe_sequences, "--probe-tokens"),
+        "train": (settings.target_sequences, "--probe-tokens or --retrain-tokens"),
+        "test": (settings.retrain.test_sequences, ""),
     }
     for split, (sequences, option) in needs.items():
         found = tokens.split(split).size
         if found < sequences * seq:
             raise MinitronError(
                 f"corpus {settings.data!r} is too small: its {split} split needs {sequences * seq:,} "
-                f"tokens ({sequences} sequences of {seq}) and holds {found:,}; give a larger --data or "
-                f"a smaller {option}"
+                f"tokens ({sequences} sequences of {seq}) and holds {found:,}; give a larger --data"
+                + (f" or a smaller {option}" if option else "")
             )
 
 

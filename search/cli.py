@@ -27,7 +27,7 @@ from minitron.commands.common import run_command  # noqa: E402
 from minitron.errors import MinitronError  # noqa: E402
 from minitron.eval.benchmarks import ALL_TASKS, check_tasks  # noqa: E402
 from search.options import build_parser  # noqa: E402
-from search.settings import Resources, SearchPlan, SearchSettings  # noqa: E402
+from search.settings import SETTINGS_FORMAT, Resources, SearchPlan, SearchSettings  # noqa: E402
 
 #: What `--resume` may change: where the run continues, not what it computes.
 RESUMABLE = ("cpus_per_trial", "gpus_per_trial", "concurrency", "address", "dashboard_host", "debug")
@@ -52,15 +52,63 @@ def dry_run(args: argparse.Namespace) -> int:
     if config is not None:
         check_teacher_matches(space, teacher, config)
     candidates = feasible(space, budget)
-    print(render_json(candidates) if args.json else render_table(space, teacher, budget, candidates))
+    plan = probe_plan_line(args, space.top_k)
+    print(
+        render_json(candidates)
+        if args.json
+        else f"{render_table(space, teacher, budget, candidates)}\n{plan}"
+    )
     return 0
+
+
+def probe_plan_line(args: argparse.Namespace, space_top_k: int) -> str:
+    """What the probes of this command would be and cost (refusing a plan over the overhead)."""
+    from minitron.budget import format_count
+    from minitron.data.tokens import SEQ_LEN
+    from minitron.distill.probe import ProbeConfig
+    from search.probe_plan import full_probe_steps, probe_budget
+
+    plan = plan_from_args(args, space_top_k)
+    retrain = parse_tokens(args.retrain_tokens, "--retrain-tokens")
+    per_step = SEQ_LEN * ProbeConfig.batch_size
+    steps = full_probe_steps(plan, retrain, per_step)
+    budget = probe_budget(plan.overhead, retrain, plan.top_k)
+    return (
+        f"probes: {plan.trials} trials of up to {format_count(steps * per_step)} tokens ({plan.scheduler}, "
+        f"{plan.rungs} rungs); they may spend {format_count(budget)} tokens, --overhead {plan.overhead:g} "
+        f"of {format_count(retrain * max(plan.top_k, 1))} retraining tokens"
+    )
+
+
+def plan_from_args(args: argparse.Namespace, space_top_k: int) -> SearchPlan:
+    return SearchPlan(
+        trials=args.trials,
+        sampler=args.sampler,
+        scheduler=args.scheduler,
+        overhead=args.overhead,
+        probe_tokens=parse_tokens(args.probe_tokens, "--probe-tokens") if args.probe_tokens else 0,
+        rungs=args.rungs,
+        probe_top_k=args.probe_top_k,
+        retrain_teacher=args.retrain_teacher,
+        top_k=args.top_k if args.top_k is not None else space_top_k,
+        depth=args.depth,
+        depth_accuracy_items=args.depth_accuracy_items,
+        validation_sequences=args.eval_sequences,
+    )
 
 
 def check_options(args: argparse.Namespace) -> None:
     """Numeric options that must be positive, token counts, and the benchmark options (a dry run
     checks them too, so that the command it previews would start)."""
-    parse_tokens(args.probe_tokens, "--probe-tokens")
+    if args.probe_tokens is not None:
+        parse_tokens(args.probe_tokens, "--probe-tokens")
     parse_tokens(args.retrain_tokens, "--retrain-tokens")
+    if not args.overhead > 0:
+        raise MinitronError(
+            f"--overhead must be a positive fraction of the retraining tokens, got {args.overhead:g}"
+        )
+    if not 1 <= args.rungs <= 8:
+        raise MinitronError(f"--rungs must be between 1 and 8, got {args.rungs}")
     for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
         if getattr(args, name) < 1:
             raise MinitronError(f"{_flags([name])} must be positive")
@@ -133,17 +181,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     check_options(args)
     name = check_name(args.name) if args.name is not None else default_name(budget)
     check_out(args.out)
-    plan = SearchPlan(
-        trials=args.trials,
-        sampler=args.sampler,
-        scheduler=args.scheduler,
-        probe_tokens=parse_tokens(args.probe_tokens, "--probe-tokens"),
-        probe_top_k=args.probe_top_k,
-        top_k=args.top_k if args.top_k is not None else space.top_k,
-        depth=args.depth,
-        depth_accuracy_items=args.depth_accuracy_items,
-        validation_sequences=args.eval_sequences,
-    )
+    plan = plan_from_args(args, space.top_k)
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     resources = resolve_resources(args)
     check_teacher_source(args.teacher or space.teacher_name, allow_pickle=args.allow_pickle)
@@ -183,7 +221,13 @@ def resume_settings(args: argparse.Namespace, given: set[str]) -> SearchSettings
     run_dir = RunDir(root)
     if not run_dir.is_run():
         raise MinitronError(f"--resume {root}: not a search run directory (no config.json)")
-    saved = SearchSettings.from_json(run_dir.load_config()["settings"])
+    config = run_dir.load_config()
+    if config.get("format") != SETTINGS_FORMAT:
+        raise MinitronError(
+            f"--resume {root}: the run was made by an earlier version of minitron-search (other data "
+            "splits and probe schedule), which this version cannot continue exactly; start a new run"
+        )
+    saved = SearchSettings.from_json(config["settings"])
     settings = saved.with_resources(resolve_resources(args, saved.resources))
     return dataclasses.replace(settings, out=str(root.parent), name=root.name)
 

@@ -12,7 +12,7 @@ from minitron.budget import format_count
 from minitron.eval.benchmarks import ALL_TASKS
 from minitron.importance.selection import DEPTH_METHODS
 from search.samplers import SAMPLERS
-from search.settings import SCHEDULERS, Resources, SearchSettings
+from search.settings import RETRAIN_TEACHERS, SCHEDULERS, Resources, SearchSettings
 from search.space import DEFAULT_SPACE_NAME
 
 
@@ -49,7 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     how = parser.add_argument_group("search")
     how.add_argument("--trials", type=int, default=plan.trials, help="candidates to probe (Ray Tune trials)")
     how.add_argument(
-        "--probe-tokens", default=format_count(plan.probe_tokens), help="training tokens per probe"
+        "--overhead",
+        type=float,
+        default=plan.overhead,
+        help="what the search may cost: probe tokens of all trials / retraining tokens of all winners; "
+        "the probe length follows from it and the search stops once it is spent",
+    )
+    how.add_argument(
+        "--probe-tokens",
+        default=None,
+        help="training tokens of a full probe (default: the most --overhead pays for)",
+    )
+    how.add_argument(
+        "--rungs",
+        type=int,
+        default=plan.rungs,
+        help="validations per probe at 1, 2, 4, ... times the first (where ASHA compares trials)",
     )
     how.add_argument(
         "--probe-top-k",
@@ -59,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument("--sampler", choices=tuple(SAMPLERS), default=plan.sampler, help="Optuna sampler")
     how.add_argument(
-        "--scheduler", choices=SCHEDULERS, default=plan.scheduler, help="asha stops bad probes early"
+        "--scheduler",
+        choices=SCHEDULERS,
+        default=plan.scheduler,
+        help="asha: successive halving (the better half of the probes go on at each rung); none: every "
+        "probe runs to the end",
     )
     how.add_argument(
         "--top-k",
@@ -69,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument(
         "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"
+    )
+    how.add_argument(
+        "--retrain-teacher",
+        choices=RETRAIN_TEACHERS,
+        default=plan.retrain_teacher,
+        help="cached: winners train on the teacher's cached top-k logits (computed once, fast); online: "
+        "the teacher runs on every batch (for retraining too long to cache)",
     )
     how.add_argument(
         "--depth",
@@ -97,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-sequences",
         type=int,
         default=plan.validation_sequences,
-        help=f"validation sequences (of {settings.seq_len} tokens) for zero-shot, probe and final losses",
+        help=f"validation sequences (of {settings.seq_len} tokens) for zero-shot, probe and final losses "
+        "(the final test loss reads its own split)",
     )
     bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
     bench.add_argument(

@@ -82,8 +82,11 @@ class TrialRecord:
 
 
 def rank(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Trials ordered by final probe loss; completed probes first, early-stopped next, failed last."""
-    return sorted(records, key=lambda r: (r.status.rank_order, r.probe_loss or float("inf")))
+    """Trials ordered by probe loss: completed probes first, then early-stopped ones (those that
+    reached a later rung first: losses after fewer tokens are not comparable), failed last."""
+    return sorted(
+        records, key=lambda r: (r.status.rank_order, -(r.probe_tokens or 0), r.probe_loss or float("inf"))
+    )
 
 
 class TrialLog:

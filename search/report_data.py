@@ -186,3 +186,24 @@ def _hover(c: Mapping[str, Any], winner_rank: int | str | None = "") -> str:
     if winner_rank != "":
         lines.append(f"winner #{_e(winner_rank)}, final loss {_num(c.get('final_loss'))}")
     return "<br>".join(lines)
+
+
+def flat_settings(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (`plan.trials`), so the table reads like the settings tree."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def cost_line(summary: Mapping[str, Any]) -> str:
+    """What the search cost: probe tokens against the winners' retraining tokens."""
+    cost = summary.get("cost") or {}
+    spent, ratio, allowed = cost.get("probe_tokens"), cost.get("overhead"), cost.get("overhead_allowed")
+    if not isinstance(spent, (int, float)) or not isinstance(ratio, (int, float)):
+        return "search cost: not recorded"
+    limit = f" (allowed {allowed:.0%})" if isinstance(allowed, (int, float)) else ""
+    return f"search cost: probes trained {int(spent):,} tokens, {ratio:.0%} of the retraining tokens{limit}"

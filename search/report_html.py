@@ -35,6 +35,8 @@ from search.report_data import (
     _teacher_point,
     _winner_labels,
     _winner_ranks,
+    cost_line,
+    flat_settings,
 )
 
 _CSS = """
@@ -220,7 +222,7 @@ def _ranking(summary: Mapping[str, Any]) -> str:
 
     ordered = sorted(cands, key=key)
     header = ["rank", "trial", "architecture", "params", "of teacher", "zero-shot loss", "probe loss"]
-    header += ["final loss", "latency (ms)", "speed-up", "status"]
+    header += ["probe tokens", "retrained: val / test loss", "latency (ms)", "speed-up", "status"]
     rows = []
     for c in ordered:
         fraction = _fraction(c, teacher_params)
@@ -233,14 +235,15 @@ def _ranking(summary: Mapping[str, Any]) -> str:
                 _DASH if fraction is None else f"{fraction:.1%}",
                 _num(c.get("zero_shot_loss")),
                 _num(c.get("probe_loss")),
-                _num(c.get("final_loss")),
+                _count(c.get("probe_tokens")),
+                f"{_num(c.get('final_loss'))} / {_num(c.get('test_loss'))}" if c.get("winner") else _DASH,
                 _num(c.get("latency_ms"), ".2f"),
                 _DASH if _finite(c.get("speedup")) is None else f"{_num(c.get('speedup'), '.2f')}×",
                 _e(c.get("status")) + (" ★ winner" if str(c.get("trial_id")) in winners else ""),
             ]
         )
     classes = ["winner" if str(c.get("trial_id")) in winners else "" for c in ordered]
-    return _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9}, classes)
+    return _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10}, classes)
 
 
 def _winners(summary: Mapping[str, Any]) -> str:
@@ -255,12 +258,14 @@ def _winners(summary: Mapping[str, Any]) -> str:
             f"<code>{_e(_label(w.get('architecture')))}</code>",
             _count(w.get("params")),
             _num(w.get("final_loss")),
+            f"<b>{_num(w.get('test_loss'))}</b>",
             f"<code>{_e(w.get('path'))}</code>",
         ]
         for w in winners
     ]
-    header = ["rank", "trial", "architecture", "params", "final loss", "checkpoint"]
-    return _table(header, rows, {0, 3, 4}, [""] * len(rows))
+    header = ["rank", "trial", "architecture", "params", "validation loss", "test loss", "checkpoint"]
+    note = '<p class="meta">The test split was read only here: nothing in the search chose with it.</p>'
+    return _table(header, rows, {0, 3, 4, 5}, [""] * len(rows)) + note
 
 
 def _benchmarks(summary: Mapping[str, Any]) -> str:
@@ -330,20 +335,9 @@ def _settings(summary: Mapping[str, Any]) -> str:
         return '<p class="empty">No settings recorded.</p>'
     rows = [
         [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v, default=str))]
-        for k, v in _flat(settings).items()
+        for k, v in flat_settings(settings).items()
     ]
     return _table(["setting", "value"], rows, set(), [""] * len(rows))
-
-
-def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as dotted keys (`plan.trials`), so the table reads like the settings tree."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _render_html(summary: Mapping[str, Any]) -> str:
@@ -353,7 +347,8 @@ def _render_html(summary: Mapping[str, Any]) -> str:
     title = f"{_e(name)}: {_count(budget)} from {_e(teacher.get('name'))}"
     teacher_line = (
         f"teacher <b>{_e(teacher.get('name'))}</b> <code>{_e(_label(teacher.get('architecture')))}</code>, "
-        f"{_count(teacher.get('params'))} parameters, zero-shot loss {_num(teacher.get('zero_shot_loss'))}, "
+        f"{_count(teacher.get('params'))} parameters, validation loss {_num(teacher.get('zero_shot_loss'))}, "
+        f"test loss {_num(teacher.get('test_loss'))}, "
         f"latency {_num(teacher.get('latency_ms'), '.2f')} ms, "
         f"{_num(teacher.get('tokens_per_s'), ',.0f')} tokens/s"
     )
@@ -369,6 +364,7 @@ def _render_html(summary: Mapping[str, Any]) -> str:
         f" · space <code>{_e(summary.get('space'))}</code>"
         f" · created {_e(summary.get('created'))} · {n_cands} candidates, {n_failed} failed</p>",
         f'<p class="meta">{teacher_line}</p>',
+        f'<p class="meta">{_e(cost_line(summary))}</p>',
     ]
     if summary.get("limited"):
         parts.append(f'<div class="caveat"><b>Note:</b> {_e(summary["limited"])}</div>')

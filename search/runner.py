@@ -18,7 +18,8 @@ from minitron.atomic import write_json
 from minitron.budget import format_count
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import TokenizedCorpus, pack, tokenize_corpus
-from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
+from minitron.distill.sources import training_windows
+from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.errors import Interrupted
 from minitron.eval.benchmarks import check_data
 from minitron.eval.loss import validation_loss
@@ -32,7 +33,7 @@ from search.checks import check_corpus, check_run_dir, create_run_dir
 from search.dryrun import check_teacher_matches
 from search.records import TrialLog, TrialRecord, rank
 from search.rundir import RunDir
-from search.settings import SearchSettings
+from search.settings import SETTINGS_FORMAT, SearchSettings
 from search.space import SearchSpace, load_space
 from search.stages import Stage, run_stages
 from search.summary import Summary, TeacherRecord, WinnerResult, build_summary, choose_winners, print_result
@@ -51,6 +52,7 @@ class Context:
     teacher: Teacher | None = None
     tokens: TokenizedCorpus | None = None
     validation: torch.Tensor | None = None
+    test: torch.Tensor | None = None
     teacher_record: TeacherRecord | None = None
     importance: Importance | None = None
     targets: TeacherTargets | None = None
@@ -95,6 +97,7 @@ def _teacher(ctx: Context, done: bool) -> None:
     check_corpus(tokens, settings)
     if not ctx.resume:
         saved = {
+            "format": SETTINGS_FORMAT,
             "settings": settings.to_json(),
             "space": {"name": ctx.space.name, "path": str(ctx.space.path), "band": ctx.space.band},
             "feasible_candidates": len(ctx.candidates),
@@ -108,6 +111,7 @@ def _teacher(ctx: Context, done: bool) -> None:
     )
     ctx.tokens = tokens
     ctx.validation = pack(tokens.validation, settings.seq_len, settings.plan.validation_sequences)
+    ctx.test = pack(tokens.test, settings.seq_len, settings.retrain.test_sequences)
     if run.teacher.exists():
         ctx.teacher_record = TeacherRecord.load(run.teacher)
         return
@@ -119,6 +123,7 @@ def _teacher(ctx: Context, done: bool) -> None:
         architecture=teacher.architecture.as_dict(),
         params=sum(p.numel() for p in teacher.model.parameters()),
         zero_shot_loss=validation_loss(teacher.model, ctx.validation, desc="teacher loss").loss,
+        test_loss=validation_loss(teacher.model, ctx.test, desc="teacher test loss").loss,
         latency_ms=speed.latency_ms,
         tokens_per_s=speed.tokens_per_s,
         device=speed.device,
@@ -156,7 +161,10 @@ def _targets(ctx: Context, done: bool) -> None:
         return
     assert ctx.teacher is not None and ctx.tokens is not None
     settings = ctx.settings
-    ids = probe_batches(ctx.tokens.train, settings.seq_len, settings.probe_sequences, seed=settings.seed)
+    # Probes read the first sequences of the seeded training order, a winner's retraining as many as
+    # its tokens need: one cache serves both.
+    train = pack(ctx.tokens.train, settings.seq_len)
+    ids = training_windows(train, settings.target_sequences, seed=settings.seed)
     targets = compute_targets(
         ctx.teacher.model,
         ids,
@@ -197,7 +205,10 @@ def _retrain(ctx: Context, done: bool) -> None:
     from search.winners import retrain_winners
 
     assert ctx.importance is not None
-    ctx.finals = retrain_winners(ctx.run, ctx.settings, ctx.teacher_spec, ctx.importance, ctx.winners)
+    cached = ctx.settings.plan.retrain_teacher == "cached"
+    ctx.finals = retrain_winners(
+        ctx.run, ctx.settings, ctx.teacher_spec, ctx.importance, ctx.winners, ctx.targets if cached else None
+    )
 
 
 def _benchmarks(ctx: Context, done: bool) -> None:

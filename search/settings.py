@@ -16,7 +16,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from minitron.data.tokens import SEQ_LEN
 from minitron.distill.probe import ProbeConfig
 from minitron.distill.retrain import RetrainConfig
 from minitron.errors import MinitronError
@@ -30,7 +29,10 @@ from minitron.runtime import Placement
 #: MMLU (57 subjects) is left out by default: at 100M parameters it scores at chance (25 %).
 DEFAULT_EVAL_TASKS = ("hellaswag", "piqa", "winogrande", "arc_easy", "arc_challenge", "lambada_openai")
 DEFAULT_EVAL_LIMIT = 100
-SCHEDULERS = ("none", "asha")
+SCHEDULERS = ("asha", "none")
+RETRAIN_TEACHERS = ("cached", "online")
+#: The layout of `config.json`; runs of another format cannot be resumed (2: test split, one loop).
+SETTINGS_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,22 @@ class SearchPlan:
     """Candidates to probe (Ray Tune trials); duplicates and infeasible suggestions cost none."""
     sampler: str = "tpe"
     """Optuna sampler (see `search.sampling.SAMPLERS`)."""
-    scheduler: str = "none"
-    """`none` or `asha` (stop bad probes early)."""
-    probe_tokens: int = 16_000
-    """Training tokens per probe (the same seeded batches for every candidate)."""
+    scheduler: str = "asha"
+    """`asha` (successive halving: every probe to the first rung, the better half on to the next)
+    or `none` (every probe runs to the end)."""
+    overhead: float = 0.25
+    """Probe tokens of the whole search ÷ retraining tokens of all winners: the probe schedule is
+    derived from it, and the search stops once it is spent (see `search.probe_plan`)."""
+    probe_tokens: int = 0
+    """Training tokens of a full probe (its last rung); 0: the most the overhead pays for."""
+    rungs: int = 4
+    """Validations per probe at geometric points (1, 2, 4, ... × the first); ASHA's rungs."""
     probe_top_k: int = 64
-    """Teacher logits kept per position for probes (computed once, shared by every trial)."""
+    """Teacher logits kept per position for probes and cached retraining (computed once, shared)."""
+    retrain_teacher: str = "cached"
+    """`cached`: winners train on the teacher's cached top-k logits over their whole token stream
+    (computed once, at probe speed); `online`: the teacher runs on every batch (its full
+    distribution; for retraining too long to cache, 512 bytes per token)."""
     top_k: int = 2
     """Winners retrained fully (0: the search only ranks candidates)."""
     depth: DepthMethod = DepthMethod.BLOCK
@@ -105,7 +117,7 @@ class SearchSettings:
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
     """Calibration; its `seq_len` is the run's sequence length everywhere."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
-    retrain: RetrainConfig = field(default_factory=lambda: RetrainConfig(tokens=32_000))
+    retrain: RetrainConfig = field(default_factory=lambda: RetrainConfig(tokens=64_000))
     eval: EvalConfig = field(
         default_factory=lambda: EvalConfig(tasks=DEFAULT_EVAL_TASKS, limit=DEFAULT_EVAL_LIMIT)
     )
@@ -131,10 +143,15 @@ class SearchSettings:
     ) -> SearchSettings:
         """Settings with every derived value filled in: the probe's and retraining's step counts,
         validation intervals, seed and threads follow from the plan, the seed and the resources."""
+        from search.probe_plan import full_probe_steps
+
         importance = ImportanceConfig(num_samples=calibration_samples)
-        probe_steps = max(plan.probe_tokens // (importance.seq_len * ProbeConfig.batch_size), 1)
+        tokens_per_step = importance.seq_len * ProbeConfig.batch_size
+        probe_steps = full_probe_steps(plan, retrain_tokens, tokens_per_step)
         placement = Placement(threads=resources.threads)
-        probe = ProbeConfig(eval_every=max(probe_steps // 4, 1), seed=seed, placement=placement)
+        probe = ProbeConfig(
+            tokens=probe_steps * tokens_per_step, rungs=plan.rungs, seed=seed, placement=placement
+        )
         retrain_steps = max(retrain_tokens // (importance.seq_len * RetrainConfig.batch_size), 1)
         retrain = RetrainConfig(
             tokens=retrain_tokens,
@@ -176,19 +193,33 @@ class SearchSettings:
 
     @property
     def probe_steps(self) -> int:
-        """Optimizer steps of one probe (at least one)."""
-        return max(self.plan.probe_tokens // (self.seq_len * self.probe.batch_size), 1)
+        """Optimizer steps of a full probe (at least one)."""
+        return max(self.probe.tokens // (self.seq_len * self.probe.batch_size), 1)
 
     @property
     def probe_sequences(self) -> int:
-        """Packed sequences of the probe set (at least one batch)."""
-        return max(self.plan.probe_tokens // self.seq_len, self.probe.batch_size)
+        """Packed sequences a full probe trains on."""
+        return self.probe_steps * self.probe.batch_size
+
+    @property
+    def target_sequences(self) -> int:
+        """Sequences of the cached teacher targets: the probes' and, when winners train on cached
+        targets, a retraining's (both read the same seeded order from its start)."""
+        retrain = self.retrain.steps * self.retrain.batch_size
+        cached = self.plan.retrain_teacher == "cached" and self.plan.top_k > 0
+        return max(self.probe_sequences, retrain if cached else 0)
 
     @property
     def probe_reports(self) -> int:
-        """How many validation losses a probe reports (the intermediate ones and the final one)."""
-        every = self.probe.eval_every
-        return sum(1 for step in range(1, self.probe_steps) if step % every == 0) + 1
+        """How many validation losses a probe reports (its rungs)."""
+        return self.probe.schedule(self.probe_steps).rungs
+
+    @property
+    def probe_budget(self) -> int:
+        """Probe tokens the search may spend (the overhead times all winners' retraining tokens)."""
+        from search.probe_plan import probe_budget
+
+        return probe_budget(self.plan.overhead, self.retrain.tokens, self.plan.top_k)
 
     def teacher_options(self) -> dict[str, bool]:
         """The safety switches every `load_teacher` call of this run passes on."""
@@ -199,9 +230,7 @@ class SearchSettings:
 
     @classmethod
     def from_json(cls, values: Any) -> SearchSettings:
-        """Read saved settings strictly (a flat file from before the settings tree is converted)."""
-        if isinstance(values, dict) and "plan" not in values and "budget" in values:
-            return _from_flat(values)
+        """Read saved settings strictly."""
         settings = _load(cls, values, "settings")
         assert isinstance(settings, SearchSettings)
         if settings.retrain.seq_len != settings.seq_len:
@@ -267,50 +296,3 @@ def _load(kind: Any, value: Any, where: str) -> Any:
     if isinstance(kind, type) and not isinstance(value, kind):
         raise MinitronError(f"config.json: {where} must be {kind.__name__}, got {value!r}")
     return value
-
-
-def _from_flat(values: dict[str, Any]) -> SearchSettings:
-    """Settings saved flat by versions before the settings tree (same meaning, other layout)."""
-    known = {
-        "budget", "space", "teacher", "data", "trials", "probe_tokens", "probe_top_k", "probe_lr",
-        "top_k", "retrain_tokens", "retrain_lr", "seq_len", "batch_size", "eval_sequences",
-        "calibration_samples", "depth", "depth_accuracy_items", "cpus_per_trial", "gpus_per_trial",
-        "concurrency", "sampler", "scheduler", "seed", "name", "out", "address", "dashboard_host",
-        "allow_pickle", "trust_remote_code", "eval_tasks", "eval_limit", "eval_fewshot",
-    }  # fmt: skip
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise MinitronError(f"config.json: unknown setting {unknown[0]}; start a new run instead of --resume")
-    defaults = {"seq_len": SEQ_LEN, "batch_size": 4, "probe_lr": 3e-4, "retrain_lr": 2e-4}
-    if any(values.get(k, v) != v for k, v in defaults.items()):
-        raise MinitronError("config.json: this old run used settings this version cannot reproduce")
-    plan = SearchPlan(
-        **{k: values[k] for k in ("trials", "sampler", "scheduler", "probe_tokens", "probe_top_k", "top_k")},
-        depth=DepthMethod.parse(values.get("depth", "block"), "depth"),
-        depth_accuracy_items=values.get("depth_accuracy_items", 200),
-        validation_sequences=values["eval_sequences"],
-    )
-    resources = Resources(
-        **{
-            k: values[k]
-            for k in ("cpus_per_trial", "gpus_per_trial", "concurrency", "address", "dashboard_host")
-        }
-    )
-    return SearchSettings.create(
-        budget=values["budget"],
-        space=values["space"],
-        teacher=values["teacher"],
-        plan=plan,
-        resources=resources,
-        retrain_tokens=values["retrain_tokens"],
-        calibration_samples=values["calibration_samples"],
-        eval_tasks=tuple(values.get("eval_tasks", ())),
-        eval_limit=values.get("eval_limit"),
-        eval_fewshot=values.get("eval_fewshot"),
-        seed=values["seed"],
-        data=values["data"],
-        name=values["name"],
-        out=values["out"],
-        allow_pickle=values.get("allow_pickle", False),
-        trust_remote_code=values.get("trust_remote_code", False),
-    )

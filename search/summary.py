@@ -34,6 +34,8 @@ class TeacherRecord:
     params: int | None = None
     zero_shot_loss: float | None = None
     """Validation loss on the run's validation sequences."""
+    test_loss: float | None = None
+    """Loss on the run's test sequences (beside the winners' test losses)."""
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     device: str | None = None
@@ -60,9 +62,11 @@ class WinnerResult:
     """Validation loss after retraining; None when retraining failed."""
     tokens_trained: int | None = None
     error: str | None = None
+    test_loss: float | None = None
+    """Loss on the test split after retraining (nothing chose with it): the loss to quote."""
 
     def to_json(self) -> dict[str, Any]:
-        data = {"path": self.path, "final_loss": self.final_loss}
+        data = {"path": self.path, "final_loss": self.final_loss, "test_loss": self.test_loss}
         if self.tokens_trained is not None:
             data["tokens_trained"] = self.tokens_trained
         if self.error is not None:
@@ -85,10 +89,17 @@ class CandidateRow:
     """Parameters as a fraction of the teacher's."""
     final_loss: float | None = None
     """Validation loss after retraining, for winners."""
+    test_loss: float | None = None
+    """Test loss after retraining, for winners."""
     winner: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        extra = {"rank": self.rank, "fraction": self.fraction, "final_loss": self.final_loss}
+        extra = {
+            "rank": self.rank,
+            "fraction": self.fraction,
+            "final_loss": self.final_loss,
+            "test_loss": self.test_loss,
+        }
         return {**self.trial.to_json(), **extra, "winner": self.winner}
 
     @classmethod
@@ -152,6 +163,8 @@ class Summary:
     benchmarks: dict[str, Any] | None = None
     """Tasks, limit and lm-eval's results per model (see `search.benchmarks`)."""
     rejected_suggestions: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    """What the search spent on probes against what retraining spent (see `search_cost`)."""
     stages: dict[str, float] = field(default_factory=dict)
     """Seconds per stage."""
     seconds: float | None = None
@@ -206,6 +219,7 @@ def build_summary(
                 rank=position if scored else None,
                 fraction=(record.params or 0) / teacher.params if teacher.params else None,
                 final_loss=final.final_loss if final else None,
+                test_loss=final.test_loss if final else None,
                 winner=record.trial_id in winner_ranks,
             )
         )
@@ -233,10 +247,30 @@ def build_summary(
         ],
         benchmarks=benchmarks,
         rejected_suggestions=rejected,
+        cost=search_cost(ranking, finals, settings),
         stages={k: round(v, 1) for k, v in stages.items()},
         seconds=round(seconds, 1),
         run_dir=str(run_dir),
     )
+
+
+def search_cost(
+    ranking: list[TrialRecord], finals: dict[str, WinnerResult], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Probe tokens spent by every trial against the retraining tokens of the winners: the overhead
+    the user allowed (`--overhead`) and the one actually spent."""
+    plan = settings.get("plan", {})
+    spent = int(sum(r.probe_tokens or 0 for r in ranking))
+    retrained = int(sum(f.tokens_trained or 0 for f in finals.values()))
+    planned = int(settings.get("retrain", {}).get("tokens", 0)) * max(int(plan.get("top_k", 0)), 1)
+    basis = retrained or planned
+    return {
+        "probe_tokens": spent,
+        "retrain_tokens": retrained,
+        "overhead": spent / basis if basis else None,
+        "overhead_allowed": plan.get("overhead"),
+        "probe_budget": int((plan.get("overhead") or 0) * planned),
+    }
 
 
 def choose_winners(ranking: list[TrialRecord], top_k: int) -> list[TrialRecord]:
@@ -276,12 +310,23 @@ def benchmark_table(summary: Summary, labels: dict[str, str] | None = None) -> s
 
 def print_result(summary: Summary, report: Path) -> None:
     print(f"[search] finished in {(summary.seconds or 0) / 60:.1f} min; report {report}")
-    for w in summary.winners:
-        loss = w.result.final_loss
+    cost = summary.cost
+    if cost.get("overhead") is not None:
         print(
-            f"  winner {w.rank}: {Architecture(**w.architecture).short()} {w.params:,} params, final loss "
-            f"{'failed' if loss is None else f'{loss:.4f}'} -> {w.result.path}"
+            f"  probes spent {cost['probe_tokens']:,} tokens, {cost['overhead']:.0%} of the retraining "
+            f"tokens (allowed: {cost['overhead_allowed']:.0%})"
         )
+    for w in summary.winners:
+        test, val = w.result.test_loss, w.result.final_loss
+        loss = (
+            "failed"
+            if val is None
+            else f"test loss {test:.4f} (validation {val:.4f})"
+            if test
+            else f"validation loss {val:.4f}"
+        )
+        label = Architecture(**w.architecture).short()
+        print(f"  winner {w.rank}: {label} {w.params:,} params, {loss} -> {w.result.path}")
     table = benchmark_table(summary)
     if table:
         print(table)

@@ -180,7 +180,8 @@ def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> 
         "speedup": teacher_speed.latency_ms / speed.latency_ms,
         "device": speed.device,
     }
-    steps = len(shared.targets.input_ids) // shared.probe.batch_size
+    sequences, seq_len = shared.targets.input_ids.shape
+    steps = shared.probe.steps(int(sequences), int(seq_len))
 
     def report(record: dict[str, float]) -> None:
         done = int(record["step"]) >= steps

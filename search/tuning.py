@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
+from ray.tune.stopper import Stopper
 
 from minitron.distill.targets import TeacherTargets
 from minitron.importance.scores import Importance
@@ -107,6 +109,7 @@ def run_tune(
                 name=run.tune.name,
                 storage_path=str(run.root),  # trial folders and their TensorBoard logs stay in the run
                 callbacks=[recorder],
+                stop=ProbeBudget(settings.probe_budget, run.trials),
                 verbose=0,
                 # Only a lost worker or node reaches Tune as a failure (a trial's own errors are
                 # reported, see search.trial): run that trial again, up to twice.
@@ -120,18 +123,44 @@ def run_tune(
 
 
 def _scheduler(settings: SearchSettings) -> Any:
-    """ASHA when asked for. It counts reports: its last rung must be the probe's final report, or
-    it would stop every probe just before the end."""
+    """ASHA when asked for, on the probe's own rungs: it measures time in probe tokens, its first
+    rung is the probe's first validation and each next one twice as far (as the probe validates)."""
     if settings.plan.scheduler != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    evals = settings.probe_reports
+    steps = settings.probe_steps
+    points = settings.probe.schedule(steps).validate_at
+    tokens_per_step = settings.seq_len * settings.probe.batch_size
     return ASHAScheduler(
         metric="probe_loss",
         mode="min",
-        time_attr="training_iteration",
-        max_t=evals,
-        grace_period=max(evals // 2, 1),
+        time_attr="probe_tokens",
+        max_t=steps * tokens_per_step,
+        grace_period=points[0] * tokens_per_step,
         reduction_factor=2,
     )
+
+
+class ProbeBudget(Stopper):
+    """Ends the search once its probes have trained the tokens it may spend (`--overhead`): trials
+    in flight stop where they are, no new ones start. Tokens are counted from every trial's reports,
+    and on a restored experiment from `trials.jsonl` again (a pickled count would be stale)."""
+
+    def __init__(self, budget: int, log_path: Path) -> None:
+        self.budget, self.log_path = budget, log_path
+        self.spent = {r.trial_id: float(r.probe_tokens or 0) for r in TrialLog(log_path).records.values()}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        tokens = float(result.get("probe_tokens") or 0)
+        self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), tokens)
+        return False
+
+    def stop_all(self) -> bool:
+        return sum(self.spent.values()) >= self.budget
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"budget": self.budget, "log_path": self.log_path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["budget"], state["log_path"])  # type: ignore[misc]

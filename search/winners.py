@@ -1,7 +1,10 @@
 """Retraining the winners: each one a Ray task with a trial's resources, resumable on its own.
 
 A winner is cut again from the teacher (pruning is deterministic given the importance) and distilled
-with the teacher online for the run's retraining tokens into `winners/<rank>-<architecture>/`. A
+for the run's retraining tokens into `winners/<rank>-<architecture>/`: on the teacher targets cached
+for the run (the same top-k logits the probes used, over the whole retraining stream) or, with
+`--retrain-teacher online`, with the teacher running on every batch. Its loss on the test split,
+which nothing in the search chose with, is what the report quotes. A
 winner whose folder already holds `provenance.json` is finished and skipped; an interrupted one
 resumes from its checkpoint.
 """
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minitron.distill.targets import TeacherTargets
 from minitron.faults import kill_point
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture
@@ -36,7 +40,7 @@ def winner_dir(run: RunDir, rank: int, arch: Architecture) -> Path:
     return run.winners / f"{rank}-{arch.short()}"
 
 
-def retrain_winner(job: WinnerJob, importance: Importance) -> dict[str, Any]:
+def retrain_winner(job: WinnerJob, importance: Importance, targets: TeacherTargets | None) -> dict[str, Any]:
     """Runs inside a Ray worker: prune, distill, save; returns the `WinnerResult` as JSON."""
     from minitron.data.corpus import load_corpus
     from minitron.data.tokens import tokenize_corpus
@@ -52,7 +56,7 @@ def retrain_winner(job: WinnerJob, importance: Importance) -> dict[str, Any]:
     student = prune(teacher.model, job.arch, importance, depth=s.plan.depth)
     result = retrain(
         student,
-        teacher.model,
+        None if targets is not None else teacher.model,
         tokens,
         s.retrain,
         Path(job.out),
@@ -67,11 +71,13 @@ def retrain_winner(job: WinnerJob, importance: Importance) -> dict[str, Any]:
         },
         kept_layers=list(select(importance, job.arch, s.plan.depth).layers),
         progress=False,
+        targets=targets,
     )
     return WinnerResult(
         path=job.out,
         final_loss=result.history[-1]["val_loss"],
         tokens_trained=result.provenance["tokens_trained"],
+        test_loss=result.test_loss,
     ).to_json()
 
 
@@ -81,11 +87,18 @@ def finished_result(out: Path) -> WinnerResult | None:
     if not provenance.exists():
         return None
     record = json.loads(provenance.read_text())
-    return WinnerResult(str(out), record["final_val_loss"], record["tokens_trained"])
+    return WinnerResult(
+        str(out), record["final_val_loss"], record["tokens_trained"], test_loss=record.get("test_loss")
+    )
 
 
 def retrain_winners(
-    run: RunDir, settings: SearchSettings, teacher: str, importance: Importance, winners: list[TrialRecord]
+    run: RunDir,
+    settings: SearchSettings,
+    teacher: str,
+    importance: Importance,
+    winners: list[TrialRecord],
+    targets: TeacherTargets | None = None,
 ) -> dict[str, WinnerResult]:
     """Retrain every winner (in parallel as resources allow); results by trial id."""
     results: dict[str, WinnerResult] = {}
@@ -106,11 +119,12 @@ def retrain_winners(
 
     start_ray(settings.resources)
     task = remote(retrain_winner, settings.resources)
-    shared = ray.put(importance)
-    refs = [task.remote(job, shared) for job in jobs]
+    shared, cached = ray.put(importance), ray.put(targets)
+    refs = [task.remote(job, shared, cached) for job in jobs]
     tokens = settings.retrain.tokens
     for job, ref in zip(jobs, refs, strict=True):
-        print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens)", flush=True)
+        source = "cached teacher targets" if targets is not None else "the teacher online"
+        print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source})", flush=True)
         try:
             results[job.trial_id] = WinnerResult.from_json(ray.get(ref))
             kill_point("retrain")

@@ -341,8 +341,31 @@ def _(w: World) -> tuple[list[str], str]:
     run = w.tmp / "runs" / "old"
     run.mkdir(parents=True)
     settings = {"budget": 3550000, "space": "s.yaml", "teacher": "t", "plan": {"trails": 4}}
-    (run / "config.json").write_text(json.dumps({"settings": settings}))
+    (run / "config.json").write_text(json.dumps({"format": 2, "settings": settings}))
     return ["--resume", str(run)], "unknown setting settings.plan.trails"
+
+
+@row("--resume of a run made before the test split")
+def _(w: World) -> tuple[list[str], str]:
+    run = w.tmp / "runs" / "old"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"settings": {"budget": 3550000}}))
+    return ["--resume", str(run)], "was made by an earlier version of minitron-search"
+
+
+@row("Search overhead that is not positive")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--overhead", "0"], "--overhead must be a positive fraction of the retraining tokens"
+
+
+@row("Probes longer than the overhead pays for")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--probe-tokens", "64k"], "more than --overhead 0.25 of"
+
+
+@row("Rungs out of range")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--rungs", "0"], "--rungs must be between 1 and 8, got 0"
 
 
 @row("Unknown benchmark task")

@@ -55,18 +55,24 @@ def test_split_is_deterministic_disjoint_and_by_content():
     docs = tuple(f"document number {i}" for i in range(2000)) + ("duplicate",) * 5
     corpus = Corpus("synthetic", docs, "x")
     a, b = split_corpus(corpus), split_corpus(Corpus("shuffled", tuple(reversed(docs)), "y"))
-    assert sorted(a.validation) == sorted(b.validation) and sorted(a.calibration) == sorted(b.calibration)
-    assert not set(a.validation) & set(a.train) and not set(a.calibration) & set(a.train)
-    assert not set(a.validation) & set(a.calibration)
-    assert len(a.train) + len(a.validation) + len(a.calibration) == len(docs)
-    where = [name for name in ("train", "validation", "calibration") if "duplicate" in getattr(a, name)]
+    names = ("train", "validation", "calibration", "test")
+    for name in names:
+        assert sorted(getattr(a, name)) == sorted(getattr(b, name)), name
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            assert not set(getattr(a, first)) & set(getattr(a, second)), (first, second)
+    assert sum(len(getattr(a, name)) for name in names) == len(docs)
+    where = [name for name in names if "duplicate" in getattr(a, name)]
     assert len(where) == 1, "identical documents share one split"
-    assert 60 <= len(a.validation) <= 140 and 60 <= len(a.calibration) <= 140  # ~5 % each of 2005
+    for name in names[1:]:
+        assert 60 <= len(getattr(a, name)) <= 140, name  # ~5 % each of 2005
 
 
 def test_split_rejects_bad_fractions():
     with pytest.raises(MinitronError, match="fractions"):
         split_corpus(Corpus("c", ("a",), "x"), SplitConfig(validation=0.6, calibration=0.5))
+    with pytest.raises(MinitronError, match="fractions"):
+        split_corpus(Corpus("c", ("a",), "x"), SplitConfig(test=0.0))
 
 
 def test_pack_cuts_consecutive_windows():

@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from minitron.data.tokens import pack
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers, kl_full, kl_topk, next_token_ce
 from minitron.distill.probe import ProbeConfig, probe
-from minitron.distill.schedule import lr_at
+from minitron.distill.schedule import Schedule, lr_at
+from minitron.distill.sources import OnlineTeacher, training_windows
 from minitron.distill.step import LossWeights
-from minitron.distill.targets import TeacherTargets, compute_targets, probe_batches
+from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.errors import MinitronError
 from minitron.runtime import Placement
 from tests.tiny import tiny_batches, tiny_model
@@ -87,17 +89,36 @@ def test_targets_round_trip(tmp_path):
     assert torch.equal(loaded.indices, targets.indices) and loaded.meta["teacher"] == "tiny"
 
 
-def test_probe_batches_are_seeded():
-    train = np.arange(1000, dtype=np.uint32)
+def test_training_windows_follow_the_seeded_order_of_every_run():
+    train = pack(np.arange(1000, dtype=np.uint32), 10)
     a, b, c = (
-        probe_batches(train, 10, 5, seed=0),
-        probe_batches(train, 10, 5, seed=0),
-        probe_batches(train, 10, 5, 1),
+        training_windows(train, 5, seed=0),
+        training_windows(train, 5, seed=0),
+        training_windows(train, 5, 1),
     )
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert all((row[1:] - row[:-1] == 1).all() for row in a), "each row is one contiguous window"
-    with pytest.raises(MinitronError, match="1,000 tokens"):
-        probe_batches(train, 10, 101, seed=0)
+    # a probe's sequences are the first ones a retraining with the same seed reads
+    online = OnlineTeacher(None, train, seed=0)
+    first_steps = torch.cat(
+        [online.batch(step, 2, torch.device("cpu"), False).input_ids for step in range(3)]
+    )
+    assert torch.equal(first_steps, training_windows(train, 6, seed=0))
+    # past one epoch the order goes on in a new permutation
+    assert len({tuple(r.tolist()) for r in training_windows(train, 200, 0)}) == 100
+
+
+def test_schedule_points():
+    assert Schedule.geometric(16, 4) == (2, 4, 8, 16) and Schedule.geometric(3, 4) == (1, 3)
+    assert Schedule.every(10, 4) == (4, 8, 10) and Schedule.every(10, 0, start=True) == (0, 10)
+    schedule = Schedule(16, 1e-3, 1e-4, 2, Schedule.geometric(16, 3))
+    assert (
+        schedule.rungs == 3
+        and schedule.lr(1) == pytest.approx(1e-3)
+        and schedule.lr(15) == pytest.approx(1e-4)
+    )
+    with pytest.raises(ValueError, match="end at the last step"):
+        Schedule(16, 1e-3, 1e-4, 2, (4, 8))
 
 
 def test_ce_and_schedule():
@@ -141,6 +162,13 @@ def test_probe_is_deterministic_and_learns():
     second = probe(copy.deepcopy(student), targets, cfg, validation)
     assert [h["val_loss"] for h in first.history] == [h["val_loss"] for h in second.history]
     assert seen == first.history and len(first.history) == 4 and first.tokens == 32 * 16
+    rungs = probe(
+        copy.deepcopy(student),
+        targets,
+        ProbeConfig(batch_size=4, lr=3e-3, rungs=3, tokens=16 * 16),
+        validation,
+    )
+    assert [h["step"] for h in rungs.history] == [1, 2, 4] and rungs.tokens == 16 * 16
     assert first.history[-1]["train_loss"] < first.history[0]["train_loss"], "the KD loss falls"
     assert first.train_seconds + first.eval_seconds <= first.seconds
 

@@ -145,3 +145,48 @@ def test_teacher_correction_fine_tunes_with_cross_entropy_only(tiny_world, tmp_p
     original = AutoModelForCausalLM.from_pretrained(root / "teacher")
     assert corrected.config.num_hidden_layers == original.config.num_hidden_layers
     assert not torch.equal(corrected.model.norm.weight, original.model.norm.weight)
+
+
+def test_retraining_on_cached_full_targets_equals_the_teacher_online(
+    tiny_world, student, tmp_path, wiki_tokens
+):
+    """The two target sources of the one loop: with k = vocabulary the cached targets are the
+    teacher's whole distribution on the same sequences in the same order, so the runs agree (to
+    float32 reordering: one computes the teacher's logits per batch, the other in one pass)."""
+    from minitron.data.tokens import pack
+    from minitron.distill.retrain import RetrainConfig, retrain
+    from minitron.distill.sources import training_windows
+    from minitron.distill.targets import compute_targets
+    from minitron.runtime import Placement
+
+    root, _ = tiny_world
+    teacher = AutoModelForCausalLM.from_pretrained(root / "teacher")
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    cfg = RetrainConfig(
+        tokens=6 * 2 * 32, seq_len=32, batch_size=2, lr=1e-3, eval_every=3, eval_sequences=2,
+        test_sequences=2, checkpoint_every=0, placement=Placement(bf16=False),
+    )  # fmt: skip
+    ids = training_windows(pack(wiki_tokens.train, 32), cfg.steps * cfg.batch_size, cfg.seed)
+    targets = compute_targets(teacher, ids, k=teacher.config.vocab_size, progress=False, meta={"k": "all"})
+    runs = {}
+    for name, kwargs in {
+        "online": {"teacher": teacher},
+        "cached": {"teacher": None, "targets": targets},
+    }.items():
+        model = AutoModelForCausalLM.from_pretrained(student)
+        runs[name] = retrain(
+            model,
+            tokens=wiki_tokens,
+            cfg=cfg,
+            out=tmp_path / name,
+            tokenizer=tokenizer,
+            progress=False,
+            **kwargs,
+        )
+    online, cached = runs["online"], runs["cached"]
+    assert [h["step"] for h in online.history] == [0, 3, 6]
+    assert [h["val_loss"] for h in cached.history] == pytest.approx(
+        [h["val_loss"] for h in online.history], rel=1e-5
+    )
+    assert cached.test_loss == pytest.approx(online.test_loss, rel=1e-5)
+    assert online.history[-1]["val_loss"] < online.history[0]["val_loss"]

@@ -130,7 +130,7 @@ def test_importance_for_caches_and_extends(tmp_path, monkeypatch):
     monkeypatch.setenv("MINITRON_CACHE", str(tmp_path))
     stream = np.random.default_rng(0).integers(0, 97, 400).astype(np.uint32)
     tokens = TokenizedCorpus(
-        train=stream, validation=stream, calibration=stream, eos_token_id=0, key="synthetic"
+        train=stream, validation=stream, calibration=stream, test=stream, eos_token_id=0, key="synthetic"
     )
     model = tiny_model()
     first = calibrate.importance_for(model, tokens, CFG, block_sizes=[2], progress=False)

@@ -41,6 +41,7 @@ def _candidate(
         "zero_shot_loss": None if probe is None else probe + 3.0,
         "probe_loss": probe,
         "final_loss": None,
+        "test_loss": None,
         "latency_ms": None if probe is None else params / 5e6,
         "tokens_per_s": None if probe is None else 5e9 / params,
         "speedup": None if probe is None else 134_515_008 / params,
@@ -82,10 +83,11 @@ def sample_summary() -> dict[str, Any]:
         "candidates": candidates,
         "winners": [
             {"rank": 1, "trial_id": "t1", "path": "results/run/winner-1", "final_loss": 3.41,
-             "architecture": a1, "params": 69_000_000},
+             "test_loss": 3.467, "architecture": a1, "params": 69_000_000},
             {"rank": 2, "trial_id": "t2", "path": "results/run/winner-2", "final_loss": 3.55,
-             "architecture": a2, "params": 68_100_000},
+             "test_loss": 3.598, "architecture": a2, "params": 68_100_000},
         ],
+        "cost": {"probe_tokens": 30720, "retrain_tokens": 128000, "overhead": 0.24, "overhead_allowed": 0.25},
     }  # fmt: skip
 
 
@@ -177,6 +179,9 @@ def test_report_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
     ]
     assert positions == sorted(positions)
     assert "51.3%" in ranking and "3.410" in ranking and "stopped early" in ranking
+    winners = text[text.index("<h2>Retrained") : text.index("<h2>Benchmarks")]
+    assert "test loss" in winners and "<b>3.467</b>" in winners and "3.410" in winners
+    assert "search cost: probes trained 30,720 tokens, 24% of the retraining tokens (allowed 25%)" in text
 
 
 def test_report_handles_empty_single_and_all_failed_runs(tmp_path: Path) -> None:

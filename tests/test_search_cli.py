@@ -33,6 +33,8 @@ FAST = [
     "2",
     "--eval",
     "none",
+    "--overhead",
+    "4",  # tiny retraining: let the probes cost more than it
 ]
 
 
@@ -122,7 +124,10 @@ def outcome(run: Path) -> dict:
             (json.dumps(c["architecture"], sort_keys=True), c["status"], c["probe_loss"], c["error"])
             for c in summary["candidates"]
         ),
-        "winners": [(w["architecture"], w["final_loss"], w.get("benchmarks")) for w in summary["winners"]],
+        "winners": [
+            (w["architecture"], w["final_loss"], w["test_loss"], w.get("benchmarks"))
+            for w in summary["winners"]
+        ],
         "teacher": summary["benchmarks"]["models"]["teacher"]["results"],
     }
 
@@ -163,7 +168,19 @@ def test_search_end_to_end(reference):
         model = AutoModelForCausalLM.from_pretrained(winner["path"])  # plain transformers loads it
         assert sum(p.numel() for p in model.parameters()) == winner["params"]
         assert (Path(winner["path"]) / "provenance.json").exists()
-        assert winner["final_loss"] is not None
+        assert winner["final_loss"] is not None and winner["test_loss"] is not None
+        provenance = json.loads((Path(winner["path"]) / "provenance.json").read_text())
+        assert provenance["targets"]["k"] == 64, "winners retrain on the cached teacher targets"
+        assert provenance["test_loss"] == winner["test_loss"] and provenance["test_tokens"] == 255 * 64
+    assert summary["teacher"]["test_loss"] is not None
+    # what the search cost: every trial's probe tokens against both winners' retraining tokens
+    cost = summary["cost"]
+    assert cost["probe_tokens"] == sum(t["probe_tokens"] or 0 for t in trials) > 0
+    assert cost["retrain_tokens"] == sum(w["tokens_trained"] for w in summary["winners"])
+    assert cost["overhead"] == pytest.approx(cost["probe_tokens"] / cost["retrain_tokens"])
+    assert (
+        cost["overhead_allowed"] == 4.0 and "search cost: probes trained" in (run / "report.html").read_text()
+    )
     bench = summary["benchmarks"]
     assert bench["tasks"] == ["piqa"] and bench["limit"] == 3 and bench["limited"]
     assert summary["limited"] == bench["limited"], "the report's caveat says the benchmarks were limited"
@@ -203,7 +220,7 @@ def test_every_winner_has_a_model_card(reference):
         assert meta["datasets"] == ["wiki-en"]
         assert f"winner {winner['rank']} of search run" in card and "## Benchmarks" in card
         assert "| piqa | acc_norm | 3 |" in card and "this model" in card
-        assert f"final validation loss {winner['final_loss']:.4f}" in card
+        assert f"validation loss {winner['final_loss']:.4f}, test loss {winner['test_loss']:.4f}" in card
 
 
 def test_nothing_is_written_outside_the_run_directory_and_the_cache(reference):
@@ -382,3 +399,8 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
     assert statuses == sorted(statuses, key=lambda s: s != "completed")
     assert all(t["probe_tokens"] < completed[0]["probe_tokens"] for t in stopped)
     assert summary["winners"][0]["trial_id"] == summary["candidates"][0]["trial_id"]
+    # ASHA compares at the probe's own validations, in probe tokens: after step 1 and at the end
+    assert {t["probe_tokens"] for t in trials} <= {1024, 3072}
+    # --overhead 4 of 2,000 retraining tokens: the probes may spend 8,000 tokens, and the search stops
+    # once they have (a trial in flight overshoots by at most one rung, 2,048 tokens)
+    assert summary["cost"]["probe_budget"] == 8000 and summary["cost"]["probe_tokens"] <= 8000 + 2048

@@ -1,4 +1,4 @@
-"""The settings tree: one default per value, strict loading, and runs saved by the flat layout."""
+"""The settings tree: one default per value, strict loading, and the probe plan the overhead buys."""
 
 from __future__ import annotations
 
@@ -15,20 +15,6 @@ from minitron.runtime import Placement
 from search.options import build_parser
 from search.settings import Resources, SearchPlan, SearchSettings
 
-#: The settings of the default demo as the flat layout saved them (config.json of a run made before
-#: the settings tree).
-FLAT = {
-    "budget": 70000000, "space": "spaces/smollm2-135m.yaml", "teacher": "smollm2-135m", "data": "wiki-en",
-    "trials": 8, "probe_tokens": 16000, "probe_top_k": 64, "probe_lr": 0.0003, "top_k": 2,
-    "retrain_tokens": 32000, "retrain_lr": 0.0002, "seq_len": 256, "batch_size": 4, "eval_sequences": 16,
-    "calibration_samples": 128, "depth": "block", "depth_accuracy_items": 200, "cpus_per_trial": 2.0,
-    "gpus_per_trial": 0.0, "concurrency": 1, "sampler": "tpe", "scheduler": "none", "seed": 0,
-    "name": "demo", "out": "results", "address": None, "dashboard_host": "127.0.0.1",
-    "allow_pickle": False, "trust_remote_code": False,
-    "eval_tasks": ["hellaswag", "piqa", "winogrande", "arc_easy", "arc_challenge", "lambada_openai"],
-    "eval_limit": 100, "eval_fewshot": None,
-}  # fmt: skip
-
 
 def default_run() -> SearchSettings:
     """What `search.py --budget 70M --name demo` resolves to on a 2-CPU machine."""
@@ -39,7 +25,7 @@ def default_run() -> SearchSettings:
         teacher="smollm2-135m",
         plan=SearchPlan(depth=args.depth, validation_sequences=args.eval_sequences),
         resources=Resources(cpus_per_trial=2.0),
-        retrain_tokens=32_000,
+        retrain_tokens=64_000,
         calibration_samples=args.calibration_samples,
         eval_tasks=tuple(args.eval.split(",")),
         eval_limit=int(args.eval_limit),
@@ -49,21 +35,53 @@ def default_run() -> SearchSettings:
     )
 
 
-def test_the_flat_layout_reads_as_the_same_run():
-    assert SearchSettings.from_json(FLAT) == default_run()
-
-
-def test_what_probes_and_retraining_use_is_what_the_flat_layout_meant():
+def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     settings = default_run()
     placement = Placement(threads=2)
-    assert settings.probe == ProbeConfig(batch_size=4, lr=3e-4, eval_every=3, seed=0, placement=placement)
-    assert settings.probe_steps == 15 and settings.probe_sequences == 62 and settings.probe_reports == 5
+    # 0.25 x 2 winners x 64k retraining tokens = 32,000 probe tokens; ASHA over 8 trials and 4 rungs
+    # costs about 8 x 5/2 + 8 = 28 first rungs, so the first rung is one step (1,024 tokens) and a
+    # full probe 8 steps, validated after steps 1, 2, 4 and 8.
+    assert settings.probe_budget == 32_000
+    assert settings.probe == ProbeConfig(tokens=8 * 1024, rungs=4, seed=0, placement=placement)
+    assert settings.probe_steps == 8 and settings.probe_reports == 4
+    assert settings.probe.schedule(8).validate_at == (1, 2, 4, 8)
+    # one cache of teacher targets serves the probes and the winners' retraining (62 steps of 4)
+    assert settings.probe_sequences == 32 and settings.target_sequences == 248
     assert settings.retrain == RetrainConfig(
-        tokens=32_000, seq_len=256, batch_size=4, lr=2e-4, eval_every=7, eval_sequences=16,
-        checkpoint_every=3, seed=0, placement=placement,
+        tokens=64_000, seq_len=256, batch_size=4, lr=2e-4, eval_every=15, eval_sequences=16,
+        checkpoint_every=7, seed=0, placement=placement,
     )  # fmt: skip
     assert settings.importance == ImportanceConfig(num_samples=128, seq_len=256)
-    assert settings.plan.depth is DepthMethod.BLOCK
+    assert settings.plan.depth is DepthMethod.BLOCK and settings.plan.scheduler == "asha"
+
+
+def test_online_retraining_caches_only_the_probe_targets():
+    settings = default_run()
+    online = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, retrain_teacher="online"))
+    assert online.target_sequences == settings.probe_sequences == 32
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (
+            {"probe_tokens": 16_000},
+            r"--probe-tokens 16k for 8 trials \(asha scheduler\) costs about 53.76k tokens",
+        ),
+        (
+            {"overhead": 0.01},
+            r"--overhead 0.01 of 128k retraining tokens \(1.28k probe tokens\) cannot pay for one step",
+        ),
+        ({"scheduler": "none", "probe_tokens": 8_192}, "costs about 65.54k tokens"),
+    ],
+)
+def test_a_probe_plan_over_the_overhead_is_refused(plan, message):
+    with pytest.raises(MinitronError, match=message):
+        SearchSettings.create(
+            budget=70_000_000, space="s", teacher="t", plan=SearchPlan(**plan), resources=Resources(),
+            retrain_tokens=64_000, calibration_samples=8, eval_tasks=(), eval_limit=None,
+            eval_fewshot=None, seed=0,
+        )  # fmt: skip
 
 
 def test_settings_round_trip_exactly():
@@ -89,13 +107,6 @@ def test_saved_settings_are_read_strictly(change, message):
     change(data)
     with pytest.raises(MinitronError, match=message):
         SearchSettings.from_json(data)
-
-
-def test_the_flat_layout_refuses_what_it_cannot_reproduce():
-    with pytest.raises(MinitronError, match="unknown setting colour"):
-        SearchSettings.from_json({**FLAT, "colour": "red"})
-    with pytest.raises(MinitronError, match="cannot reproduce"):
-        SearchSettings.from_json({**FLAT, "batch_size": 8})
 
 
 def test_other_resources_change_threads_and_nothing_else():

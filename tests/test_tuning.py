@@ -80,3 +80,28 @@ def test_trials_that_no_node_can_run_are_refused(resources, nodes, message):
 
 def test_a_trial_fits_when_one_node_has_enough():
     tuning.check_fits(Resources(cpus_per_trial=4, gpus_per_trial=1), [(2, 1), (8, 2)], "the cluster")
+
+
+def test_the_probe_budget_ends_the_search_once_spent(tmp_path):
+    import pickle
+
+    from search.records import TrialLog, TrialRecord, TrialStatus
+    from search.tuning import ProbeBudget
+    from tests.tiny import BASE
+
+    log = tmp_path / "trials.jsonl"
+    stopper = ProbeBudget(3000, log)
+    assert stopper("a", {"probe_tokens": 1024}) is False and not stopper.stop_all()
+    stopper("a", {"probe_tokens": 2048})  # a trial counts once, at its latest report
+    assert not stopper.stop_all()
+    stopper("b", {"trial_error": "no tokens"})
+    stopper("b", {"probe_tokens": 1024})
+    assert stopper.stop_all(), "2,048 + 1,024 tokens spent of 3,000"
+    # a restored experiment counts again from the trials on record, not from a stale pickle
+    arch = {k: BASE[k] for k in ("num_hidden_layers", "hidden_size", "intermediate_size")}
+    arch |= {"num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 8}
+    from minitron.model.architecture import Architecture
+
+    TrialLog(log).put(TrialRecord("a", Architecture(**arch), 1, TrialStatus.COMPLETED, probe_tokens=2048.0))
+    restored = pickle.loads(pickle.dumps(stopper))
+    assert restored.spent == {"a": 2048.0} and not restored.stop_all()

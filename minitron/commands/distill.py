@@ -4,7 +4,8 @@
         --tokens 200000 --out results/distilled-69m
 
 Runs the full-retraining path (teacher online, full distribution), prints the validation loss
-before and after, and resumes when `--out` holds a checkpoint of the same job.
+before and after and the test loss after, and resumes when `--out` holds a checkpoint of the same
+job.
 """
 
 from __future__ import annotations
@@ -137,6 +138,6 @@ def _run(args: argparse.Namespace) -> None:
     )
     before, after = result.history[0]["val_loss"], result.history[-1]["val_loss"]
     print(
-        f"validation loss before {before:.4f}, after {after:.4f} nats/token "
-        f"({result.provenance['tokens_trained']:,} tokens); saved to {out}"
+        f"validation loss before {before:.4f}, after {after:.4f} nats/token; test loss "
+        f"{result.test_loss:.4f} ({result.provenance['tokens_trained']:,} tokens); saved to {out}"
     )

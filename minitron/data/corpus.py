@@ -6,9 +6,11 @@
 - a `.txt` file (documents separated by blank lines), a `.jsonl` file (one object per line with a
   `text` field), or a directory of such files (read in name order).
 
-`split_corpus` assigns every document to calibration, validation or train by a hash of its text, so
-the split is deterministic, independent of file order, and identical documents always land in the
-same split: validation never overlaps training.
+`split_corpus` assigns every document to calibration, validation, test or train by a hash of its
+text, so the split is deterministic, independent of file order, and identical documents always land
+in the same split: no held-out split ever overlaps training or another held-out split. Calibration
+scores importance, validation ranks candidates and chooses winners, and test is read only to quote
+the chosen models' loss (nothing is chosen with it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class SplitConfig:
     """Share of documents held out for validation loss; never trained on."""
     calibration: float = 0.05
     """Share of documents used for importance estimation (activations only)."""
+    test: float = 0.05
+    """Share of documents held out for the losses quoted for chosen models; nothing chooses with it."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class CorpusSplits:
     train: tuple[str, ...]
     validation: tuple[str, ...]
     calibration: tuple[str, ...]
+    test: tuple[str, ...]
 
 
 def load_corpus(spec: str = DEFAULT_CORPUS, offline: bool = False) -> Corpus:
@@ -124,15 +129,22 @@ def _bucket(text: str) -> float:
 
 def split_corpus(corpus: Corpus, cfg: SplitConfig | None = None) -> CorpusSplits:
     cfg = cfg or SplitConfig()
-    if not (cfg.validation > 0 and cfg.calibration > 0 and cfg.validation + cfg.calibration < 1):
+    held_out = (cfg.validation, cfg.calibration, cfg.test)
+    if not (min(held_out) > 0 and sum(held_out) < 1):
         raise MinitronError("split fractions must be positive and leave documents for training")
-    train, validation, calibration = [], [], []
+    train: list[str] = []
+    validation: list[str] = []
+    calibration: list[str] = []
+    test: list[str] = []
     for doc in corpus.documents:
+        # validation and calibration keep the buckets they had before the test split existed
         u = _bucket(doc)
         if u < cfg.validation:
             validation.append(doc)
         elif u < cfg.validation + cfg.calibration:
             calibration.append(doc)
+        elif u < cfg.validation + cfg.calibration + cfg.test:
+            test.append(doc)
         else:
             train.append(doc)
-    return CorpusSplits(tuple(train), tuple(validation), tuple(calibration))
+    return CorpusSplits(tuple(train), tuple(validation), tuple(calibration), tuple(test))

@@ -21,10 +21,10 @@ from minitron.data.assets import cache_dir
 from minitron.data.corpus import Corpus, SplitConfig, split_corpus
 from minitron.errors import MinitronError
 
-SPLITS = ("train", "validation", "calibration")
+SPLITS = ("train", "validation", "calibration", "test")
 #: Tokens per packed sequence, for every stage and command unless told otherwise.
 SEQ_LEN = 256
-_FORMAT = 1  # bump when the stored layout or the tokenization rule changes
+_FORMAT = 2  # bump when the stored layout or the tokenization rule changes
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class TokenizedCorpus:
     train: np.ndarray
     validation: np.ndarray
     calibration: np.ndarray
+    test: np.ndarray
     eos_token_id: int
     key: str
     """Cache key: corpus fingerprint + tokenizer fingerprint + split settings."""

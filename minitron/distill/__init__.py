@@ -1,8 +1,13 @@
-"""Knowledge distillation: KD losses, cached teacher targets, short probes and resumable retraining.
+"""Knowledge distillation: one training loop, two target sources, probes and resumable retraining.
 
+- `loop`: the one training loop (`train`) every probe, retraining, command and bench runs;
+- `sources`: where a step's batch and targets come from (cached teacher top-k; the teacher online),
+  both in the same seeded training order;
+- `schedule`: warm-up, cosine decay and where validations fall (geometric rungs for ASHA);
+- `checkpoint`: the checkpoint hook only retraining uses (exact resume);
 - `losses`: forward KL (full or top-k teacher distribution), cross-entropy, intermediate cosine loss;
-- `targets`: the teacher's top-k logits on the fixed probe batches, computed once and shared;
-- `probe`: a short, seeded, comparable distillation run that scores a candidate;
-- `retrain`: the long run with the teacher online, exact resume and a final checkpoint;
-- `step`: the loss mix, the optimizer and one training step both share.
+- `targets`: the teacher's top-k logits over the training order, computed once and shared;
+- `probe`: a short, seeded, comparable run that scores a candidate;
+- `retrain`: the long run with a final checkpoint and test loss;
+- `step`: the loss mix, the optimizer under its schedule, the history.
 """

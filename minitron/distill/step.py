@@ -1,15 +1,14 @@
-"""What probes and retraining share: the loss mix, the optimizer and its schedule, the history."""
+"""The pieces of the training loop: the loss mix, the optimizer under its schedule, the history."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
 from minitron.distill.losses import kl_full, kl_topk, next_token_ce
-from minitron.distill.schedule import lr_at
+from minitron.distill.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -24,40 +23,21 @@ class LossWeights:
     """Softmax temperature of the KL (the paper's best: 1.0)."""
 
 
-class OptimizerSettings(Protocol):
-    """What `Trainer` reads from a probe's or a retraining's config."""
-
-    @property
-    def lr(self) -> float: ...
-    @property
-    def weight_decay(self) -> float: ...
-    @property
-    def grad_clip(self) -> float: ...
-
-
 class Trainer:
-    """AdamW over `params` with linear warm-up and cosine decay to `floor`: one `step` per batch."""
+    """AdamW over `params`, its learning rate set per step by the schedule: one `step` per batch."""
 
     def __init__(
-        self,
-        params: list[torch.nn.Parameter],
-        cfg: OptimizerSettings,
-        *,
-        steps: int,
-        warmup: int,
-        floor: float,
+        self, params: list[torch.nn.Parameter], schedule: Schedule, weight_decay: float, grad_clip: float
     ) -> None:
-        self.params, self.grad_clip = params, cfg.grad_clip
-        self.schedule = (steps, cfg.lr, warmup, floor)
+        self.params, self.schedule, self.grad_clip = params, schedule, grad_clip
         self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay, eps=1e-8
+            params, lr=schedule.peak_lr, betas=(0.9, 0.95), weight_decay=weight_decay, eps=1e-8
         )
 
     def step(self, index: int, loss: torch.Tensor) -> None:
         """Optimizer step number `index` (0-based) on `loss`, at the schedule's learning rate."""
-        steps, peak, warmup, floor = self.schedule
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(index, steps, peak, warmup, floor)
+            group["lr"] = self.schedule.lr(index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
@@ -67,7 +47,11 @@ class Trainer:
 
 class History:
     """Validation records of a training run: step, tokens, val_loss, and the mean training loss
-    since the previous record; each one is handed to the callback as it is made."""
+    since the previous record; each one is handed to the callback as it is made.
+
+    Training losses are summed as tensors (no device sync per step); `.item()` runs only when a
+    record is made.
+    """
 
     def __init__(
         self,
@@ -77,20 +61,22 @@ class History:
     ) -> None:
         self.tokens_per_step, self.callback = tokens_per_step, callback
         self.records: list[dict[str, float]] = records if records is not None else []
-        self._recent: list[float] = []
+        self._sum: torch.Tensor | None = None
+        self._count = 0
 
-    def train_loss(self, value: float) -> None:
-        self._recent.append(value)
+    def train_loss(self, value: torch.Tensor) -> None:
+        value = value.detach().float()
+        self._sum = value if self._sum is None else self._sum + value
+        self._count += 1
 
     def validated(self, step: int, loss: float) -> dict[str, float]:
-        recent = self._recent
         record = {
             "step": float(step),
             "tokens": float(step * self.tokens_per_step),
             "val_loss": loss,
-            "train_loss": sum(recent) / len(recent) if recent else float("nan"),
+            "train_loss": self._sum.item() / self._count if self._sum is not None else float("nan"),
         }
-        self._recent = []
+        self._sum, self._count = None, 0
         self.records.append(record)
         if self.callback is not None:
             self.callback(record)
@@ -104,9 +90,8 @@ def distillation_loss(
     teacher_logits: torch.Tensor | None = None,
     top_values: torch.Tensor | None = None,
     top_indices: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """KD (full or top-k teacher) + CE mix; returns the loss and its parts for logging."""
-    parts: dict[str, float] = {}
+) -> torch.Tensor:
+    """KD (full or top-k teacher) + CE mix, in fp32."""
     total = student_logits.new_zeros((), dtype=torch.float32)
     if weights.kd:
         if teacher_logits is not None:
@@ -116,13 +101,10 @@ def distillation_loss(
         else:
             raise ValueError("a KD weight needs teacher logits or top-k targets")
         total = total + weights.kd * kd
-        parts["kd"] = kd.item()
     if weights.ce:
         ce = next_token_ce(student_logits, input_ids)
         total = total + weights.ce * ce
-        parts["ce"] = ce.item()
-    parts["loss"] = total.item()
-    return total, parts
+    return total
 
 
 Callback = Callable[[dict[str, float]], None]

@@ -1,10 +1,12 @@
-"""Teacher targets for probes: computed once, stored on disk, shared by every trial.
+"""Teacher targets: computed once, stored on disk, shared by every probe, winner and bench arm.
 
-A probe trains on a fixed, seeded set of batches. The teacher's output for those batches never
-changes, so it is computed once and stored: the k largest logits per position (values fp32, indices
-int32), or the whole distribution when k equals the vocabulary. With the cache, a probe costs only
-the student's own training. Files are safetensors, read with memory mapping, so many trial
-processes on one machine share one copy through the page cache.
+Probes and retraining read the same seeded training order (`sources.training_windows`): a probe
+trains on its first sequences, a retraining on as many as its tokens need. The teacher's output for
+those sequences never changes, so it is computed once and stored: the k largest logits per
+position (values fp32, indices int32), or the whole distribution when k equals the vocabulary.
+With the cache, a probe or a retraining costs only the student's own training. Files are
+safetensors, read with memory mapping, so many trial processes on one machine share one copy
+through the page cache.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -27,7 +28,7 @@ from minitron.runtime import show_progress
 
 @dataclass
 class TeacherTargets:
-    """Probe batches and the teacher's top-k logits on them."""
+    """Training sequences in training order and the teacher's top-k logits on them."""
 
     input_ids: torch.Tensor
     """[sequences, seq_len] token ids, in training order."""
@@ -64,19 +65,6 @@ class TeacherTargets:
         except (OSError, ValueError) as err:
             raise MinitronError(f"cannot read teacher targets from {folder}: {err}") from None
         return cls(tensors["input_ids"].long(), tensors["values"], tensors["indices"], meta)
-
-
-def probe_batches(train: np.ndarray, seq_len: int, sequences: int, seed: int) -> torch.Tensor:
-    """A seeded random choice of `sequences` packed windows of the train split (the same for every trial)."""
-    available = train.size // seq_len
-    if available < sequences:
-        raise MinitronError(
-            f"the train split holds {train.size:,} tokens ({available} sequences of {seq_len}); "
-            f"{sequences * seq_len:,} are needed for the probe: use fewer probe tokens or a larger corpus"
-        )
-    order = np.random.default_rng(seed).permutation(available)[:sequences]
-    windows = train[: available * seq_len].reshape(available, seq_len)[order]
-    return torch.from_numpy(windows.astype(np.int64))
 
 
 @torch.no_grad()

@@ -15,6 +15,9 @@ from minitron.runtime import show_progress
 
 #: Validation sequences (of `SEQ_LEN` tokens) behind every reported loss unless told otherwise.
 VALIDATION_SEQUENCES = 16
+#: Test sequences behind the loss quoted for a chosen model (more than validation: nothing is
+#: chosen with it, so it is read once per model, and its estimate should be tight).
+TEST_SEQUENCES = 64
 
 
 @dataclass(frozen=True)

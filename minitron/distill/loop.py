@@ -1,0 +1,158 @@
+"""The one distillation loop: probes, winner retraining, the distill command and the benches all
+train through `train`.
+
+What differs between them is data, not code: where targets come from (`sources`: cached teacher
+top-k or the teacher online), where learning rates and validations fall (`schedule.Schedule`),
+and whether checkpoints are written (`checkpoint.Checkpointing`, only retraining uses it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from minitron.distill.checkpoint import Checkpointing
+from minitron.distill.losses import IntermediateLoss
+from minitron.distill.schedule import Schedule
+from minitron.distill.sources import Source
+from minitron.distill.step import Callback, History, LossWeights, Trainer, distillation_loss
+from minitron.errors import MinitronError
+from minitron.eval.loss import validation_loss
+from minitron.runtime import Placement, precision, show_progress
+
+
+class TrainSettings(Protocol):
+    """What the loop reads from a probe's or a retraining's config."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def weights(self) -> LossWeights: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def grad_clip(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def placement(self) -> Placement: ...
+
+
+@dataclass
+class TrainResult:
+    """What a training run measured."""
+
+    history: list[dict[str, float]]
+    """One entry per validation: step, tokens, val_loss, train_loss."""
+    tokens: int
+    """Training tokens seen (all sessions)."""
+    seconds: float
+    """Wall time of this session."""
+    train_seconds: float
+    """Time in the batches' targets and the student's forward, backward and optimizer step."""
+    eval_seconds: float
+    """Time in validation."""
+    earlier_seconds: float = 0.0
+    """Training time of earlier sessions (a resumed run)."""
+
+    @property
+    def loss(self) -> float:
+        """The last validation loss."""
+        return self.history[-1]["val_loss"]
+
+
+def train(
+    student: Any,
+    source: Source,
+    schedule: Schedule,
+    cfg: TrainSettings,
+    validation: torch.Tensor,
+    *,
+    callback: Callback | None = None,
+    checkpoint: Checkpointing | None = None,
+    aux: IntermediateLoss | None = None,
+    eval_batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "train",
+) -> TrainResult:
+    """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences."""
+    start = time.perf_counter()
+    available = source.steps_available(cfg.batch_size)
+    if available is not None and available < schedule.steps:
+        raise MinitronError(
+            f"the teacher targets hold {available} steps of {cfg.batch_size} sequences; "
+            f"{schedule.steps} are needed"
+        )
+    device, bf16 = cfg.placement.apply()
+    student.to(device).train()
+    if aux is not None:
+        aux.to(device)
+    params = [p for p in student.parameters() if p.requires_grad]
+    params += list(aux.parameters()) if aux is not None else []
+    trainer = Trainer(params, schedule, cfg.weight_decay, cfg.grad_clip)
+    resumed = checkpoint.restore(student, trainer.optimizer, aux) if checkpoint is not None else None
+    if resumed is None:
+        torch.manual_seed(cfg.seed)
+        step, records, earlier = 0, [], 0.0
+    else:
+        step, records, earlier = resumed.step, resumed.history, resumed.seconds
+        print(f"resuming {resumed.folder.parent} at step {step} of {schedule.steps}", flush=True)
+    seq_len = int(validation.shape[1])
+    history = History(cfg.batch_size * seq_len, callback, records)
+    train_seconds = eval_seconds = 0.0
+    session = time.perf_counter()
+
+    def evaluate() -> None:
+        nonlocal eval_seconds
+        t0 = time.perf_counter()
+        loss = validation_loss(student, validation, batch_size=eval_batch_size, progress=False).loss
+        eval_seconds += time.perf_counter() - t0
+        history.validated(step, loss)
+
+    if step == 0 and 0 in schedule.validate_at and not history.records:
+        evaluate()
+    points = set(schedule.validate_at)
+    bar = tqdm(
+        total=schedule.steps, initial=step, desc=desc, disable=not show_progress(progress), unit="step"
+    )
+    while step < schedule.steps:
+        t0 = time.perf_counter()
+        batch = source.batch(step, cfg.batch_size, device, bf16)
+        with precision(device, bf16):
+            out = student(input_ids=batch.input_ids, use_cache=False, output_hidden_states=aux is not None)
+        loss = distillation_loss(
+            out.logits,
+            batch.input_ids,
+            cfg.weights,
+            teacher_logits=batch.teacher_logits,
+            top_values=batch.top_values,
+            top_indices=batch.top_indices,
+        )
+        if aux is not None and batch.teacher_states is not None:
+            inter = aux(out.hidden_states, batch.teacher_states)
+            # Minitron weighs the intermediate term to the size of the logit term
+            loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
+        trainer.step(step, loss)
+        history.train_loss(loss)
+        step += 1
+        train_seconds += time.perf_counter() - t0
+        bar.update(1)
+        if step in points:
+            evaluate()
+        if checkpoint is not None and checkpoint.due(step, schedule.steps):
+            seconds = earlier + time.perf_counter() - session
+            checkpoint.save(step, history.records, seconds, student, trainer.optimizer, aux)
+    bar.close()
+    student.eval()
+    return TrainResult(
+        history=history.records,
+        tokens=schedule.steps * cfg.batch_size * seq_len,
+        seconds=time.perf_counter() - start,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        earlier_seconds=earlier,
+    )

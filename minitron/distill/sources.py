@@ -1,0 +1,120 @@
+"""Where a training step's batch and its teacher targets come from.
+
+Both sources read the same data order (`training_windows`: packed windows of the train split in a
+seeded permutation per epoch), so a run on cached targets and one with the teacher online see the
+same sequences in the same order:
+- `CachedTargets`: the teacher's top-k logits, computed once for the whole token stream
+  (`minitron.distill.targets`) and shared by every probe, every winner and every bench arm, so a
+  run costs only the student's own training;
+- `OnlineTeacher`: the teacher runs on every batch (its full distribution, and its hidden states
+  for the intermediate loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from minitron.errors import MinitronError
+from minitron.runtime import precision
+
+
+class TrainOrder:
+    """Which packed window each training position reads: a seeded permutation per epoch."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.seed = count, seed
+        self._epoch, self._perm = -1, np.arange(0)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        out = []
+        for position in range(start, stop):
+            epoch, index = divmod(position, self.count)
+            if epoch != self._epoch:
+                self._epoch, self._perm = (
+                    epoch,
+                    np.random.default_rng([self.seed, epoch]).permutation(self.count),
+                )
+            out.append(self._perm[index])
+        return np.asarray(out, dtype=np.int64)
+
+
+def training_windows(train: torch.Tensor, sequences: int, seed: int) -> torch.Tensor:
+    """The first `sequences` windows of the seeded training order over packed `train` windows."""
+    if len(train) < 1:
+        raise MinitronError("the train split holds no whole sequence")
+    return train[torch.from_numpy(TrainOrder(len(train), seed).rows(0, sequences))]
+
+
+@dataclass
+class Batch:
+    """One step's input and what the student is distilled towards."""
+
+    input_ids: torch.Tensor
+    teacher_logits: torch.Tensor | None = None
+    top_values: torch.Tensor | None = None
+    top_indices: torch.Tensor | None = None
+    teacher_states: tuple[torch.Tensor, ...] | None = None
+
+
+class Source(Protocol):
+    def batch(self, step: int, batch_size: int, device: torch.device, bf16: bool) -> Batch: ...
+
+    def steps_available(self, batch_size: int) -> int | None:
+        """Whole steps the source can feed (None: unlimited)."""
+        ...
+
+
+class CachedTargets:
+    """Batches and top-k teacher logits read from a `TeacherTargets` cache, in its stored order."""
+
+    def __init__(self, targets: Any) -> None:
+        self.targets = targets
+
+    def steps_available(self, batch_size: int) -> int | None:
+        return len(self.targets.input_ids) // batch_size
+
+    def batch(self, step: int, batch_size: int, device: torch.device, bf16: bool) -> Batch:
+        rows = slice(step * batch_size, (step + 1) * batch_size)
+        t = self.targets
+        return Batch(
+            t.input_ids[rows].to(device), None, t.values[rows].to(device), t.indices[rows].to(device)
+        )
+
+
+class OnlineTeacher:
+    """Batches in the seeded training order over `train` windows (or in their stored order, without
+    `shuffle`); the teacher runs on each one."""
+
+    def __init__(
+        self,
+        teacher: Any | None,
+        train: torch.Tensor,
+        seed: int,
+        hidden_states: bool = False,
+        shuffle: bool = True,
+    ) -> None:
+        self.teacher, self.train, self.hidden_states = teacher, train, hidden_states
+        self.order = TrainOrder(len(train), seed) if shuffle else None
+
+    def steps_available(self, batch_size: int) -> int | None:
+        return (
+            None if self.order is not None else len(self.train) // batch_size
+        )  # epochs repeat in a new order
+
+    def batch(self, step: int, batch_size: int, device: torch.device, bf16: bool) -> Batch:
+        start, stop = step * batch_size, (step + 1) * batch_size
+        if self.order is None:
+            if stop > len(self.train):
+                raise MinitronError(f"step {step} reads past the {len(self.train)} stored sequences")
+            input_ids = self.train[start:stop].to(device)
+        else:
+            input_ids = self.train[torch.from_numpy(self.order.rows(start, stop))].to(device)
+        if self.teacher is None:
+            return Batch(input_ids)
+        with torch.no_grad(), precision(device, bf16):
+            out = self.teacher(input_ids=input_ids, use_cache=False, output_hidden_states=self.hidden_states)
+        return Batch(input_ids, out.logits, teacher_states=out.hidden_states if self.hidden_states else None)
