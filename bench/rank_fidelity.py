@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import sys
 import time
@@ -71,6 +72,11 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return score / (n * (n - 1) / 2)
 
 
+def probe_key(arch: Architecture, length: int, lr: float) -> str:
+    """Runs of the original probe learning rate keep their first keys."""
+    return f"probe/{arch.short()}/{length}" + ("" if lr == 3e-4 else f"/lr={lr:g}")
+
+
 def regret(ranking: list[float], truth: list[float]) -> float:
     return truth[int(np.argmin(ranking))] - min(truth)
 
@@ -113,15 +119,17 @@ def main() -> None:
     parser.add_argument("--reference-tokens", default="128k")
     parser.add_argument("--probes", default="2k,4k,8k,16k,32k")
     parser.add_argument("--lrs", default="2e-4,6e-4,1.2e-3")
+    parser.add_argument("--probe-lrs", default="3e-4,1.2e-3", help="probe learning rates compared")
     parser.add_argument("--out", default="results/bench/rank_fidelity")
     args = parser.parse_args()
     budget = parse_budget(args.budget)
     step = 4 * SEQ_LEN  # tokens per optimizer step; lengths are rounded to whole steps ("2k" = 2 steps)
     reference_tokens = max(round(parse_tokens(args.reference_tokens, "--reference-tokens") / step), 1) * step
     probe_lengths = sorted(
-        {max(round(parse_tokens(p, "--probes") / step), 1) * step for p in args.probes.split(",")}
+        {max(math.ceil(parse_tokens(p, "--probes") / step), 1) * step for p in args.probes.split(",")}
     )
     lrs = [float(x) for x in args.lrs.split(",")]
+    probe_lrs = [float(x) for x in args.probe_lrs.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = Runs(out / "runs.json")
@@ -192,32 +200,35 @@ def main() -> None:
         if runs.get(key) is None:
             runs.put(key, validation_loss(student(arch), validation, progress=False).loss)
         row["zero_shot"] = runs.get(key)
-        for length in probe_lengths:
-            key = f"probe/{arch.short()}/{length}"
-            if runs.get(key) is None:
-                longest = length == probe_lengths[-1]
-                cfg = ProbeConfig(tokens=length, rungs=len(probe_lengths) if longest else 1, seed=SEED)
-                result = probe(student(arch), targets, cfg, validation)
-                runs.put(
-                    key, {"loss": result.loss, "history": result.history, "seconds": round(result.seconds, 1)}
+        for lr in probe_lrs:
+            for length in probe_lengths:
+                key = probe_key(arch, length, lr)
+                if runs.get(key) is None:
+                    longest = length == probe_lengths[-1]
+                    cfg = ProbeConfig(
+                        tokens=length, lr=lr, rungs=len(probe_lengths) if longest else 1, seed=SEED
+                    )
+                    result = probe(student(arch), targets, cfg, validation)
+                    record = {
+                        "loss": result.loss,
+                        "history": result.history,
+                        "seconds": round(result.seconds, 1),
+                    }
+                    runs.put(key, record)
+                    print(f"{key}: {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
+                row[f"probe {length // 1024}k, lr {lr:g}"] = runs.get(key)["loss"]
+            longest = runs.get(probe_key(arch, probe_lengths[-1], lr))
+            for record in longest["history"]:
+                row[f"rung {int(record['tokens']) // 1024}k of {probe_lengths[-1] // 1024}k, lr {lr:g}"] = (
+                    record["val_loss"]
                 )
-                print(f"{key}: {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
-            row[f"probe_{length}"] = runs.get(key)["loss"]
-        longest = runs.get(f"probe/{arch.short()}/{probe_lengths[-1]}")
-        for record in longest["history"]:
-            row[f"rung_{int(record['tokens'])}"] = record["val_loss"]
         reference = long_run(arch, best_lr)
         row["reference_val"], row["reference_test"] = reference["val_loss"], reference["test_loss"]
         rows.append(row)
 
     truth = [r["reference_test"] for r in rows]
     rankings = {"zero-shot": [r["zero_shot"] for r in rows]}
-    rankings |= {f"probe {length // 1024}k": [r[f"probe_{length}"] for r in rows] for length in probe_lengths}
-    rung_keys = sorted((k for k in rows[0] if k.startswith("rung_")), key=lambda k: int(k[5:]))
-    rankings |= {
-        f"rung {int(k[5:]) // 1024}k of the {probe_lengths[-1] // 1024}k probe": [r[k] for r in rows]
-        for k in rung_keys
-    }
+    rankings |= {k: [r[k] for r in rows] for k in rows[0] if k.startswith(("probe ", "rung "))}
     table = {
         name: {"kendall_tau": kendall_tau(values, truth), "top1_regret": regret(values, truth)}
         for name, values in rankings.items()
@@ -242,19 +253,19 @@ def main() -> None:
         f"\nreference: {result['reference_tokens']:,} tokens at lr {best_lr:g}; "
         f"test loss (teacher {teacher_test:.3f})"
     )
-    print(
-        "| candidate | zero-shot | "
-        + " | ".join(f"probe {p // 1024}k" for p in probe_lengths)
-        + " | reference test |"
-    )
-    print("|---|" + "---:|" * (len(probe_lengths) + 2))
+    columns = [k for k in rows[0] if k.startswith("probe ")]
+    print("| candidate | zero-shot | " + " | ".join(columns) + " | reference val | reference test |")
+    print("|---|" + "---:|" * (len(columns) + 3))
     for r in rows:
-        probes = " | ".join(f"{r[f'probe_{p}']:.3f}" for p in probe_lengths)
-        print(f"| {r['architecture']} | {r['zero_shot']:.3f} | {probes} | {r['reference_test']:.3f} |")
+        probes = " | ".join(f"{r[c]:.3f}" for c in columns)
+        print(
+            f"| {r['architecture']} | {r['zero_shot']:.3f} | {probes} | {r['reference_val']:.3f} "
+            f"| {r['reference_test']:.3f} |"
+        )
     print("\n| ranking by | Kendall tau | top-1 regret (nats) |\n|---|---:|---:|")
     for name, values in table.items():
         print(f"| {name} | {values['kendall_tau']:.2f} | {values['top1_regret']:.3f} |")
-    _plot(table, probe_lengths, out / "rank_fidelity.png")
+    _plot(table, probe_lrs, out / "rank_fidelity.png")
     print(f"\nwrote {out / 'rank_fidelity.json'} and rank_fidelity.png ({result['wall_seconds']:.0f} s)")
 
 
@@ -268,30 +279,27 @@ def _cpu() -> str:
     return platform.processor()
 
 
-def _plot(table: dict[str, dict[str, float]], lengths: list[int], path: Path) -> None:
+def _plot(table: dict[str, dict[str, float]], lrs: list[float], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for label, prefix in (("separate probes", "probe "), ("rungs of the longest probe", "rung ")):
-        names = [n for n in table if n.startswith(prefix)]
-        xs = [int(n.split()[1].rstrip("k")) * 1024 for n in names]
-        left.plot(xs, [table[n]["kendall_tau"] for n in names], marker="o", label=label)
-        right.plot(xs, [table[n]["top1_regret"] for n in names], marker="o", label=label)
-    for axis in (left, right):
-        axis.axhline(
-            table["zero-shot"]["kendall_tau" if axis is left else "top1_regret"],
-            color="grey",
-            linestyle="--",
-            label="zero-shot",
-        )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for lr in lrs:
+        for label, prefix in (("separate probes", "probe "), ("rungs of the longest", "rung ")):
+            names = [n for n in table if n.startswith(prefix) and n.endswith(f"lr {lr:g}")]
+            xs = [int(n.split()[1].rstrip("k,")) * 1024 for n in names]
+            style = {"marker": "o", "linestyle": "-" if prefix == "probe " else ":"}
+            left.plot(xs, [table[n]["kendall_tau"] for n in names], label=f"{label}, lr {lr:g}", **style)
+            right.plot(xs, [table[n]["top1_regret"] for n in names], label=f"{label}, lr {lr:g}", **style)
+    for axis, metric in ((left, "kendall_tau"), (right, "top1_regret")):
+        axis.axhline(table["zero-shot"][metric], color="grey", linestyle="--", label="zero-shot")
         axis.set_xscale("log", base=2)
         axis.set_xlabel("probe tokens")
     left.set_ylabel("Kendall tau vs long training")
     right.set_ylabel("top-1 regret (nats, test)")
-    left.legend(fontsize=8)
+    left.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

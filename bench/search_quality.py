@@ -115,7 +115,10 @@ def main() -> None:
             targets = TeacherTargets.load(targets_dir)
         else:
             ids = training_windows(pack(tokens.train, SEQ_LEN), cfg.steps * cfg.batch_size, seed)
-            targets = compute_targets(teacher.model, ids, k=base.plan.probe_top_k, meta={"seed": seed})
+            bf16 = base.probe.placement.apply()[1]
+            targets = compute_targets(
+                teacher.model, ids, k=base.plan.probe_top_k, meta={"seed": seed}, bf16=bf16
+            )
             targets.save(targets_dir)
         for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
             folder = out / f"seed-{seed}" / arm

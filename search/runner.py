@@ -168,6 +168,7 @@ def _targets(ctx: Context, done: bool) -> None:
     targets = compute_targets(
         ctx.teacher.model,
         ids,
+        bf16=settings.probe.placement.apply()[1],
         k=settings.plan.probe_top_k,
         meta={"teacher": settings.teacher, "seed": settings.seed, "tokens": ctx.tokens.key},
     )

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from minitron.atomic import publish, staging_dir
 from minitron.errors import MinitronError
-from minitron.runtime import show_progress
+from minitron.runtime import precision, show_progress
 
 
 @dataclass
@@ -75,8 +75,10 @@ def compute_targets(
     batch_size: int = 4,
     progress: bool = True,
     meta: dict[str, Any] | None = None,
+    bf16: bool = False,
 ) -> TeacherTargets:
-    """Run the teacher once over `input_ids` and keep its top-k logits per position."""
+    """Run the teacher once over `input_ids` and keep its top-k logits per position (the forward
+    pass under bf16 autocast with `bf16`, as training runs; the logits are kept in fp32)."""
     vocab = teacher.config.vocab_size
     if not 0 < k <= vocab:
         raise MinitronError(f"top-k must be between 1 and the vocabulary size {vocab}, got {k}")
@@ -88,12 +90,18 @@ def compute_targets(
         disable=not show_progress(progress),
         unit="batch",
     ):
-        logits = teacher(
-            input_ids=input_ids[start : start + batch_size].to(device), use_cache=False
-        ).logits.float()
+        with precision(device, bf16):
+            out = teacher(input_ids=input_ids[start : start + batch_size].to(device), use_cache=False)
+        logits = out.logits.float()
         top = logits.topk(k, dim=-1, sorted=False) if k < vocab else (logits, None)
         values.append(top[0].cpu())
         chosen = top[1] if top[1] is not None else torch.arange(vocab, device=logits.device).expand_as(logits)
         indices.append(chosen.to(torch.int32).cpu())
-    record = {"k": k, "sequences": len(input_ids), "seq_len": int(input_ids.shape[1]), **(meta or {})}
+    record = {
+        "k": k,
+        "sequences": len(input_ids),
+        "seq_len": int(input_ids.shape[1]),
+        "bf16": bf16,
+        **(meta or {}),
+    }
     return TeacherTargets(input_ids.clone(), torch.cat(values), torch.cat(indices), record)
