@@ -95,6 +95,27 @@ def choose_candidates(budget: int, others: int) -> list[Architecture]:
     return [WIDTH_ONLY, DEPTH_ONLY, *chosen]
 
 
+def cached_targets(
+    folder: Path,
+    teacher: Any,
+    train: Any,
+    sequences: int,
+    seed: int,
+    meta: dict[str, Any],
+    bf16: bool = False,
+) -> TeacherTargets:
+    """The top-64 teacher targets over the first `sequences` windows of the seeded order, read from
+    `folder` when an earlier run of a bench stored them there."""
+    if (folder / "targets.json").exists():
+        return TeacherTargets.load(folder)
+    t0 = time.perf_counter()
+    ids = training_windows(pack(train, SEQ_LEN), sequences, seed)
+    targets = compute_targets(teacher, ids, k=TOP_K, meta=meta, bf16=bf16)
+    targets.save(folder)
+    print(f"teacher targets for {sequences} sequences: {time.perf_counter() - t0:.0f} s", flush=True)
+    return targets
+
+
 class Runs:
     """`runs.json`: every finished run by key, written after each one (the bench resumes)."""
 
@@ -152,15 +173,8 @@ def main() -> None:
     test = pack(tokens.test, SEQ_LEN, TEST_SEQUENCES)
     retrain_cfg = RetrainConfig(tokens=reference_tokens, eval_every=32, checkpoint_every=0, seed=SEED)
     sequences = max(reference_tokens, max(probe_lengths)) // SEQ_LEN
-    targets_dir = out / "targets"
-    if (targets_dir / "targets.json").exists():
-        targets = TeacherTargets.load(targets_dir)
-    else:
-        t0 = time.perf_counter()
-        ids = training_windows(pack(tokens.train, SEQ_LEN), sequences, SEED)
-        targets = compute_targets(teacher.model, ids, k=TOP_K, meta={"tokens": tokens.key, "seed": SEED})
-        targets.save(targets_dir)
-        print(f"teacher targets for {sequences} sequences: {time.perf_counter() - t0:.0f} s", flush=True)
+    meta = {"tokens": tokens.key, "seed": SEED}
+    targets = cached_targets(out / "targets", teacher.model, tokens.train, sequences, SEED, meta)
     teacher_test = runs.get("teacher_test_loss")
     if teacher_test is None:
         teacher_test = validation_loss(teacher.model, test, progress=False).loss

@@ -23,14 +23,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rank_fidelity import WIDTH_ONLY, Runs, _cpu
+from bench.rank_fidelity import WIDTH_ONLY, Runs, _cpu, cached_targets
 from minitron.budget import parse_tokens
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import SEQ_LEN, pack, tokenize_corpus
 from minitron.distill.loop import train
 from minitron.distill.retrain import RetrainConfig
-from minitron.distill.sources import CachedTargets, training_windows
-from minitron.distill.targets import TeacherTargets, compute_targets
+from minitron.distill.sources import CachedTargets
 from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES, validation_loss
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
@@ -64,13 +63,8 @@ def main() -> None:
     validation = pack(tokens.validation, SEQ_LEN, VALIDATION_SEQUENCES)
     test = pack(tokens.test, SEQ_LEN, TEST_SEQUENCES)
     bf16 = use_bf16(teacher.model.device, None)
-    targets_dir = out / "targets"
-    if (targets_dir / "targets.json").exists():
-        targets = TeacherTargets.load(targets_dir)
-    else:
-        ids = training_windows(pack(tokens.train, SEQ_LEN), max(budgets) // SEQ_LEN + max(batches), 0)
-        targets = compute_targets(teacher.model, ids, k=64, meta={"seed": 0}, bf16=bf16)
-        targets.save(targets_dir)
+    sequences = max(budgets) // SEQ_LEN + max(batches)
+    targets = cached_targets(out / "targets", teacher.model, tokens.train, sequences, 0, {"seed": 0}, bf16)
 
     def run(budget: int, lr: float, batch: int, warmup: int) -> dict[str, Any]:
         key = f"{budget}/lr={lr:g}/batch={batch}/warmup={warmup}"

@@ -31,12 +31,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.rank_fidelity import DEPTH_ONLY, WIDTH_ONLY, cached_targets
 from minitron.budget import format_count, parse_tokens
 from minitron.data.corpus import load_corpus
-from minitron.data.tokens import SEQ_LEN, pack, tokenize_corpus
+from minitron.data.tokens import SEQ_LEN, tokenize_corpus
 from minitron.distill.retrain import retrain
-from minitron.distill.sources import training_windows
-from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod
@@ -48,9 +47,6 @@ from search.options import build_parser
 from search.runner import run_search
 from search.settings import SearchSettings
 from search.space import load_space
-
-WIDTH_ONLY = Architecture(30, 432, 768, 9, 3, 64)
-DEPTH_ONLY = Architecture(12, 576, 1536, 9, 3, 64)
 
 
 def main() -> None:
@@ -110,16 +106,10 @@ def main() -> None:
             name="smollm2-135m",
         )
         cfg = dataclasses.replace(base.retrain, tokens=total, checkpoint_every=0)
-        targets_dir = out / f"seed-{seed}" / "hand-targets"
-        if (targets_dir / "targets.json").exists():
-            targets = TeacherTargets.load(targets_dir)
-        else:
-            ids = training_windows(pack(tokens.train, SEQ_LEN), cfg.steps * cfg.batch_size, seed)
-            bf16 = base.probe.placement.apply()[1]
-            targets = compute_targets(
-                teacher.model, ids, k=base.plan.probe_top_k, meta={"seed": seed}, bf16=bf16
-            )
-            targets.save(targets_dir)
+        bf16 = base.probe.placement.apply()[1]
+        folder = out / f"seed-{seed}" / "hand-targets"
+        sequences = cfg.steps * cfg.batch_size
+        targets = cached_targets(folder, teacher.model, tokens.train, sequences, seed, {"seed": seed}, bf16)
         for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
             folder = out / f"seed-{seed}" / arm
             if not (folder / "provenance.json").exists():

@@ -259,17 +259,19 @@ def search_cost(
 ) -> dict[str, Any]:
     """Probe tokens spent by every trial against the retraining tokens of the winners: the overhead
     the user allowed (`--overhead`) and the one actually spent."""
+    from search.probe_plan import probe_budget
+
     plan = settings.get("plan", {})
     spent = int(sum(r.probe_tokens or 0 for r in ranking))
     retrained = int(sum(f.tokens_trained or 0 for f in finals.values()))
-    planned = int(settings.get("retrain", {}).get("tokens", 0)) * max(int(plan.get("top_k", 0)), 1)
-    basis = retrained or planned
+    retrain_tokens, winners = int(settings.get("retrain", {}).get("tokens", 0)), int(plan.get("top_k", 0))
+    basis = retrained or retrain_tokens * max(winners, 1)
     return {
         "probe_tokens": spent,
         "retrain_tokens": retrained,
         "overhead": spent / basis if basis else None,
         "overhead_allowed": plan.get("overhead"),
-        "probe_budget": int((plan.get("overhead") or 0) * planned),
+        "probe_budget": probe_budget(plan.get("overhead") or 0, retrain_tokens, winners),
     }
 
 

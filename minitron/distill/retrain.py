@@ -145,8 +145,8 @@ def retrain(
 ) -> RetrainResult:
     """Distill `student` (trained in place) and save it to `out`; resumes from `out/checkpoint/`.
 
-    With `targets` (the teacher's top-k logits over this run's training order, see
-    `minitron.distill.targets.stream_targets`) the teacher is not run at all: retraining costs what a
+    With `targets` (the teacher's top-k logits over this run's training order: `compute_targets` on
+    `minitron.distill.sources.training_windows`) the teacher is not run at all: retraining costs what a
     probe costs per token. Otherwise the teacher runs online on every batch.
     """
     if cfg.weights.kd and teacher is None and targets is None:
@@ -160,6 +160,7 @@ def retrain(
     test = pack(tokens.test, cfg.seq_len, cfg.test_sequences)
     job = job_identity(cfg, student, teacher_id, tokens.key, None if targets is None else targets.meta)
     out = Path(out)
+    device, bf16 = cfg.placement.apply()
     aux = None
     if targets is not None:
         if cfg.intermediate:
@@ -167,7 +168,7 @@ def retrain(
         source: Source = CachedTargets(targets)
     else:
         if teacher is not None:
-            teacher.to(cfg.placement.apply()[0]).eval()
+            teacher.to(device).eval()
         want_states = cfg.intermediate and teacher is not None
         source = OnlineTeacher(
             teacher if cfg.weights.kd else None, pack(tokens.train, cfg.seq_len), cfg.seed, want_states
@@ -191,7 +192,6 @@ def retrain(
         progress=progress,
         desc="retrain",
     )
-    device, bf16 = cfg.placement.apply()
     test_loss = validation_loss(student, test, cfg.batch_size, progress=False).loss
     record = {
         **(provenance or {}),
