@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from minitron.budget import format_count
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, count_params
-from search.space import SearchSpace
+from search.space import SPACES_DIR, SearchSpace, load_space
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,51 @@ def _shapes(space: SearchSpace) -> list[Architecture]:
     grid = space.grid()
     on_grid = set(grid)
     return grid + [k.arch for k in space.known if k.arch not in on_grid]
+
+
+#: A teacher is picked for a budget only if it is at least this much larger (1 / 0.8 = 1.25x):
+#: cutting 8.03B to 8B is not compression, so `--budget 8B` goes to the 12B teacher.
+AUTO_MAX_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class SpaceChoice:
+    """The shipped space `--budget` chose when `--space` was not given, and why."""
+
+    space: SearchSpace
+    candidates: list[Candidate]
+    reason: str
+
+    def line(self, budget: int) -> str:
+        others = ", ".join(p.stem for p in sorted(SPACES_DIR.glob("*.yaml")) if p.stem != self.space.name)
+        return (
+            f"[search] --budget {format_count(budget)}: space {self.space.name} (teacher "
+            f"{self.space.teacher_name}, {format_count(self.space.teacher_params)} parameters), "
+            f"{self.reason}; "
+            f"choose another with --space NAME or FILE (shipped: {others})"
+        )
+
+
+def space_for_budget(budget: int) -> SpaceChoice:
+    """The shipped space of the smallest teacher with candidates at `budget` that is at least 1.25x
+    the budget; failing that, the smallest teacher with any candidates at it."""
+    spaces = sorted((load_space(p) for p in SPACES_DIR.glob("*.yaml")), key=lambda s: s.teacher_params)
+    reachable = []
+    for space in spaces:
+        try:
+            reachable.append((space, feasible(space, budget)))
+        except MinitronError:
+            continue
+    for space, candidates in reachable:
+        if budget <= AUTO_MAX_SHARE * space.teacher_params:
+            return SpaceChoice(space, candidates, "the smallest shipped teacher at least 1.25x the budget")
+    if reachable:
+        space, candidates = reachable[0]
+        return SpaceChoice(space, candidates, "the only shipped teacher size with candidates at this budget")
+    spans = "; ".join(
+        f"{s.name} {format_count(lo)} to {format_count(hi)}" for s in spaces for lo, hi in [reach(s)]
+    )
+    raise MinitronError(
+        f"no shipped search space has candidates at {format_count(budget)} (they reach: {spans}); "
+        "give --space FILE with a space for your teacher (see spaces/*.yaml)"
+    )

@@ -38,20 +38,31 @@ def _flags(names: list[str] | tuple[str, ...]) -> str:
     return ", ".join(f"--{name.replace('_', '-')}" for name in names)
 
 
+def pick_space(args: argparse.Namespace, budget: int) -> tuple[Any, list[Any]]:
+    """The space of --space, or the shipped one --budget chooses (said on one line: on stderr when
+    stdout is for --json); with its feasible candidates at the budget."""
+    from search.candidates import feasible, space_for_budget
+    from search.space import load_space
+
+    if args.space:
+        space = load_space(args.space)
+        return space, feasible(space, budget)
+    choice = space_for_budget(budget)
+    print(choice.line(budget), file=sys.stderr if args.json else sys.stdout, flush=True)
+    return choice.space, choice.candidates
+
+
 def dry_run(args: argparse.Namespace) -> int:
     from minitron.model.teacher import local_config
-    from search.candidates import feasible
     from search.dryrun import check_teacher_matches, render_json, render_table
-    from search.space import load_space
 
     budget = parse_budget(args.budget)
     check_options(args)
-    space = load_space(args.space)
+    space, candidates = pick_space(args, budget)
     teacher = args.teacher or space.teacher_name
     config = local_config(teacher)
     if config is not None:
         check_teacher_matches(space, teacher, config)
-    candidates = feasible(space, budget)
     plan = probe_plan_line(args, space.top_k)
     print(
         render_json(candidates)
@@ -170,13 +181,10 @@ def resolve_resources(args: argparse.Namespace, saved: Resources | None = None) 
 def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     """Settings of a new run from the command line (defaults sized to this machine)."""
     from minitron.model.teacher import check_teacher_source
-    from search.candidates import feasible
     from search.checks import check_name, check_out, default_name
-    from search.space import load_space
 
     budget = parse_budget(args.budget)
-    space = load_space(args.space)
-    feasible(space, budget)  # fail fast on a budget the space cannot reach
+    space, _ = pick_space(args, budget)  # fails fast on a budget the space cannot reach
     eval_tasks, eval_limit = eval_options(args)
     check_options(args)
     name = check_name(args.name) if args.name is not None else default_name(budget)

@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="target parameter count, e.g. 70M, 4.5B, 900k or 4500000000 (required unless --resume)",
     )
     what.add_argument(
-        "--space", default=DEFAULT_SPACE_NAME, help="search space: a YAML file, or the name of one in spaces/"
+        "--space",
+        default=None,
+        help="search space: a YAML file, or the name of one in spaces/ (default: chosen by --budget, "
+        f"the shipped space of the smallest teacher at least 1.25x the budget; {DEFAULT_SPACE_NAME} at 70M)",
     )
     what.add_argument(
         "--teacher",

@@ -85,12 +85,20 @@ def _(w: World) -> tuple[list[str], str]:
 
 @row("Budget at or above the teacher's size")
 def _(w: World) -> tuple[list[str], str]:
-    return ["--budget", "200M"], "not below the teacher's 134.5M parameters"
+    return ["--budget", "200M", "--space", "smollm2-135m"], "not below the teacher's 134.5M parameters"
 
 
 @row("Budget below the smallest candidate")
 def _(w: World) -> tuple[list[str], str]:
-    return ["--budget", "5M"], "the space reaches 33.04M to 127.9M parameters"
+    return ["--budget", "5M", "--space", "smollm2-135m"], "the space reaches 33.04M to 127.9M parameters"
+
+
+@row("Budget no shipped space reaches (no --space)")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        "--budget",
+        "200M",
+    ], "no shipped search space has candidates at 200M (they reach: smollm2-135m"
 
 
 # --- search space -------------------------------------------------------------------------------
@@ -159,6 +167,12 @@ def _(w: World) -> tuple[list[str], str]:
 @row("Teacher path that does not exist")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--teacher", "./missing"], "teacher './missing' does not exist; give smollm2-135m"
+
+
+@row("Hub teacher neither in the hub cache nor downloadable (offline, gated, unknown, hub unreachable)")
+def _(w: World) -> tuple[list[str], str]:
+    message = "teacher 'example-org/missing-model' is not in the hub cache and HF_HUB_OFFLINE is set; give"
+    return [*w.tiny, "--teacher", "example-org/missing-model"], message
 
 
 @row("Teacher folder that is not a checkpoint")

@@ -108,3 +108,15 @@ def test_help_documents_every_option():
         for option in action.option_strings:
             assert option in result.stdout
         assert action.help, f"{action.option_strings} has no help text"
+
+
+def test_dry_run_of_4b_without_a_space_lists_the_llama_candidates_offline(tmp_path):
+    """`--budget 4B` alone picks the Llama-3.1-8B space, says so (on stderr beside --json), needs no
+    weights and writes nothing."""
+    result = run_cli("--budget", "4B", "--dry-run", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "space llama-3.1-8b (teacher meta-llama/Llama-3.1-8B, 8.03B parameters)" in result.stderr
+    assert json.loads(result.stdout) == [
+        c.as_json() for c in feasible(load_space("llama-3.1-8b"), 4_000_000_000)
+    ]
+    assert list(tmp_path.iterdir()) == []

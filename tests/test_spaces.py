@@ -10,7 +10,7 @@ from transformers import AutoConfig
 
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, build_config
-from search.candidates import feasible, reach
+from search.candidates import feasible, reach, space_for_budget
 from search.space import SPACES_DIR, load_space
 
 SPACE_FILES = sorted(SPACES_DIR.glob("*.yaml"))
@@ -145,3 +145,30 @@ def test_bad_space_names_file_and_key(tmp_path, data, key, message):
 def test_missing_space_lists_the_shipped_ones():
     with pytest.raises(MinitronError, match=re.escape("llama-3.1-8b, mistral-nemo-12b, smollm2-135m")):
         load_space("no-such-space")
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (70_000_000, "smollm2-135m"),
+        (120_000_000, "smollm2-135m"),  # beyond 0.8x the teacher, but no other space reaches it
+        (4_000_000_000, "llama-3.1-8b"),
+        (4_500_000_000, "llama-3.1-8b"),
+        (8_000_000_000, "mistral-nemo-12b"),  # llama-8b reaches 8B, but that is not compression
+    ],
+)
+def test_the_budget_picks_the_smallest_teacher_worth_cutting(budget, expected):
+    choice = space_for_budget(budget)
+    assert choice.space.name == expected
+    assert choice.candidates == feasible(load_space(expected), budget)
+    line = choice.line(budget)
+    assert f"space {expected} (teacher {choice.space.teacher_name}" in line and "--space NAME" in line
+
+
+def test_a_budget_no_shipped_space_reaches_names_what_each_reaches():
+    with pytest.raises(
+        MinitronError,
+        match=r"no shipped search space has candidates at 200M \(they reach: "
+        r"smollm2-135m 33.04M to 127.9M; llama-3.1-8b 1.957B to 7.812B",
+    ):
+        space_for_budget(200_000_000)

@@ -99,3 +99,71 @@ def test_hub_id_loads_from_the_local_hub_cache(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["LlamaForCausalLM", "L30-h576-m1536-q9kv3-d64", "49152"]
+
+
+def _fake_auth_check(error: BaseException | None = None, hang: bool = False):
+    """Stands in for the hub's auth-check (tests never touch the network)."""
+
+    def auth_check(_api, _repo_id):
+        if hang:
+            import time
+
+            time.sleep(5)
+        if error is not None:
+            raise error
+
+    return auth_check
+
+
+def _gated() -> BaseException:
+    import importlib
+
+    from huggingface_hub import errors
+
+    http = importlib.import_module(errors.Response.__module__.split(".")[0])  # the HTTP library the hub uses
+    response = http.Response(403, request=http.Request("GET", "https://huggingface.co"))
+    return errors.GatedRepoError("403 gated", response=response)
+
+
+@pytest.mark.parametrize(
+    ("hub", "message"),
+    [
+        (_fake_auth_check(), None),
+        (
+            _fake_auth_check(OSError("Name or service not known")),
+            "the Hugging Face Hub cannot be reached (Name",
+        ),
+        (_fake_auth_check(hang=True), "the Hugging Face Hub did not answer within 0.5 s"),
+        (
+            "gated",
+            "is gated on the Hugging Face Hub and this machine has no access to it: accept its license at",
+        ),
+    ],
+    ids=["reachable", "no-network", "hangs", "gated"],
+)
+def test_a_hub_teacher_is_checked_before_a_run(monkeypatch, tmp_path, hub, message):
+    from huggingface_hub import HfApi
+
+    from minitron.model import hub as hub_module
+    from minitron.model.teacher import check_teacher_source
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub_module, "HUB_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(HfApi, "auth_check", _fake_auth_check(_gated()) if hub == "gated" else hub)
+    if message is None:
+        check_teacher_source("example-org/a-model")
+    else:
+        with pytest.raises(MinitronError, match=re.escape(message)):
+            check_teacher_source("example-org/a-model")
+
+
+def test_an_offline_hub_teacher_not_in_the_cache_is_refused(monkeypatch, tmp_path):
+    from minitron.model.teacher import check_teacher_source
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(
+        MinitronError, match="is not in the hub cache and HF_HUB_OFFLINE is set; give a local"
+    ):
+        check_teacher_source("example-org/a-model")

