@@ -9,6 +9,7 @@ command `python -m minitron prune` wraps this (see `minitron.commands.prune`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from minitron.errors import MinitronError
@@ -35,3 +36,29 @@ def prune(
             f"not on this teacher ({teacher_arch.short()})"
         )
     return cut(teacher, arch, select(importance, arch, depth))
+
+
+def prune_from_checkpoint(
+    folder: str | Path,
+    arch: Architecture,
+    importance: Importance,
+    depth: str | DepthMethod = "block",
+    dtype: Any = None,
+    device: Any = "cpu",
+) -> Any:
+    """`prune` without loading the teacher: the student is read slice by slice from the teacher's
+    safetensors checkpoint in `folder` (`minitron.model.lazy`), weight for weight the same model."""
+    from minitron.model.lazy import cut_from_checkpoint
+    from minitron.model.teacher import local_config
+
+    config = local_config(str(folder))
+    if config is None:
+        raise MinitronError(f"{folder} is not a checkpoint folder (no config.json)")
+    check_model_type(config.get("model_type"))
+    teacher_arch = Architecture.from_mapping(config)
+    if importance.architecture != teacher_arch:
+        raise MinitronError(
+            f"importance was estimated on {importance.architecture.short()}, "
+            f"not on this teacher ({teacher_arch.short()})"
+        )
+    return cut_from_checkpoint(folder, arch, select(importance, arch, depth), dtype=dtype, device=device)

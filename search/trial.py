@@ -40,7 +40,7 @@ from minitron.importance.selection import DepthMethod
 from minitron.model.architecture import Architecture
 from minitron.model.speed import measure_speed
 from minitron.model.teacher import load_teacher
-from minitron.prune import prune
+from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import resolve_device, set_threads
 from search.records import TrialRecord, TrialStatus
 from search.sampling import architecture_of
@@ -54,6 +54,12 @@ class SharedInputs:
     """A local path `load_teacher` reads (the resolved teacher)."""
     teacher_options: dict[str, bool]
     """`allow_pickle` / `trust_remote_code` for `load_teacher`."""
+    teacher_checkpoint: str | None
+    """The teacher's safetensors folder, from which a trial reads only its student's slices; None
+    (a GGUF file, pickle weights) loads the whole teacher in the trial."""
+    teacher_speed: dict[str, float]
+    """`teacher_latency_ms` and `teacher_tokens_per_s`, measured once on the kind of device and
+    with the resources trials get (`measure_teacher_speed`)."""
     importance: Importance
     targets: TeacherTargets
     validation: torch.Tensor
@@ -159,14 +165,35 @@ def _replayed(recorded: TrialRecord) -> dict[str, Any]:
     }
 
 
-def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
-    teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
+def measure_teacher_speed(
+    teacher_path: str, options: dict[str, bool], threads: int | None, seq_len: int
+) -> dict[str, float]:
+    """The teacher's speed where trials run, measured once per search in a Ray task with a trial's
+    resources (so that every trial's speed-up compares with the same figure, and no trial loads
+    the teacher for it)."""
+    set_threads(threads)
+    teacher = load_teacher(teacher_path, offline=True, **options)
+    speed = measure_speed(teacher.model.to(resolve_device()), seq_len=seq_len)
+    return {"teacher_latency_ms": speed.latency_ms, "teacher_tokens_per_s": speed.tokens_per_s}
+
+
+def _student(shared: SharedInputs, arch: Architecture) -> Any:
+    """The candidate, on this trial's device, in fp32 (mixed precision is the probe's autocast).
+
+    Read slice by slice from the teacher's checkpoint when there is one: the trial then holds only
+    its student, never the teacher (an 8B teacher in every concurrent trial would not fit)."""
     device = resolve_device()
-    teacher.model.to(device)
+    if shared.teacher_checkpoint:
+        return prune_from_checkpoint(
+            shared.teacher_checkpoint, arch, shared.importance, shared.depth, torch.float32, device
+        )
+    teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
+    return prune(teacher.model.to(device), arch, shared.importance, depth=shared.depth)
+
+
+def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
     seq_len = int(shared.validation.shape[1])
-    teacher_speed = measure_speed(teacher.model, seq_len=seq_len)
-    student = prune(teacher.model, arch, shared.importance, depth=shared.depth)
-    del teacher  # the probe needs only the cached targets
+    student = _student(shared, arch)
     speed = measure_speed(student, seq_len=seq_len)
     zero_shot = validation_loss(student, shared.validation, progress=False).loss
     fixed = {
@@ -175,9 +202,8 @@ def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> 
         "zero_shot_loss": zero_shot,
         "latency_ms": speed.latency_ms,
         "tokens_per_s": speed.tokens_per_s,
-        "teacher_latency_ms": teacher_speed.latency_ms,
-        "teacher_tokens_per_s": teacher_speed.tokens_per_s,
-        "speedup": teacher_speed.latency_ms / speed.latency_ms,
+        **shared.teacher_speed,
+        "speedup": shared.teacher_speed["teacher_latency_ms"] / speed.latency_ms,
         "device": speed.device,
     }
     sequences, seq_len = shared.targets.input_ids.shape

@@ -13,6 +13,7 @@ from ray.tune.stopper import Stopper
 
 from minitron.distill.targets import TeacherTargets
 from minitron.importance.scores import Importance
+from minitron.model.teacher import checkpoint_folder
 from search.candidates import Candidate
 from search.progress import TrialRecorder
 from search.ray_runtime import WORKER_RETRIES, start_ray
@@ -55,9 +56,12 @@ def run_tune(
         for r in log.records.values()
         if r.status in (TrialStatus.COMPLETED, TrialStatus.FAILED)
     }
+    checkpoint = checkpoint_folder(teacher_spec)
     shared = SharedInputs(
         teacher_path=teacher_spec,
         teacher_options=settings.teacher_options(),
+        teacher_checkpoint=str(checkpoint) if checkpoint else None,
+        teacher_speed=_teacher_speed(settings, teacher_spec, int(validation.shape[1])),
         importance=importance,
         targets=targets,
         validation=validation,
@@ -120,6 +124,21 @@ def run_tune(
     tuner.fit()
     rejected = json.loads(run.searcher.read_text()) if run.searcher.exists() else {}
     return TrialLog(run.trials), rejected
+
+
+def _teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) -> dict[str, float]:
+    """The teacher's speed measured once, in a Ray task with one trial's resources."""
+    import ray
+
+    from search.trial import measure_teacher_speed
+
+    resources = settings.resources
+    task = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(
+        measure_teacher_speed
+    )
+    options = settings.teacher_options()
+    speed: dict[str, float] = ray.get(task.remote(teacher_spec, options, resources.threads, seq_len))
+    return speed
 
 
 def _scheduler(settings: SearchSettings) -> Any:

@@ -14,6 +14,7 @@ layers, for evaluating removals.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,10 @@ def _take(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     return tensor.index_select(dim, index.to(tensor.device))
 
 
+#: Reads one tensor of the source by name, restricted to the given rows (all rows for None).
+ReadRows = Callable[[str, "torch.Tensor | None"], torch.Tensor]
+
+
 def slice_state_dict(
     state: dict[str, torch.Tensor], selection: Selection, head_dim: int
 ) -> dict[str, torch.Tensor]:
@@ -95,16 +100,28 @@ def slice_state_dict(
     Uncut tensors are returned as they are (so a depth-only view shares the teacher's memory);
     cut ones are fresh copies.
     """
+
+    def read_rows(key: str, rows: torch.Tensor | None) -> torch.Tensor:
+        return state[key] if rows is None else _take(state[key], 0, rows)
+
+    return slice_tensors(list(state), read_rows, selection, head_dim)
+
+
+def slice_tensors(
+    keys: list[str], read_rows: ReadRows, selection: Selection, head_dim: int
+) -> dict[str, torch.Tensor]:
+    """`slice_state_dict` over any source of tensors: a state dict in memory, or a checkpoint on
+    disk read a slice at a time (`minitron.model.lazy`), so the source need never be held whole."""
     ch = selection.channels
     new_index = {old: new for new, old in enumerate(selection.layers)}
     out: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
+    for key in keys:
         match = _LAYER_KEY.match(key)
         if match is None:
             if key in ("model.embed_tokens.weight", "lm_head.weight"):
-                out[key] = _take(tensor, 1, ch)
+                out[key] = _take(read_rows(key, None), 1, ch)
             elif key == "model.norm.weight":
-                out[key] = _take(tensor, 0, ch)
+                out[key] = read_rows(key, ch)
             else:
                 raise MinitronError(f"cannot prune unexpected tensor {key}")
             continue
@@ -126,7 +143,7 @@ def slice_state_dict(
             rows, columns = kept[out_units], kept[in_units] if kind == "weight" else None
         else:
             raise MinitronError(f"cannot prune unexpected tensor {key}")
-        cut = _take(tensor, 0, rows)
+        cut = read_rows(key, rows)
         out[f"model.layers.{i}.{name}"] = cut if columns is None else _take(cut, 1, columns)
     return out
 

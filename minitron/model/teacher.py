@@ -280,3 +280,20 @@ def local_config(spec: str) -> dict[str, Any] | None:
     if path is None:
         return None
     return read_json_object(path, f"the config of teacher {spec!r}")
+
+
+def checkpoint_folder(spec: str) -> Path | None:
+    """The local safetensors checkpoint folder of a teacher, for reading slices of it without
+    loading it (`minitron.prune.prune_from_checkpoint`): an embedded teacher's converted folder, a
+    checkpoint directory, or a hub id's cached snapshot. None for GGUF files, pickle weights and
+    hub ids not in the cache (those are loaded whole)."""
+    if spec in EMBEDDED_TEACHERS:
+        return embedded_teacher_dir(spec, offline=True)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path if any(path.glob("*.safetensors")) else None
+    if path.exists() or spec.endswith(".gguf"):
+        return None
+    from minitron.model.hub import cached_snapshot
+
+    return cached_snapshot(spec)
