@@ -113,7 +113,7 @@ def run_tune(
                 name=run.tune.name,
                 storage_path=str(run.root),  # trial folders and their TensorBoard logs stay in the run
                 callbacks=[recorder],
-                stop=ProbeBudget(settings.probe_budget, run.trials),
+                stop=ProbeBudget(settings.probe_budget, run.trials, _probe_points(settings)),
                 verbose=0,
                 # Only a lost worker or node reaches Tune as a failure (a trial's own errors are
                 # reported, see search.trial): run that trial again, up to twice.
@@ -141,6 +141,12 @@ def _teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) ->
     return speed
 
 
+def _probe_points(settings: SearchSettings) -> list[int]:
+    """The probe tokens at which every probe validates (ASHA's rungs; the last is the probe's end)."""
+    tokens_per_step = settings.seq_len * settings.probe.batch_size
+    return [step * tokens_per_step for step in settings.probe.schedule(settings.probe_steps).validate_at]
+
+
 def _scheduler(settings: SearchSettings) -> Any:
     """ASHA when asked for, on the probe's own rungs: it measures time in probe tokens, its first
     rung is the probe's first validation and each next one twice as far (as the probe validates)."""
@@ -148,38 +154,44 @@ def _scheduler(settings: SearchSettings) -> Any:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    steps = settings.probe_steps
-    points = settings.probe.schedule(steps).validate_at
-    tokens_per_step = settings.seq_len * settings.probe.batch_size
+    points = _probe_points(settings)
     return ASHAScheduler(
         metric="probe_loss",
         mode="min",
         time_attr="probe_tokens",
-        max_t=steps * tokens_per_step,
-        grace_period=points[0] * tokens_per_step,
+        max_t=points[-1],
+        grace_period=points[0],
         reduction_factor=2,
     )
 
 
 class ProbeBudget(Stopper):
-    """Ends the search once its probes have trained the tokens it may spend (`--overhead`): trials
-    in flight stop where they are, no new ones start. Tokens are counted from every trial's reports,
-    and on a restored experiment from `trials.jsonl` again (a pickled count would be stale)."""
+    """Keeps the probes within the tokens the search may spend (`--overhead`): a trial is stopped
+    at a validation when training on to its next one would cross the budget, and no new trial
+    starts once the budget has no room for a first rung. With trials one at a time the probes never
+    spend more than the budget; with N at once, trials in flight can cross it by at most N - 1
+    first rungs (a stopper sees a trial only once it reports). Tokens are counted from every
+    trial's reports, and on a restored experiment from `trials.jsonl` again (a pickled count
+    would be stale)."""
 
-    def __init__(self, budget: int, log_path: Path) -> None:
-        self.budget, self.log_path = budget, log_path
+    def __init__(self, budget: int, log_path: Path, points: list[int]) -> None:
+        self.budget, self.log_path, self.points = budget, log_path, sorted(points)
+        """`points`: the probe tokens at which a probe validates (its rungs), the last its end."""
         self.spent = {r.trial_id: float(r.probe_tokens or 0) for r in TrialLog(log_path).records.values()}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         tokens = float(result.get("probe_tokens") or 0)
         self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), tokens)
-        return False
+        following = [p for p in self.points if p > self.spent[trial_id]]
+        if result.get("probe_done") or not following or "probe_tokens" not in result:
+            return False
+        return sum(self.spent.values()) + following[0] - self.spent[trial_id] > self.budget
 
     def stop_all(self) -> bool:
-        return sum(self.spent.values()) >= self.budget
+        return sum(self.spent.values()) + self.points[0] > self.budget
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"budget": self.budget, "log_path": self.log_path}
+        return {"budget": self.budget, "log_path": self.log_path, "points": self.points}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["budget"], state["log_path"])  # type: ignore[misc]
+        self.__init__(state["budget"], state["log_path"], state["points"])  # type: ignore[misc]

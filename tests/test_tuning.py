@@ -90,13 +90,16 @@ def test_the_probe_budget_ends_the_search_once_spent(tmp_path):
     from tests.tiny import BASE
 
     log = tmp_path / "trials.jsonl"
-    stopper = ProbeBudget(3000, log)
+    points = [1024, 2048, 4096]
+    stopper = ProbeBudget(6000, log, points)
     assert stopper("a", {"probe_tokens": 1024}) is False and not stopper.stop_all()
-    stopper("a", {"probe_tokens": 2048})  # a trial counts once, at its latest report
-    assert not stopper.stop_all()
-    stopper("b", {"trial_error": "no tokens"})
-    stopper("b", {"probe_tokens": 1024})
-    assert stopper.stop_all(), "2,048 + 1,024 tokens spent of 3,000"
+    assert stopper("a", {"probe_tokens": 2048}) is False, "a trial counts once, at its latest report"
+    assert stopper("a", {"probe_tokens": 4096, "probe_done": True}) is False and not stopper.stop_all()
+    assert stopper("b", {"trial_error": "no tokens"}) is False
+    # b's next rung (to 2,048) would take the spent tokens to 6,144 > 6,000: it stops at its first
+    assert stopper("b", {"probe_tokens": 1024}) is True
+    assert stopper.stop_all(), "5,120 spent of 6,000: no room for another first rung"
+    assert sum(stopper.spent.values()) <= 6000
     # a restored experiment counts again from the trials on record, not from a stale pickle
     arch = {k: BASE[k] for k in ("num_hidden_layers", "hidden_size", "intermediate_size")}
     arch |= {"num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 8}
@@ -104,4 +107,4 @@ def test_the_probe_budget_ends_the_search_once_spent(tmp_path):
 
     TrialLog(log).put(TrialRecord("a", Architecture(**arch), 1, TrialStatus.COMPLETED, probe_tokens=2048.0))
     restored = pickle.loads(pickle.dumps(stopper))
-    assert restored.spent == {"a": 2048.0} and not restored.stop_all()
+    assert restored.spent == {"a": 2048.0} and restored.points == points and not restored.stop_all()
