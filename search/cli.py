@@ -63,13 +63,47 @@ def dry_run(args: argparse.Namespace) -> int:
     config = local_config(teacher)
     if config is not None:
         check_teacher_matches(space, teacher, config)
-    plan = probe_plan_line(args, space.top_k)
-    print(
-        render_json(candidates)
-        if args.json
-        else f"{render_table(space, teacher, budget, candidates)}\n{plan}"
-    )
+    from search.memory_plan import fits, plan, summary_line
+
+    probes = probe_plan_line(args, space.top_k)
+    memory_settings, capacity = memory_inputs(args)
+    memory = [
+        (probe, retrain, fits(probe, capacity))
+        for probe, retrain in (plan(space, c, memory_settings) for c in candidates)
+    ]
+    if args.json:
+        print(render_json(candidates, memory))
+    else:
+        print(render_table(space, teacher, budget, candidates, memory))
+        print(probes)
+        print(summary_line(space, candidates, memory_settings, capacity))
     return 0
+
+
+def memory_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """What the memory plan of this command assumes, and the memory a trial gets here."""
+    import torch
+
+    from minitron.data.tokens import SEQ_LEN
+    from minitron.distill.probe import ProbeConfig
+    from minitron.distill.retrain import RetrainConfig
+    from minitron.model.memory import GIB
+    from minitron.runtime import use_bf16
+    from search.memory_plan import Capacity, PlanSettings, trial_capacity
+
+    resources = resolve_resources(args)
+    on_gpu = resources.gpus_per_trial > 0
+    device = torch.device("cuda" if on_gpu and torch.cuda.is_available() else "cpu")
+    settings = PlanSettings(
+        probe_batch=ProbeConfig.batch_size,
+        retrain_batch=RetrainConfig.batch_size,
+        seq_len=SEQ_LEN,
+        bf16=True if on_gpu else use_bf16(device, None),
+        online_teacher=args.retrain_teacher == "online",
+    )
+    if args.trial_memory is not None:
+        return settings, Capacity(int(args.trial_memory * GIB), "--trial-memory")
+    return settings, trial_capacity(resources)
 
 
 def probe_plan_line(args: argparse.Namespace, space_top_k: int) -> str:
@@ -118,6 +152,8 @@ def check_options(args: argparse.Namespace) -> None:
         raise MinitronError(
             f"--overhead must be a positive fraction of the retraining tokens, got {args.overhead:g}"
         )
+    if args.trial_memory is not None and not args.trial_memory > 0:
+        raise MinitronError(f"--trial-memory must be a positive number of GiB, got {args.trial_memory:g}")
     if not 1 <= args.rungs <= 8:
         raise MinitronError(f"--rungs must be between 1 and 8, got {args.rungs}")
     for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
@@ -182,9 +218,11 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     """Settings of a new run from the command line (defaults sized to this machine)."""
     from minitron.model.teacher import check_teacher_source
     from search.checks import check_name, check_out, default_name
+    from search.memory_plan import check_some_fit
 
     budget = parse_budget(args.budget)
-    space, _ = pick_space(args, budget)  # fails fast on a budget the space cannot reach
+    space, candidates = pick_space(args, budget)  # fails fast on a budget the space cannot reach
+    check_some_fit(space, candidates, *memory_inputs(args))
     eval_tasks, eval_limit = eval_options(args)
     check_options(args)
     name = check_name(args.name) if args.name is not None else default_name(budget)

@@ -8,6 +8,7 @@ from typing import Any
 from minitron.budget import format_count
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, Family
+from minitron.model.memory import Memory
 from search.candidates import Candidate
 from search.space import SearchSpace
 
@@ -23,14 +24,25 @@ def check_teacher_matches(space: SearchSpace, teacher: str, config: Any) -> None
         )
 
 
-def render_json(candidates: list[Candidate]) -> str:
-    return json.dumps([c.as_json() for c in candidates], indent=2)
+#: Per candidate: (probe memory, retraining memory, whether the probe fits a trial; None: unknown).
+MemoryRows = list[tuple[Memory, Memory, bool | None]]
 
 
-def render_table(space: SearchSpace, teacher: str, budget: int, candidates: list[Candidate]) -> str:
+def render_json(candidates: list[Candidate], memory: MemoryRows) -> str:
+    rows = [
+        c.as_json() | {"probe_memory_bytes": probe.total, "retrain_memory_bytes": retrain.total, "fits": fits}
+        for c, (probe, retrain, fits) in zip(candidates, memory, strict=True)
+    ]
+    return json.dumps(rows, indent=2)
+
+
+def render_table(
+    space: SearchSpace, teacher: str, budget: int, candidates: list[Candidate], memory: MemoryRows
+) -> str:
     total = space.teacher_params
     low, high = budget * (1 - space.band), budget * (1 + space.band)
-    header = ("layers", "hidden", "mlp", "q/kv heads", "head_dim", "params", "of teacher", "name")
+    header: tuple[str, ...] = ("layers", "hidden", "mlp", "q/kv heads", "head_dim", "params", "of teacher")
+    header += ("probe GiB", "retrain GiB", "fits", "name")
     rows = [
         (
             str(c.arch.num_hidden_layers),
@@ -40,9 +52,12 @@ def render_table(space: SearchSpace, teacher: str, budget: int, candidates: list
             str(c.arch.head_dim),
             f"{c.params:,}",
             f"{c.params / total:.1%}",
+            f"{probe.gib():.1f}",
+            f"{retrain.gib():.1f}",
+            {True: "yes", False: "no", None: "?"}[fits],
             c.name,
         )
-        for c in candidates
+        for c, (probe, retrain, fits) in zip(candidates, memory, strict=True)
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
 

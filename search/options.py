@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="trials at once (default: as many as the local resources fit)",
     )
     res.add_argument(
+        "--trial-memory",
+        type=float,
+        default=None,
+        help="GiB of memory one trial has, for the memory plan (default: its share of this machine's GPU, "
+        "or of its RAM on CPUs; give it to plan for other machines, e.g. 80 for an H100, or with --address)",
+    )
+    res.add_argument(
         "--address",
         default=None,
         help="attach to a running Ray cluster (`auto` or host:port) instead of starting one",

@@ -311,6 +311,15 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--out", str(path)], f"--out {path} is a file, not a folder"
 
 
+@row("Memory: no candidate's probe fits a trial")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        *w.tiny,
+        "--trial-memory",
+        "0.001",
+    ], "no candidate fits a trial's memory: the smallest probe needs"
+
+
 @row("Option that must be positive")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--trials", "0"], "--trials must be positive"

@@ -36,7 +36,10 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
     result = run_cli("--space", "spaces/llama-3.1-8b.yaml", "--budget", "4.5B", "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert rows and all(HF_FIELDS | {"params"} <= set(row) <= HF_FIELDS | {"params", "name"} for row in rows)
+    plan = {"probe_memory_bytes", "retrain_memory_bytes", "fits"}
+    assert rows and all(
+        HF_FIELDS | {"params"} | plan <= set(row) <= HF_FIELDS | {"params", "name"} | plan for row in rows
+    )
     shapes = {tuple(row[k] for k in sorted(HF_FIELDS)): row["params"] for row in rows}
     width = dict(
         num_hidden_layers=32,
@@ -52,6 +55,26 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
     assert all(4_275_000_000 <= p <= 4_725_000_000 for p in shapes.values())
 
 
+def test_the_memory_plan_says_which_minitron_4b_probes_fit_which_gpu(in_process, tmp_path):
+    """AdamW with fp32 weights holds 18 bytes per parameter: a 4.5B probe needs over 80 GiB, more
+    than an 80 GB GPU has, and fits a 141 GB one."""
+    published = {(32, 3072, 9216), (16, 4096, 14336)}
+    for memory, fits in ((80, False), (141, True)):
+        result = in_process(
+            main, "--budget", "4.5B", "--dry-run", "--json", "--trial-memory", str(memory), cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        rows = json.loads(result.stdout)
+        shapes = {(r["num_hidden_layers"], r["hidden_size"], r["intermediate_size"]): r for r in rows}
+        for shape in published:
+            row = shapes[shape]
+            assert row["probe_memory_bytes"] > 80 * 2**30 and row["fits"] is fits, (memory, row)
+            assert row["retrain_memory_bytes"] >= row["probe_memory_bytes"]
+    table = in_process(main, "--budget", "4.5B", "--dry-run", "--trial-memory", "80", cwd=tmp_path)
+    assert "probe GiB  retrain GiB  fits" in table.stdout
+    assert "a trial has 80.0 GiB (--trial-memory), 85% of it planned: 0 of" in table.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -63,6 +86,7 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
         (["--budget", "70M", "--dry-run", "--eval-fewshot", "-2"], "--eval-fewshot must be 0 or more"),
         (["--budget", "70M", "--dry-run", "--depth-accuracy-items", "0"], "--depth-accuracy-items must be"),
         (["--budget", "70M", "--dry-run", "--probe-tokens", "0"], "--probe-tokens '0' must be a positive"),
+        (["--budget", "70M", "--dry-run", "--trial-memory", "0"], "--trial-memory must be a positive number"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, args, message, in_process):
@@ -116,7 +140,7 @@ def test_dry_run_of_4b_without_a_space_lists_the_llama_candidates_offline(tmp_pa
     result = run_cli("--budget", "4B", "--dry-run", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "space llama-3.1-8b (teacher meta-llama/Llama-3.1-8B, 8.03B parameters)" in result.stderr
-    assert json.loads(result.stdout) == [
-        c.as_json() for c in feasible(load_space("llama-3.1-8b"), 4_000_000_000)
-    ]
+    expected = [c.as_json() for c in feasible(load_space("llama-3.1-8b"), 4_000_000_000)]
+    rows = json.loads(result.stdout)
+    assert [{k: row[k] for k in want} for row, want in zip(rows, expected, strict=True)] == expected
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,87 @@
+"""How much memory a probe or a retraining of an architecture needs, before anything runs.
+
+    training_memory(family, arch, batch_size, seq_len, bf16) -> Memory
+
+Why: a search over an 8B teacher that cannot fit its candidates on the GPUs it was given should
+say so in the dry run, not after an hour of out-of-memory trials. The estimate is the sum of what
+training with AdamW holds at its peak (the backward pass of the first step):
+- fp32 weights, gradients and AdamW's two moments: 4 + 4 + 8 bytes per parameter; with bf16
+  autocast, the bf16 copies of the weights autocast keeps for the step: 2 more;
+- per token, each decoder layer's saved activations (residual stream and norms in fp32; the
+  projections' inputs and outputs, attention and MLP intermediates in bf16 under autocast, fp32
+  without), and the vocabulary-wide tensors of the loss (the LM head's logits, their fp32 copy, the
+  log-softmax and its gradient: about 14 bytes per vocabulary entry with autocast; 18 without,
+  as measured, since the loss then keeps more fp32 copies);
+- retraining with the teacher online adds the teacher's weights in their storage dtype and its
+  logits for a batch.
+Checked against the peak memory of real probes on the embedded teacher (CPU, both precisions) in
+`tests/test_memory.py`; what it leaves out (the allocator's slack, the framework itself, CUDA's
+context) is why the dry run keeps a margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minitron.model.architecture import Architecture, Family, count_params
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes one training process holds at its peak, by what holds them."""
+
+    weights: int
+    """fp32 master weights (and bf16 copies under autocast)."""
+    gradients: int
+    optimizer: int
+    """AdamW's two moments."""
+    activations: int
+    """Saved activations of every layer and the loss's vocabulary-wide tensors, for one batch."""
+    teacher: int = 0
+    """The teacher online: its weights and logits (0 on cached targets)."""
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.teacher
+
+    def gib(self) -> float:
+        return self.total / GIB
+
+
+def activation_bytes_per_token(family: Family, arch: Architecture, bf16: bool) -> int:
+    """Saved activations of one token through every layer, plus the loss's vocabulary tensors."""
+    h, m = arch.hidden_size, arch.intermediate_size
+    q, kv = arch.num_attention_heads * arch.head_dim, arch.num_key_value_heads * arch.head_dim
+    low = 2 if bf16 else 4  # what autocast computes in bf16
+    # residual stream, norms' inputs and outputs (fp32): 8 tensors of h; the projections' inputs and
+    # outputs, RoPE and attention (low precision): 4 of h, 4 of q, 4 of kv; MLP gate, up, SiLU, product.
+    per_layer = 4 * 8 * h + low * (4 * h + 4 * q + 4 * kv + 4 * m)
+    per_vocab = 14 if bf16 else 18  # measured: without autocast the loss keeps more fp32 copies
+    return arch.num_hidden_layers * per_layer + per_vocab * family.vocab_size
+
+
+def training_memory(
+    family: Family,
+    arch: Architecture,
+    batch_size: int,
+    seq_len: int,
+    bf16: bool,
+    teacher_params: int = 0,
+    teacher_bytes_per_param: int = 4,
+) -> Memory:
+    """Peak memory of training `arch` with AdamW on batches of `batch_size` x `seq_len` tokens;
+    `teacher_params` > 0 adds a teacher running online in `teacher_bytes_per_param`."""
+    params = count_params(family, arch)
+    tokens = batch_size * seq_len
+    teacher = 0
+    if teacher_params:
+        teacher = teacher_params * teacher_bytes_per_param + tokens * family.vocab_size * 4
+    return Memory(
+        weights=params * (6 if bf16 else 4),
+        gradients=params * 4,
+        optimizer=params * 8,
+        activations=tokens * activation_bytes_per_token(family, arch, bf16),
+        teacher=teacher,
+    )
