@@ -53,7 +53,8 @@ class TrialRecord:
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     teacher_latency_ms: float | None = None
-    """The teacher's latency measured on the same device, in the same trial."""
+    """The teacher's latency on the kind of device and with the resources trials get, measured once
+    per run (`teacher.json`)."""
     speedup: float | None = None
     device: str | None = None
     seconds: float | None = None

@@ -1,7 +1,7 @@
 """The run directory `<out>/<name>/`: where everything of one search lives, written atomically.
 
 config.json      resolved settings (what --resume reads back)
-teacher.json     the teacher's architecture, parameters, zero-shot loss and speed
+teacher.json     the teacher's shape, size, validation and test loss, speed (timed as trials run)
 importance/      the teacher's importance scores, exactly those every trial used (pinned for --resume)
 targets/         probe batches and the teacher's top-k logits on them
 optuna.db        the Optuna study (open it with `optuna-dashboard sqlite:///.../optuna.db`)

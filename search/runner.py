@@ -5,6 +5,7 @@ the winners → benchmarks → report. Everything a stage produces lands in the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import time
@@ -26,7 +27,6 @@ from minitron.eval.loss import validation_loss
 from minitron.faults import kill_point
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import Importance
-from minitron.model.speed import measure_speed
 from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
 from search.candidates import Candidate, feasible
 from search.checks import check_corpus, check_run_dir, create_run_dir
@@ -117,16 +117,13 @@ def _teacher(ctx: Context, done: bool) -> None:
         return
     teacher = ctx.teacher
     assert teacher is not None
-    speed = measure_speed(teacher.model, seq_len=settings.seq_len)
+    # Its speed is measured by the search stage, where trials run (their device, their threads).
     ctx.teacher_record = TeacherRecord(
         name=teacher.name,
         architecture=teacher.architecture.as_dict(),
         params=sum(p.numel() for p in teacher.model.parameters()),
         zero_shot_loss=validation_loss(teacher.model, ctx.validation, desc="teacher loss").loss,
         test_loss=validation_loss(teacher.model, ctx.test, desc="teacher test loss").loss,
-        latency_ms=speed.latency_ms,
-        tokens_per_s=speed.tokens_per_s,
-        device=speed.device,
     )
     write_json(run.teacher, ctx.teacher_record.to_json())
 
@@ -184,10 +181,15 @@ def _search(ctx: Context, done: bool) -> None:
         ctx.rejected = _read_json(ctx.run.searcher)
         return
     from search.ray_runtime import start_ray  # Ray is imported only once the search really starts
-    from search.tuning import run_tune
+    from search.tuning import run_tune, teacher_speed
 
     assert ctx.importance is not None and ctx.targets is not None and ctx.validation is not None
+    assert ctx.teacher_record is not None
     ctx.dashboard = start_ray(ctx.settings.resources)
+    if ctx.teacher_record.latency_ms is None:  # once per run, recorded with the teacher
+        speed = teacher_speed(ctx.settings, ctx.teacher_spec, int(ctx.validation.shape[1]))
+        ctx.teacher_record = dataclasses.replace(ctx.teacher_record, **speed)
+        write_json(ctx.run.teacher, ctx.teacher_record.to_json())
     log, ctx.rejected = run_tune(
         ctx.run,
         ctx.settings,
@@ -197,6 +199,7 @@ def _search(ctx: Context, done: bool) -> None:
         ctx.validation,
         ctx.teacher_spec,
         ctx.candidates,
+        ctx.teacher_record,
     )
     ctx.trials = list(log.records.values())
 

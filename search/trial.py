@@ -167,14 +167,14 @@ def _replayed(recorded: TrialRecord) -> dict[str, Any]:
 
 def measure_teacher_speed(
     teacher_path: str, options: dict[str, bool], threads: int | None, seq_len: int
-) -> dict[str, float]:
-    """The teacher's speed where trials run, measured once per search in a Ray task with a trial's
+) -> dict[str, Any]:
+    """The teacher's speed where trials run, measured once per run in a Ray task with a trial's
     resources (so that every trial's speed-up compares with the same figure, and no trial loads
     the teacher for it)."""
     set_threads(threads)
     teacher = load_teacher(teacher_path, offline=True, **options)
     speed = measure_speed(teacher.model.to(resolve_device()), seq_len=seq_len)
-    return {"teacher_latency_ms": speed.latency_ms, "teacher_tokens_per_s": speed.tokens_per_s}
+    return {"latency_ms": speed.latency_ms, "tokens_per_s": speed.tokens_per_s, "device": speed.device}
 
 
 def _student(shared: SharedInputs, arch: Architecture) -> Any:

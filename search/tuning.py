@@ -21,6 +21,7 @@ from search.records import TrialLog, TrialStatus
 from search.rundir import RunDir
 from search.settings import SearchSettings
 from search.space import SearchSpace
+from search.summary import TeacherRecord
 
 
 def run_tune(
@@ -32,8 +33,10 @@ def run_tune(
     validation: torch.Tensor,
     teacher_spec: str,
     candidates: list[Candidate],
+    teacher: TeacherRecord,
 ) -> tuple[TrialLog, dict[str, int]]:
-    """Run the Tune experiment (restoring it when the run directory holds one)."""
+    """Run the Tune experiment (restoring it when the run directory holds one); `teacher` holds
+    the teacher's speed where trials run, each trial's speed-up is against it."""
     from ray import tune
 
     from search.sampling import make_searcher
@@ -57,11 +60,15 @@ def run_tune(
         if r.status in (TrialStatus.COMPLETED, TrialStatus.FAILED)
     }
     checkpoint = checkpoint_folder(teacher_spec)
+    assert teacher.latency_ms is not None and teacher.tokens_per_s is not None, "measured by the search stage"
     shared = SharedInputs(
         teacher_path=teacher_spec,
         teacher_options=settings.teacher_options(),
         teacher_checkpoint=str(checkpoint) if checkpoint else None,
-        teacher_speed=_teacher_speed(settings, teacher_spec, int(validation.shape[1])),
+        teacher_speed={
+            "teacher_latency_ms": teacher.latency_ms,
+            "teacher_tokens_per_s": teacher.tokens_per_s,
+        },
         importance=importance,
         targets=targets,
         validation=validation,
@@ -126,8 +133,9 @@ def run_tune(
     return TrialLog(run.trials), rejected
 
 
-def _teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) -> dict[str, float]:
-    """The teacher's speed measured once, in a Ray task with one trial's resources."""
+def teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) -> dict[str, Any]:
+    """The teacher's speed (`TeacherRecord` fields) measured in a Ray task with one trial's
+    resources: on the kind of device, and with the threads, that trials measure candidates with."""
     import ray
 
     from search.trial import measure_teacher_speed
@@ -137,7 +145,7 @@ def _teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) ->
         measure_teacher_speed
     )
     options = settings.teacher_options()
-    speed: dict[str, float] = ray.get(task.remote(teacher_spec, options, resources.threads, seq_len))
+    speed: dict[str, Any] = ray.get(task.remote(teacher_spec, options, resources.threads, seq_len))
     return speed
 
 

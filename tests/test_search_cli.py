@@ -154,6 +154,11 @@ def test_search_end_to_end(reference):
     assert len(completed) == 2 and all(
         t["probe_loss"] and t["zero_shot_loss"] and t["latency_ms"] for t in completed
     )
+    # The teacher was timed once, where trials run, and every speed-up is against that figure.
+    teacher = json.loads((run / "teacher.json").read_text())
+    assert teacher["latency_ms"] > 0 and teacher["device"] == completed[0]["device"]
+    assert all(t["teacher_latency_ms"] == teacher["latency_ms"] for t in completed)
+    assert all(t["speedup"] == pytest.approx(teacher["latency_ms"] / t["latency_ms"]) for t in completed)
     archs = [json.dumps(t["architecture"], sort_keys=True) for t in trials]
     assert len(set(archs)) == 3, "no architecture is probed twice"
     assert all(3_372_500 <= t["params"] <= 3_727_500 for t in trials), "every trial is inside the budget band"
