@@ -28,14 +28,19 @@ def prune(
     `importance` must have been estimated on it. `depth` picks the layers to drop (see
     `minitron.importance.selection`). The teacher is only read.
     """
-    check_model_type(teacher.config.model_type)
-    teacher_arch = Architecture.from_mapping(teacher.config)
+    _check_teacher(teacher.config, importance)
+    return cut(teacher, arch, select(importance, arch, depth))
+
+
+def _check_teacher(config: Any, importance: Importance) -> None:
+    """A supported family, and the teacher the importance was estimated on."""
+    check_model_type(config.get("model_type") if isinstance(config, dict) else config.model_type)
+    teacher_arch = Architecture.from_mapping(config)
     if importance.architecture != teacher_arch:
         raise MinitronError(
             f"importance was estimated on {importance.architecture.short()}, "
             f"not on this teacher ({teacher_arch.short()})"
         )
-    return cut(teacher, arch, select(importance, arch, depth))
 
 
 def prune_from_checkpoint(
@@ -54,11 +59,5 @@ def prune_from_checkpoint(
     config = local_config(str(folder))
     if config is None:
         raise MinitronError(f"{folder} is not a checkpoint folder (no config.json)")
-    check_model_type(config.get("model_type"))
-    teacher_arch = Architecture.from_mapping(config)
-    if importance.architecture != teacher_arch:
-        raise MinitronError(
-            f"importance was estimated on {importance.architecture.short()}, "
-            f"not on this teacher ({teacher_arch.short()})"
-        )
+    _check_teacher(config, importance)
     return cut_from_checkpoint(folder, arch, select(importance, arch, depth), dtype=dtype, device=device)

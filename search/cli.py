@@ -66,22 +66,20 @@ def dry_run(args: argparse.Namespace) -> int:
     from search.memory_plan import fits, plan, summary_line
 
     probes = probe_plan_line(args, space.top_k)
-    memory_settings, capacity = memory_inputs(args)
-    memory = [
-        (probe, retrain, fits(probe, capacity))
-        for probe, retrain in (plan(space, c, memory_settings) for c in candidates)
-    ]
+    memory_settings, capacity = memory_inputs(args, resolve_resources(args))
+    plans = [plan(space, c, memory_settings) for c in candidates]
+    memory = [(probe, retrain, fits(probe, capacity)) for probe, retrain in plans]
     if args.json:
         print(render_json(candidates, memory))
     else:
         print(render_table(space, teacher, budget, candidates, memory))
         print(probes)
-        print(summary_line(space, candidates, memory_settings, capacity))
+        print(summary_line(plans, memory_settings, capacity))
     return 0
 
 
-def memory_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
-    """What the memory plan of this command assumes, and the memory a trial gets here."""
+def memory_inputs(args: argparse.Namespace, resources: Resources) -> tuple[Any, Any]:
+    """What the memory plan of this command assumes, and the memory a trial with `resources` gets."""
     import torch
 
     from minitron.data.tokens import SEQ_LEN
@@ -91,7 +89,6 @@ def memory_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
     from minitron.runtime import use_bf16
     from search.memory_plan import Capacity, PlanSettings, trial_capacity
 
-    resources = resolve_resources(args)
     on_gpu = resources.gpus_per_trial > 0
     device = torch.device("cuda" if on_gpu and torch.cuda.is_available() else "cpu")
     settings = PlanSettings(
@@ -222,7 +219,6 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
 
     budget = parse_budget(args.budget)
     space, candidates = pick_space(args, budget)  # fails fast on a budget the space cannot reach
-    check_some_fit(space, candidates, *memory_inputs(args))
     eval_tasks, eval_limit = eval_options(args)
     check_options(args)
     name = check_name(args.name) if args.name is not None else default_name(budget)
@@ -230,6 +226,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     plan = plan_from_args(args, space.top_k)
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     resources = resolve_resources(args)
+    check_some_fit(space, candidates, *memory_inputs(args, resources))
     check_teacher_source(args.teacher or space.teacher_name, allow_pickle=args.allow_pickle)
     return SearchSettings.create(
         budget=budget,

@@ -100,9 +100,9 @@ def fits(memory: Memory, capacity: Capacity | None) -> bool | None:
 
 
 def summary_line(
-    space: SearchSpace, candidates: list[Candidate], settings: PlanSettings, capacity: Capacity | None
+    probes: list[tuple[Memory, Memory]], settings: PlanSettings, capacity: Capacity | None
 ) -> str:
-    probes = [plan(space, c, settings) for c in candidates]
+    """One line over every candidate's (probe, retraining) plan: the range and how many fit."""
     low, high = min(p.total for p, _ in probes), max(p.total for p, _ in probes)
     retrain_high = max(r.total for _, r in probes)
     line = (
@@ -114,7 +114,7 @@ def summary_line(
     fitting = sum(1 for p, _ in probes if fits(p, capacity))
     return (
         f"{line}; a trial has {capacity.bytes / GIB:.1f} GiB ({capacity.source}), {USABLE:.0%} of it "
-        f"planned: {fitting} of {len(candidates)} candidates fit"
+        f"planned: {fitting} of {len(probes)} candidates fit"
     )
 
 
@@ -122,13 +122,13 @@ def check_some_fit(
     space: SearchSpace, candidates: list[Candidate], settings: PlanSettings, capacity: Capacity | None
 ) -> None:
     """Refuse a search in which no candidate's probe fits a trial (it could only fail, trial by trial)."""
-    if capacity is None or not candidates:
+    probes = [plan(space, c, settings)[0] for c in candidates]
+    if capacity is None or not probes or any(fits(p, capacity) for p in probes):
         return
-    smallest = min(plan(space, c, settings)[0].total for c in candidates)
-    if smallest > USABLE * capacity.bytes:
-        raise MinitronError(
-            f"no candidate fits a trial's memory: the smallest probe needs {smallest / GIB:.1f} GiB "
-            f"({settings.describe()}), a trial has {capacity.bytes / GIB:.1f} GiB ({capacity.source}), "
-            f"{USABLE:.0%} of it usable; give trials more (--gpus-per-trial, fewer --concurrency) or "
-            "choose a smaller --budget"
-        )
+    smallest = min(p.total for p in probes)
+    raise MinitronError(
+        f"no candidate fits a trial's memory: the smallest probe needs {smallest / GIB:.1f} GiB "
+        f"({settings.describe()}), a trial has {capacity.bytes / GIB:.1f} GiB ({capacity.source}), "
+        f"{USABLE:.0%} of it usable; give trials more (--gpus-per-trial, fewer --concurrency) or "
+        "choose a smaller --budget"
+    )

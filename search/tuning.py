@@ -180,11 +180,11 @@ class ProbeBudget(Stopper):
     spend more than the budget; with N at once, trials in flight can cross it by at most N - 1
     first rungs (a stopper sees a trial only once it reports). Tokens are counted from every
     trial's reports, and on a restored experiment from `trials.jsonl` again (a pickled count
-    would be stale)."""
+    would be stale). `points`: the probe tokens at which a probe validates (its rungs), the last
+    its end."""
 
     def __init__(self, budget: int, log_path: Path, points: list[int]) -> None:
         self.budget, self.log_path, self.points = budget, log_path, sorted(points)
-        """`points`: the probe tokens at which a probe validates (its rungs), the last its end."""
         self.spent = {r.trial_id: float(r.probe_tokens or 0) for r in TrialLog(log_path).records.values()}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:

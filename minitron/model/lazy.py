@@ -20,7 +20,7 @@ import torch
 
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, build_config
-from minitron.model.surgery import Selection, build_model, slice_tensors
+from minitron.model.surgery import Selection, build_model, keeps_everything, slice_tensors
 
 _INDEX = "model.safetensors.index.json"
 
@@ -63,7 +63,7 @@ class CheckpointTensors:
         if rows is None:
             return handle.get_tensor(key)
         part = handle.get_slice(key)
-        if rows.numel() == part.get_shape()[0] and bool((rows == torch.arange(rows.numel())).all()):
+        if keeps_everything(rows, part.get_shape()[0]):
             return handle.get_tensor(key)
         return torch.cat([part[start:stop] for start, stop in _runs(rows)])
 

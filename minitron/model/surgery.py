@@ -81,9 +81,14 @@ def _expand(heads: torch.Tensor, head_dim: int) -> torch.Tensor:
     return (heads[:, None] * head_dim + torch.arange(head_dim)[None, :]).reshape(-1)
 
 
+def keeps_everything(index: torch.Tensor, size: int) -> bool:
+    """Whether `index` is 0, 1, ..., size - 1: nothing along that dimension is cut."""
+    return index.numel() == size and bool((index == torch.arange(size)).all())
+
+
 def _take(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     """`tensor` restricted to `index` along `dim`; the tensor itself when nothing is cut (no copy)."""
-    if index.numel() == tensor.shape[dim] and bool((index == torch.arange(index.numel())).all()):
+    if keeps_everything(index, tensor.shape[dim]):
         return tensor
     return tensor.index_select(dim, index.to(tensor.device))
 
