@@ -30,6 +30,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,34 @@ class Runs:
         tmp.replace(self.path)
 
 
+def trained(
+    runs: Runs,
+    key: str,
+    build: Callable[[], Any],
+    cfg: RetrainConfig,
+    targets: TeacherTargets,
+    validation: torch.Tensor,
+    test: torch.Tensor,
+) -> dict[str, Any]:
+    """The model `build()` makes, trained once per `key` on the cached targets with `cfg`'s recipe:
+    its validation and test loss (kept in `runs`, so a rerun of a bench skips it)."""
+    if runs.get(key) is None:
+        model = build()
+        result = train(model, CachedTargets(targets), cfg.schedule(), cfg, validation, eval_batch_size=4)
+        runs.put(
+            key,
+            {
+                "val_loss": result.loss,
+                "test_loss": validation_loss(model, test, progress=False).loss,
+                "history": result.history,
+                "steps": cfg.steps,
+                "seconds": round(result.seconds, 1),
+            },
+        )
+        print(f"{key}: val {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
+    return dict(runs.get(key))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="70M")
@@ -184,22 +213,9 @@ def main() -> None:
         return prune(teacher.model, arch, importance, depth=depth)
 
     def long_run(arch: Architecture, lr: float) -> dict[str, Any]:
+        cfg = dataclasses.replace(retrain_cfg, lr=lr)
         key = f"reference/{arch.short()}/lr={lr:g}"
-        if runs.get(key) is None:
-            cfg = dataclasses.replace(retrain_cfg, lr=lr)
-            model = student(arch)
-            result = train(model, CachedTargets(targets), cfg.schedule(), cfg, validation, eval_batch_size=4)
-            runs.put(
-                key,
-                {
-                    "val_loss": result.loss,
-                    "test_loss": validation_loss(model, test, progress=False).loss,
-                    "history": result.history,
-                    "seconds": round(result.seconds, 1),
-                },
-            )
-            print(f"{key}: val {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
-        return dict(runs.get(key))
+        return trained(runs, key, lambda: student(arch), cfg, targets, validation, test)
 
     # 1. the retraining learning rate, chosen on validation loss for the width-only shape
     sweep = {lr: long_run(WIDTH_ONLY, lr)["val_loss"] for lr in lrs}

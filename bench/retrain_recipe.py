@@ -23,14 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rank_fidelity import WIDTH_ONLY, Runs, _cpu, cached_targets
+from bench.rank_fidelity import WIDTH_ONLY, Runs, _cpu, cached_targets, trained
 from minitron.budget import parse_tokens
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import SEQ_LEN, pack, tokenize_corpus
-from minitron.distill.loop import train
 from minitron.distill.retrain import RetrainConfig
-from minitron.distill.sources import CachedTargets
-from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES, validation_loss
+from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.model.teacher import load_teacher
@@ -68,21 +66,10 @@ def main() -> None:
 
     def run(budget: int, lr: float, batch: int, warmup: int) -> dict[str, Any]:
         key = f"{budget}/lr={lr:g}/batch={batch}/warmup={warmup}"
-        if runs.get(key) is None:
-            cfg = RetrainConfig(tokens=budget, lr=lr, batch_size=batch, warmup_steps=warmup, eval_every=10**9)
-            model = prune(teacher.model, WIDTH_ONLY, importance)
-            result = train(model, CachedTargets(targets), cfg.schedule(), cfg, validation, eval_batch_size=4)
-            runs.put(
-                key,
-                {
-                    "val_loss": result.loss,
-                    "test_loss": validation_loss(model, test, progress=False).loss,
-                    "steps": cfg.steps,
-                    "seconds": round(result.seconds, 1),
-                },
-            )
-            print(f"{key}: val {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
-        return dict(runs.get(key))
+        cfg = RetrainConfig(tokens=budget, lr=lr, batch_size=batch, warmup_steps=warmup, eval_every=10**9)
+        return trained(
+            runs, key, lambda: prune(teacher.model, WIDTH_ONLY, importance), cfg, targets, validation, test
+        )
 
     table: dict[str, Any] = {}
     for budget in budgets:
