@@ -287,13 +287,12 @@ def checkpoint_folder(spec: str) -> Path | None:
     loading it (`minitron.prune.prune_from_checkpoint`): an embedded teacher's converted folder, a
     checkpoint directory, or a hub id's cached snapshot. None for GGUF files, pickle weights and
     hub ids not in the cache (those are loaded whole)."""
-    if spec in EMBEDDED_TEACHERS:
-        return embedded_teacher_dir(spec, offline=True)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return path if any(path.glob("*.safetensors")) else None
-    if path.exists() or spec.endswith(".gguf"):
+    source, kwargs = _resolve(spec, offline=True, weights=False)  # which kind of teacher, nothing loaded
+    if "gguf_file" in kwargs:
         return None
+    folder = Path(source)
+    if folder.is_dir():
+        return folder if any(folder.glob("*.safetensors")) else None
     from minitron.model.hub import cached_snapshot
 
-    return cached_snapshot(spec)
+    return cached_snapshot(source)
