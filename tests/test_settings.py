@@ -48,7 +48,7 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     # one cache of teacher targets serves the probes and the winners' retraining (62 steps of 4)
     assert settings.probe_sequences == 32 and settings.target_sequences == 248
     assert settings.retrain == RetrainConfig(
-        tokens=64_000, seq_len=256, batch_size=4, lr=6e-4, eval_every=15, eval_sequences=16,
+        tokens=64_000, seq_len=256, batch_size=4, lr=1.2e-3, eval_every=15, eval_sequences=16,
         checkpoint_every=7, seed=0, placement=placement,
     )  # fmt: skip
     assert settings.importance == ImportanceConfig(num_samples=128, seq_len=256)

@@ -32,7 +32,7 @@ class ProbeConfig:
     batch_size: int = 4
     """Sequences per optimizer step."""
     lr: float = 1.2e-3
-    """Peak learning rate (AdamW), twice the retraining's: probes at 1.2e-3 ranked 8 candidates as 128k
+    """Peak learning rate (AdamW), the retraining's: probes at 1.2e-3 ranked 8 candidates as 128k
     tokens of retraining did with Kendall tau 0.71-0.79 (4k-32k tokens), at 3e-4 only 0.29-0.43
     (`bench/rank_fidelity.py`)."""
     min_lr_ratio: float = 0.1

@@ -49,11 +49,10 @@ class RetrainConfig:
     """Tokens per packed sequence."""
     batch_size: int = 4
     """Sequences per optimizer step."""
-    lr: float = 6e-4
-    """Peak learning rate. Minitron used 1e-4 at batch 1152 × 8192; at batch 4 × 256 and the tool's
-    64k tokens 6e-4 gave the lowest validation loss of 2e-4, 6e-4, 1.2e-3 and 2.4e-3
-    (`bench/retrain_recipe.py`: 4.761, 4.588, 4.639, 4.826 for the width-only 70M shape); at 128k
-    tokens 6e-4 and 1.2e-3 were level (`bench/rank_fidelity.py`: 4.396, 4.383)."""
+    lr: float = 1.2e-3
+    """Peak learning rate. Minitron used 1e-4 at batch 1152 × 8192; at batch 4 × 256 and 128k tokens
+    1.2e-3 gave the lowest validation loss of 2e-4, 6e-4 and 1.2e-3 (`bench/rank_fidelity.py`:
+    4.537, 4.396, 4.383 for the width-only 70M shape)."""
     min_lr: float = 1e-5
     """Cosine decay floor."""
     warmup_steps: int = 40
