@@ -52,7 +52,8 @@ class RetrainConfig:
     lr: float = 1.2e-3
     """Peak learning rate. Minitron used 1e-4 at batch 1152 × 8192; at batch 4 × 256 and 128k tokens
     1.2e-3 gave the lowest validation loss of 2e-4, 6e-4 and 1.2e-3 (`bench/rank_fidelity.py`:
-    4.537, 4.396, 4.383 for the width-only 70M shape)."""
+    4.537, 4.396, 4.383 for the width-only 70M shape). 6e-4 was better for that shape at 64k
+    tokens but worse for the depth-only shape the default search picks (docs/measurements.md)."""
     min_lr: float = 1e-5
     """Cosine decay floor."""
     warmup_steps: int = 40
