@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -39,6 +40,22 @@ def use_bf16(device: torch.device, requested: bool | None) -> bool:
     if requested is not None:
         return requested
     return device.type == "cuda" or (device.type == "cpu" and DEFAULT_CPU_BF16)
+
+
+def teacher_dtype(device: torch.device, bf16: bool | None) -> torch.dtype:
+    """The dtype a teacher's weights are loaded in for its stages (importance, depth losses, targets,
+    its losses, speed) on `device`.
+
+    On an accelerator: bf16, the storage dtype of the Llama-3.1 and Mistral-NeMo checkpoints, so an
+    8B teacher takes 16 GB of GPU memory instead of 32 and its matmuls take the fast path; fp32 only
+    when bf16 is switched off. On the CPU: fp32, because AVX2 CPUs have no bf16 matmuls at all and
+    native-bf16 CPUs already get them through autocast, while fp32 weights keep CPU results equal to
+    earlier runs'. Numerics that need fp32 (importance sums, logits for losses and targets) are cast
+    up where they are computed, whatever the weights' dtype.
+    """
+    if device.type != "cpu" and use_bf16(device, bf16):
+        return torch.bfloat16
+    return torch.float32
 
 
 @contextlib.contextmanager
@@ -74,6 +91,11 @@ class Placement:
         set_threads(self.threads)
         device = resolve_device(self.device)
         return device, use_bf16(device, self.bf16)
+
+    def teacher(self) -> dict[str, Any]:
+        """`load_teacher`'s `device` and `dtype` for a teacher working beside this placement."""
+        device = resolve_device(self.device)
+        return {"device": device, "dtype": teacher_dtype(device, self.bf16)}
 
 
 def show_progress(wanted: bool = True) -> bool:

@@ -30,7 +30,9 @@ from search.options import build_parser  # noqa: E402
 from search.settings import SETTINGS_FORMAT, Resources, SearchPlan, SearchSettings  # noqa: E402
 
 #: What `--resume` may change: where the run continues, not what it computes.
-RESUMABLE = ("cpus_per_trial", "gpus_per_trial", "concurrency", "address", "dashboard_host", "debug")
+RESUMABLE = (
+    "cpus_per_trial", "gpus_per_trial", "concurrency", "retrain_workers", "address", "dashboard_host", "debug"
+)  # fmt: skip
 
 
 def _flags(names: list[str] | tuple[str, ...]) -> str:
@@ -66,7 +68,8 @@ def dry_run(args: argparse.Namespace) -> int:
     from search.memory_plan import fits, plan, summary_line
 
     probes = probe_plan_line(args, space.top_k)
-    memory_settings, capacity = memory_inputs(args, resolve_resources(args))
+    # with --trial-memory the plan is for other machines: their resources are not checked here
+    memory_settings, capacity = memory_inputs(args, resolve_resources(args, check=args.trial_memory is None))
     plans = [plan(space, c, memory_settings) for c in candidates]
     memory = [(probe, retrain, fits(probe, capacity)) for probe, retrain in plans]
     if args.json:
@@ -97,6 +100,8 @@ def memory_inputs(args: argparse.Namespace, resources: Resources) -> tuple[Any, 
         seq_len=SEQ_LEN,
         bf16=True if on_gpu else use_bf16(device, None),
         online_teacher=args.retrain_teacher == "online",
+        teacher_bytes=2 if on_gpu else 4,
+        retrain_workers=resources.retrain_workers,
     )
     if args.trial_memory is not None:
         return settings, Capacity(int(args.trial_memory * GIB), "--trial-memory")
@@ -183,7 +188,9 @@ def eval_options(args: argparse.Namespace) -> tuple[tuple[str, ...], int | None]
     return tasks, int(limit_text)
 
 
-def resolve_resources(args: argparse.Namespace, saved: Resources | None = None) -> Resources:
+def resolve_resources(
+    args: argparse.Namespace, saved: Resources | None = None, check: bool = True
+) -> Resources:
     """Trial resources from the command line (over `saved` ones on --resume), checked against this
     machine before anything is written (a cluster's nodes are checked once attached: ray_runtime)."""
     from search.ray_runtime import check_fits, local_resources
@@ -203,8 +210,9 @@ def resolve_resources(args: argparse.Namespace, saved: Resources | None = None) 
         concurrency=pick("concurrency", max(fits, 1)),
         address=pick("address", None),
         dashboard_host=pick("dashboard_host", Resources().dashboard_host),
+        retrain_workers=pick("retrain_workers", 1),
     )
-    if resources.address:  # only the values can be checked before attaching
+    if resources.address or not check:  # only the values can be checked before attaching
         check_fits(resources, [(float("inf"), float("inf"))], "the cluster")
     else:
         check_fits(resources, [(float(cpus), float(gpus))], "this machine")
@@ -228,7 +236,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     resources = resolve_resources(args)
     check_some_fit(space, candidates, *memory_inputs(args, resources))
     check_teacher_source(args.teacher or space.teacher_name, allow_pickle=args.allow_pickle)
-    return SearchSettings.create(
+    settings = SearchSettings.create(
         budget=budget,
         space=str(space.path),
         teacher=args.teacher or space.teacher_name,
@@ -246,6 +254,18 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
         allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code,
     )
+    check_retrain_workers(settings)
+    return settings
+
+
+def check_retrain_workers(settings: SearchSettings) -> None:
+    """Each Ray Train worker takes an equal share of every retraining batch."""
+    workers, batch = settings.resources.retrain_workers, settings.retrain.batch_size
+    if batch % workers:
+        raise MinitronError(
+            f"--retrain-workers {workers} cannot split the retraining batch of {batch} sequences evenly; "
+            f"use a worker count that divides {batch}"
+        )
 
 
 def resume_settings(args: argparse.Namespace, given: set[str]) -> SearchSettings:
@@ -272,6 +292,7 @@ def resume_settings(args: argparse.Namespace, given: set[str]) -> SearchSettings
         )
     saved = SearchSettings.from_json(config["settings"])
     settings = saved.with_resources(resolve_resources(args, saved.resources))
+    check_retrain_workers(settings)
     return dataclasses.replace(settings, out=str(root.parent), name=root.name)
 
 

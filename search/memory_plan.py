@@ -36,14 +36,19 @@ class PlanSettings:
     seq_len: int
     bf16: bool
     online_teacher: bool
-    """Retraining runs the teacher (fp32, as loaded) beside the student."""
+    """Retraining runs the teacher beside the student."""
+    teacher_bytes: int = 4
+    """Bytes per teacher parameter as it is loaded there: 2 on a GPU (bf16), 4 on the CPU."""
+    retrain_workers: int = 1
+    """FSDP2 workers per retraining (`--retrain-workers`): the retraining figure is one worker's."""
 
     def describe(self) -> str:
         teacher = "the teacher online" if self.online_teacher else "cached teacher targets"
         precision = "bf16 autocast" if self.bf16 else "fp32"
+        workers = f", per worker of {self.retrain_workers}" if self.retrain_workers > 1 else ""
         return (
             f"AdamW, {precision}, probes batch {self.probe_batch} x {self.seq_len}, retraining batch "
-            f"{self.retrain_batch} x {self.seq_len} on {teacher}"
+            f"{self.retrain_batch} x {self.seq_len} on {teacher}{workers}"
         )
 
 
@@ -60,6 +65,8 @@ def plan(space: SearchSpace, candidate: Candidate, settings: PlanSettings) -> tu
         settings.seq_len,
         settings.bf16,
         teacher_params=teacher,
+        teacher_bytes_per_param=settings.teacher_bytes,
+        workers=settings.retrain_workers,
     )
     return probe, retrain
 

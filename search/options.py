@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="trials at once (default: as many as the local resources fit)",
     )
     res.add_argument(
+        "--retrain-workers",
+        type=int,
+        default=None,
+        help="Ray Train workers per winner's retraining (FSDP2: data-parallel with sharded weights, "
+        "gradients and optimizer state), each with a trial's resources (default 1: one process)",
+    )
+    res.add_argument(
         "--trial-memory",
         type=float,
         default=None,

@@ -7,6 +7,7 @@ workers are started, what they inherit and how their failures read is decided on
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import sys
@@ -59,6 +60,15 @@ def check_fits(resources: Resources, nodes: list[tuple[float, float]], where: st
         raise MinitronError(f"--gpus-per-trial must be 0 or more, got {resources.gpus_per_trial:g}")
     if resources.concurrency < 1:
         raise MinitronError(f"--concurrency must be at least 1, got {resources.concurrency}")
+    if resources.retrain_workers < 1:
+        raise MinitronError(f"--retrain-workers must be at least 1, got {resources.retrain_workers}")
+    places = sum(_trials_fitting(resources, cpus, gpus) for cpus, gpus in nodes)
+    if places < resources.retrain_workers:
+        raise MinitronError(
+            f"--retrain-workers {resources.retrain_workers} needs {resources.retrain_workers} workers of "
+            f"{resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but {where} holds "
+            f"{places}; lower --retrain-workers or the per-trial resources"
+        )
     if any(cpus >= resources.cpus_per_trial and gpus >= resources.gpus_per_trial for cpus, gpus in nodes):
         return
     have = ", ".join(f"{cpus:g} CPUs and {gpus:g} GPUs" for cpus, gpus in nodes) or "no node"
@@ -66,6 +76,14 @@ def check_fits(resources: Resources, nodes: list[tuple[float, float]], where: st
         f"a trial asks for {resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but "
         f"{where} has {have}; lower --cpus-per-trial / --gpus-per-trial"
     )
+
+
+def _trials_fitting(resources: Resources, cpus: float, gpus: float) -> float:
+    """How many workers with a trial's resources one node of (cpus, gpus) holds at once."""
+    fits = math.inf if math.isinf(cpus) else cpus // resources.cpus_per_trial
+    if resources.gpus_per_trial > 0 and not math.isinf(gpus):
+        fits = min(fits, gpus // resources.gpus_per_trial)
+    return fits
 
 
 def cluster_nodes() -> list[tuple[float, float]]:

@@ -90,7 +90,9 @@ def _teacher(ctx: Context, done: bool) -> None:
     if ctx.resume and all(path.exists() for path in teacher_work):
         tokenizer, config = load_tokenizer(settings.teacher, settings.trust_remote_code)
     else:
-        ctx.teacher = load_teacher(settings.teacher, **settings.teacher_options())
+        # on the trials' kind of device, in its dtype there (bf16 on a GPU): see `teacher_dtype`
+        options = settings.teacher_options()
+        ctx.teacher = load_teacher(settings.teacher, **options, **settings.teacher_placement())
         tokenizer, config = ctx.teacher.tokenizer, ctx.teacher.model.config
     check_teacher_matches(ctx.space, settings.teacher, config)
     tokens = tokenize_corpus(load_corpus(settings.data), tokenizer)
@@ -122,6 +124,8 @@ def _teacher(ctx: Context, done: bool) -> None:
         name=teacher.name,
         architecture=teacher.architecture.as_dict(),
         params=sum(p.numel() for p in teacher.model.parameters()),
+        stage_device=str(next(teacher.model.parameters()).device),
+        stage_dtype=str(next(teacher.model.parameters()).dtype).replace("torch.", ""),
         zero_shot_loss=validation_loss(teacher.model, ctx.validation, desc="teacher loss").loss,
         test_loss=validation_loss(teacher.model, ctx.test, desc="teacher test loss").loss,
     )

@@ -83,6 +83,9 @@ class Resources:
     """Trials run at once."""
     address: str | None = None
     """Ray cluster to attach to (`auto` or host:port); None starts a local Ray."""
+    retrain_workers: int = 1
+    """Ray Train workers that retrain each winner together (FSDP2, data-parallel, sharded), each with
+    a trial's resources; 1 retrains a winner in one process."""
     dashboard_host: str = "127.0.0.1"
 
     @property
@@ -224,6 +227,11 @@ class SearchSettings:
     def teacher_options(self) -> dict[str, bool]:
         """The safety switches every `load_teacher` call of this run passes on."""
         return {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
+
+    def teacher_placement(self) -> dict[str, Any]:
+        """`load_teacher`'s device and dtype for the teacher's stages in this process: the device
+        kind and precision trials use (`Placement.teacher`)."""
+        return self.probe.placement.teacher()
 
     def to_json(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

@@ -39,6 +39,11 @@ class TeacherRecord:
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     device: str | None = None
+    """Where its speed was measured (a trial's kind of device)."""
+    stage_device: str | None = None
+    """Where the teacher's stages ran in the driver: importance, depth losses, targets, its losses."""
+    stage_dtype: str | None = None
+    """The dtype of its weights there (bf16 on a GPU, fp32 on the CPU)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

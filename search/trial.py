@@ -41,7 +41,7 @@ from minitron.model.architecture import Architecture
 from minitron.model.speed import measure_speed
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
-from minitron.runtime import resolve_device, set_threads
+from minitron.runtime import Placement, resolve_device, set_threads
 from search.records import TrialRecord, TrialStatus
 from search.sampling import architecture_of
 
@@ -166,14 +166,15 @@ def _replayed(recorded: TrialRecord) -> dict[str, Any]:
 
 
 def measure_teacher_speed(
-    teacher_path: str, options: dict[str, bool], threads: int | None, seq_len: int
+    teacher_path: str, options: dict[str, bool], placement: Placement, seq_len: int
 ) -> dict[str, Any]:
     """The teacher's speed where trials run, measured once per run in a Ray task with a trial's
     resources (so that every trial's speed-up compares with the same figure, and no trial loads
-    the teacher for it)."""
-    set_threads(threads)
-    teacher = load_teacher(teacher_path, offline=True, **options)
-    speed = measure_speed(teacher.model.to(resolve_device()), seq_len=seq_len)
+    the teacher for it). Loaded straight onto the task's device in its dtype there (bf16 on a
+    GPU) and timed in the trials' precision."""
+    _, bf16 = placement.apply()
+    teacher = load_teacher(teacher_path, offline=True, **options, **placement.teacher())
+    speed = measure_speed(teacher.model, seq_len=seq_len, bf16=bf16)
     return {"latency_ms": speed.latency_ms, "tokens_per_s": speed.tokens_per_s, "device": speed.device}
 
 
@@ -194,7 +195,7 @@ def _student(shared: SharedInputs, arch: Architecture) -> Any:
 def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
     seq_len = int(shared.validation.shape[1])
     student = _student(shared, arch)
-    speed = measure_speed(student, seq_len=seq_len)
+    speed = measure_speed(student, seq_len=seq_len, bf16=shared.probe.placement.apply()[1])
     zero_shot = validation_loss(student, shared.validation, progress=False).loss
     fixed = {
         "architecture": arch.short(),

@@ -145,7 +145,7 @@ def teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) -> 
         measure_teacher_speed
     )
     options = settings.teacher_options()
-    speed: dict[str, Any] = ray.get(task.remote(teacher_spec, options, resources.threads, seq_len))
+    speed: dict[str, Any] = ray.get(task.remote(teacher_spec, options, settings.probe.placement, seq_len))
     return speed
 
 

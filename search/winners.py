@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minitron.distill.sharded import Sharding
 from minitron.distill.targets import TeacherTargets
 from minitron.faults import kill_point
 from minitron.importance.scores import Importance
@@ -40,28 +41,27 @@ def winner_dir(run: RunDir, rank: int, arch: Architecture) -> Path:
     return run.winners / f"{rank}-{arch.short()}"
 
 
-def retrain_winner(job: WinnerJob, importance: Importance, targets: TeacherTargets | None) -> dict[str, Any]:
-    """Runs inside a Ray worker: prune, distill, save; returns the `WinnerResult` as JSON."""
+def retrain_winner(
+    job: WinnerJob, importance: Importance, targets: TeacherTargets | None, sharding: Sharding | None = None
+) -> dict[str, Any]:
+    """Runs inside a Ray worker: prune, distill, save; returns the `WinnerResult` as JSON. With
+    `sharding`, this is one of the winner's Ray Train workers (`search.train_workers`)."""
     from minitron.data.corpus import load_corpus
     from minitron.data.tokens import tokenize_corpus
     from minitron.distill.retrain import retrain
     from minitron.importance.selection import select
-    from minitron.model.fingerprint import model_fingerprint
-    from minitron.model.teacher import load_teacher
-    from minitron.prune import prune
 
     s = job.settings
-    teacher = load_teacher(job.teacher, offline=True, **s.teacher_options())
-    tokens = tokenize_corpus(load_corpus(s.data, offline=True), teacher.tokenizer)
-    student = prune(teacher.model, job.arch, importance, depth=s.plan.depth)
+    student, teacher, tokenizer, fingerprint = _student_and_teacher(job, importance, online=targets is None)
+    tokens = tokenize_corpus(load_corpus(s.data, offline=True), tokenizer)
     result = retrain(
         student,
-        None if targets is not None else teacher.model,
+        teacher,
         tokens,
         s.retrain,
         Path(job.out),
-        teacher.tokenizer,
-        teacher_id=f"{job.teacher}:{model_fingerprint(teacher.model)}",
+        tokenizer,
+        teacher_id=f"{job.teacher}:{fingerprint}",
         provenance={
             "search_run": s.name,
             "rank": job.rank,
@@ -72,6 +72,7 @@ def retrain_winner(job: WinnerJob, importance: Importance, targets: TeacherTarge
         kept_layers=list(select(importance, job.arch, s.plan.depth).layers),
         progress=False,
         targets=targets,
+        sharding=sharding,
     )
     return WinnerResult(
         path=job.out,
@@ -79,6 +80,37 @@ def retrain_winner(job: WinnerJob, importance: Importance, targets: TeacherTarge
         tokens_trained=result.provenance["tokens_trained"],
         test_loss=result.test_loss,
     ).to_json()
+
+
+def _student_and_teacher(job: WinnerJob, importance: Importance, online: bool) -> tuple[Any, Any, Any, str]:
+    """The winner cut afresh (fp32, on the CPU until training moves it), the teacher model only
+    when it runs online (on the retraining's device, in its dtype there), the tokenizer and the
+    teacher's fingerprint.
+
+    Why: with cached targets a winner never needs the teacher's weights beyond the slices it keeps,
+    so it reads them from the checkpoint (an 8B teacher in fp32 is 32 GB of host memory per
+    winner); a teacher without a safetensors checkpoint (a GGUF file) is loaded whole, as before."""
+    import torch
+
+    from minitron.model.fingerprint import model_fingerprint
+    from minitron.model.teacher import checkpoint_folder, load_teacher, load_tokenizer
+    from minitron.prune import prune, prune_from_checkpoint
+
+    s = job.settings
+    depth = s.plan.depth
+    checkpoint = checkpoint_folder(job.teacher)
+    fingerprint = importance.meta.get("teacher_fingerprint")
+    if checkpoint is None or fingerprint is None:
+        whole = load_teacher(job.teacher, offline=True, **s.teacher_options())
+        student = prune(whole.model, job.arch, importance, depth=depth)
+        return student, whole.model if online else None, whole.tokenizer, model_fingerprint(whole.model)
+    student = prune_from_checkpoint(checkpoint, job.arch, importance, depth, torch.float32)
+    tokenizer, _ = load_tokenizer(job.teacher, s.trust_remote_code)
+    teacher = None
+    if online:
+        placement = s.retrain.placement.teacher()
+        teacher = load_teacher(job.teacher, offline=True, **s.teacher_options(), **placement).model
+    return student, teacher, tokenizer, str(fingerprint)
 
 
 def finished_result(out: Path) -> WinnerResult | None:
@@ -118,12 +150,28 @@ def retrain_winners(
     from search.ray_runtime import error_line, remote, start_ray
 
     start_ray(settings.resources)
-    task = remote(retrain_winner, settings.resources)
     shared, cached = ray.put(importance), ray.put(targets)
+    tokens, workers = settings.retrain.tokens, settings.resources.retrain_workers
+    source = "cached teacher targets" if targets is not None else "the teacher online"
+    if workers > 1:  # one winner at a time, each on all its workers
+        from search.train_workers import retrain_sharded
+
+        for job in jobs:
+            print(
+                f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source}, "
+                f"{workers} Ray Train workers)",
+                flush=True,
+            )
+            result = retrain_sharded(job, shared, cached, settings.resources, run.root / "train")
+            results[job.trial_id] = result
+            if result.error:
+                print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
+            else:
+                kill_point("retrain")
+        return results
+    task = remote(retrain_winner, settings.resources)
     refs = [task.remote(job, shared, cached) for job in jobs]
-    tokens = settings.retrain.tokens
     for job, ref in zip(jobs, refs, strict=True):
-        source = "cached teacher targets" if targets is not None else "the teacher online"
         print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source})", flush=True)
         try:
             results[job.trial_id] = WinnerResult.from_json(ray.get(ref))

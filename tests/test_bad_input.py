@@ -351,6 +351,18 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--gpus-per-trial", str(gpus)], f"and {gpus} GPUs, but this machine has"
 
 
+@row("More retraining workers than this machine holds")
+def _(w: World) -> tuple[list[str], str]:
+    # by default a trial (and a worker) gets every CPU here, so one worker fits at a time
+    return [*w.tiny, "--retrain-workers", "2"], "--retrain-workers 2 needs 2 workers of"
+
+
+@row("Retraining workers that cannot share the batch evenly")
+def _(w: World) -> tuple[list[str], str]:
+    args = [*w.tiny, "--cpus-per-trial", "0.5", "--retrain-workers", "3"]
+    return args, "--retrain-workers 3 cannot split the retraining batch of 4 sequences evenly"
+
+
 @row("--resume with an option that would change the run")
 def _(w: World) -> tuple[list[str], str]:
     run = w.tmp / "runs" / "old"

@@ -75,6 +75,26 @@ def test_the_memory_plan_says_which_minitron_4b_probes_fit_which_gpu(in_process,
     assert "a trial has 80.0 GiB (--trial-memory), 85% of it planned: 0 of" in table.stdout
 
 
+def test_the_plan_of_a_retraining_on_several_workers_is_per_worker(in_process, tmp_path):
+    """`--retrain-workers 8` on GPUs (planned for an 80 GB one): one worker's share of a sharded
+    retraining with the teacher online in bf16, far below one process's; planning for other
+    machines does not check this machine's CPUs and GPUs."""
+    args = ("--budget", "4.5B", "--dry-run", "--json", "--trial-memory", "80", "--gpus-per-trial", "1",
+            "--retrain-teacher", "online")  # fmt: skip
+    rows = {}
+    for workers in ("1", "8"):
+        result = in_process(main, *args, "--retrain-workers", workers, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        rows[workers] = {r["name"]: r for r in json.loads(result.stdout) if r.get("name")}
+    width = "Llama-3.1-Minitron-4B-Width"
+    assert (
+        rows["8"][width]["retrain_memory_bytes"]
+        < 0.85 * 80 * 2**30
+        < rows["1"][width]["retrain_memory_bytes"]
+    )
+    assert rows["8"][width]["probe_memory_bytes"] == rows["1"][width]["probe_memory_bytes"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -38,6 +38,23 @@ def test_a_minitron_4b_probe_does_not_fit_one_80_gb_gpu():
     assert plan.total > 80 * 10**9
 
 
+def test_a_sharded_retraining_holds_a_share_of_the_state_per_worker():
+    """FSDP2 over 8 workers: each holds 1/8 of weights, gradients and AdamW state and of the batch,
+    plus the full weights gathered at once (embeddings and head, two layers)."""
+    one = training_memory(LLAMA_8B, MINITRON_4B_WIDTH, 8, 256, bf16=True, teacher_params=8_030_261_248,
+                          teacher_bytes_per_param=2)  # fmt: skip
+    eight = training_memory(LLAMA_8B, MINITRON_4B_WIDTH, 8, 256, bf16=True, teacher_params=8_030_261_248,
+                            teacher_bytes_per_param=2, workers=8)  # fmt: skip
+    params = 4_512_746_496
+    embeddings = 2 * 128256 * 3072
+    layer = (params - embeddings) // 32
+    assert eight.gradients == params * 4 // 8 and eight.optimizer == params * 8 // 8
+    assert eight.weights == params * 6 // 8 + (embeddings + 2 * layer) * 6
+    assert eight.activations * 8 == one.activations
+    assert eight.teacher < one.teacher, "the teacher is whole on every worker; only its logits shrink"
+    assert eight.total < 0.85 * 80 * 2**30 < one.total, "fits an 80 GB GPU per worker; one process does not"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_the_plan_is_within_a_quarter_of_a_real_probes_peak(precision):

@@ -157,6 +157,8 @@ def test_search_end_to_end(reference):
     # The teacher was timed once, where trials run, and every speed-up is against that figure.
     teacher = json.loads((run / "teacher.json").read_text())
     assert teacher["latency_ms"] > 0 and teacher["device"] == completed[0]["device"]
+    # and its stages ran where the settings put them: the CPU here, in fp32 weights (tests/test_placement.py)
+    assert (teacher["stage_device"], teacher["stage_dtype"]) == ("cpu", "float32")
     assert all(t["teacher_latency_ms"] == teacher["latency_ms"] for t in completed)
     assert all(t["speedup"] == pytest.approx(teacher["latency_ms"] / t["latency_ms"]) for t in completed)
     archs = [json.dumps(t["architecture"], sort_keys=True) for t in trials]

@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> None:
         placement=Placement(args.device, {"auto": None, "on": True, "off": False}[args.bf16], args.threads),
     )
     student = load_teacher(str(student_dir))  # any checkpoint loads the same way; it is the student here
-    teacher = load_teacher(args.teacher) if args.kd_weight else None
+    teacher = load_teacher(args.teacher, **cfg.placement.teacher()) if args.kd_weight else None
     if teacher is not None and teacher.model.config.vocab_size != student.model.config.vocab_size:
         raise MinitronError(
             f"the student's vocabulary ({student.model.config.vocab_size}) differs from the teacher's "

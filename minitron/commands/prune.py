@@ -109,6 +109,7 @@ def _run(args: Any) -> None:
     from minitron.model.architecture import Family, count_params
     from minitron.model.surgery import cut
     from minitron.model.teacher import load_teacher
+    from minitron.runtime import Placement
 
     out = check_out_folder(args.out, args.overwrite)
     eval_n = non_negative_or_all("--eval-sequences", args.eval_sequences)
@@ -116,7 +117,8 @@ def _run(args: Any) -> None:
     depth = DepthMethod(args.depth)
 
     start = time.perf_counter()
-    teacher = load_teacher(args.teacher)
+    # importance on the GPU when there is one, in bf16 there (the student is saved in that dtype too)
+    teacher = load_teacher(args.teacher, **Placement().teacher())
     teacher_arch = teacher.architecture
     arch = parse_arch(args.arch, teacher_arch)
     check_prunable(teacher_arch, arch)  # before minutes of calibration, not after

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.losses import IntermediateLoss
 from minitron.distill.schedule import Schedule
+from minitron.distill.sharded import ShardedCheckpointing, Sharding
 from minitron.distill.sources import Source
 from minitron.distill.step import Callback, History, LossWeights, Trainer, distillation_loss
 from minitron.errors import MinitronError
@@ -58,6 +59,8 @@ class TrainResult:
     """Time in validation."""
     earlier_seconds: float = 0.0
     """Training time of earlier sessions (a resumed run)."""
+    resumed_at: int | None = None
+    """The step this session resumed from (None: it started from the beginning)."""
 
     @property
     def loss(self) -> float:
@@ -73,13 +76,18 @@ def train(
     validation: torch.Tensor,
     *,
     callback: Callback | None = None,
-    checkpoint: Checkpointing | None = None,
+    checkpoint: Checkpointing | ShardedCheckpointing | None = None,
     aux: IntermediateLoss | None = None,
     eval_batch_size: int = 8,
     progress: bool = False,
     desc: str = "train",
+    sharding: Sharding | None = None,
 ) -> TrainResult:
-    """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences."""
+    """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences.
+
+    With `sharding`, this process is one of a data-parallel group (`minitron.distill.sharded`): the
+    student is sharded in place, each step trains on this process's rows of the global batch, and
+    `checkpoint` must be a `ShardedCheckpointing`."""
     start = time.perf_counter()
     available = source.steps_available(cfg.batch_size)
     if available is not None and available < schedule.steps:
@@ -89,6 +97,12 @@ def train(
         )
     device, bf16 = cfg.placement.apply()
     student.to(device).train()
+    part = None
+    if sharding is not None:
+        if aux is not None:
+            raise MinitronError("sharded retraining does not support the intermediate loss")
+        part = sharding.part(cfg.batch_size)
+        sharding.shard(student)
     if aux is not None:
         aux.to(device)
     params = [p for p in student.parameters() if p.requires_grad]
@@ -121,7 +135,7 @@ def train(
     )
     while step < schedule.steps:
         t0 = time.perf_counter()
-        batch = source.batch(step, cfg.batch_size, device, bf16)
+        batch = source.batch(step, cfg.batch_size, device, bf16, part)
         with precision(device, bf16):
             out = student(input_ids=batch.input_ids, use_cache=False, output_hidden_states=aux is not None)
         loss = distillation_loss(
@@ -137,7 +151,7 @@ def train(
             # Minitron weighs the intermediate term to the size of the logit term
             loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
         trainer.step(step, loss)
-        history.train_loss(loss)
+        history.train_loss(loss if sharding is None else sharding.mean(loss))
         step += 1
         train_seconds += time.perf_counter() - t0
         bar.update(1)
@@ -155,4 +169,5 @@ def train(
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         earlier_seconds=earlier,
+        resumed_at=None if resumed is None else resumed.step,
     )

@@ -30,6 +30,7 @@ from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.loop import train
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers
 from minitron.distill.schedule import Schedule
+from minitron.distill.sharded import ShardedCheckpointing, Sharding
 from minitron.distill.sources import CachedTargets, OnlineTeacher, Source
 from minitron.distill.step import Callback, LossWeights
 from minitron.distill.targets import TeacherTargets
@@ -143,12 +144,16 @@ def retrain(
     callback: Callback | None = None,
     progress: bool = True,
     targets: TeacherTargets | None = None,
+    sharding: Sharding | None = None,
 ) -> RetrainResult:
     """Distill `student` (trained in place) and save it to `out`; resumes from `out/checkpoint/`.
 
     With `targets` (the teacher's top-k logits over this run's training order: `compute_targets` on
     `minitron.distill.sources.training_windows`) the teacher is not run at all: retraining costs what a
     probe costs per token. Otherwise the teacher runs online on every batch.
+
+    With `sharding` this process is one worker of a data-parallel group (`minitron.distill.sharded`):
+    every worker calls `retrain` with the same arguments; rank 0 writes the final checkpoint.
     """
     if cfg.weights.kd and teacher is None and targets is None:
         raise MinitronError("a KD weight needs a teacher")
@@ -187,11 +192,16 @@ def retrain(
         cfg,
         validation,
         callback=callback,
-        checkpoint=Checkpointing(out / "checkpoint", job, cfg.checkpoint_every),
+        checkpoint=(
+            Checkpointing(out / "checkpoint", job, cfg.checkpoint_every)
+            if sharding is None
+            else ShardedCheckpointing(out / "checkpoint", job, cfg.checkpoint_every, sharding)
+        ),
         aux=aux,
         eval_batch_size=cfg.batch_size,
         progress=progress,
         desc="retrain",
+        sharding=sharding,
     )
     test_loss = validation_loss(student, test, cfg.batch_size, progress=False).loss
     record = {
@@ -210,9 +220,17 @@ def retrain(
         "test_tokens": int(test.numel() - len(test)),
         "train_seconds": round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
         "wall_seconds_this_session": round(result.seconds, 1),
+        "resumed_at_step": result.resumed_at,
         "versions": _versions(),
     }
-    _save_final(out, student, tokenizer, record)
+    if sharding is None:
+        _save_final(out, student, tokenizer, record)
+    else:  # gathered onto rank 0 into a fresh model from the student's config
+        record["workers"] = sharding.world
+        full = sharding.full_model(student)
+        if full is not None:
+            _save_final(out, full, tokenizer, record)
+        sharding.barrier()
     return RetrainResult(out=out, history=result.history, provenance=record, test_loss=test_loss)
 
 

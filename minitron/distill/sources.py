@@ -49,6 +49,10 @@ def training_windows(train: torch.Tensor, sequences: int, seed: int) -> torch.Te
     return train[torch.from_numpy(TrainOrder(len(train), seed).rows(0, sequences))]
 
 
+Rows = tuple[int, int]
+"""Rows `[start, stop)` of a step's batch."""
+
+
 @dataclass
 class Batch:
     """One step's input and what the student is distilled towards."""
@@ -61,7 +65,12 @@ class Batch:
 
 
 class Source(Protocol):
-    def batch(self, step: int, batch_size: int, device: torch.device, bf16: bool) -> Batch: ...
+    def batch(
+        self, step: int, batch_size: int, device: torch.device, bf16: bool, part: Rows | None = None
+    ) -> Batch:
+        """Step `step`'s batch of `batch_size` sequences, or only its rows `part` = (start, stop)
+        (a sharded run's share: the teacher runs on those rows only)."""
+        ...
 
     def steps_available(self, batch_size: int) -> int | None:
         """Whole steps the source can feed (None: unlimited)."""
@@ -77,8 +86,11 @@ class CachedTargets:
     def steps_available(self, batch_size: int) -> int | None:
         return len(self.targets.input_ids) // batch_size
 
-    def batch(self, step: int, batch_size: int, device: torch.device, bf16: bool) -> Batch:
-        rows = slice(step * batch_size, (step + 1) * batch_size)
+    def batch(
+        self, step: int, batch_size: int, device: torch.device, bf16: bool, part: Rows | None = None
+    ) -> Batch:
+        start, stop = part or (0, batch_size)
+        rows = slice(step * batch_size + start, step * batch_size + stop)
         t = self.targets
         return Batch(
             t.input_ids[rows].to(device), None, t.values[rows].to(device), t.indices[rows].to(device)
@@ -105,10 +117,13 @@ class OnlineTeacher:
             None if self.order is not None else len(self.train) // batch_size
         )  # epochs repeat in a new order
 
-    def batch(self, step: int, batch_size: int, device: torch.device, bf16: bool) -> Batch:
-        start, stop = step * batch_size, (step + 1) * batch_size
+    def batch(
+        self, step: int, batch_size: int, device: torch.device, bf16: bool, part: Rows | None = None
+    ) -> Batch:
+        first, last = part or (0, batch_size)
+        start, stop = step * batch_size + first, step * batch_size + last
         if self.order is None:
-            if stop > len(self.train):
+            if (step + 1) * batch_size > len(self.train):
                 raise MinitronError(f"step {step} reads past the {len(self.train)} stored sequences")
             input_ids = self.train[start:stop].to(device)
         else:

@@ -44,13 +44,18 @@ def calibration_sequences(tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Any
     return pack(tokens.calibration, cfg.seq_len, cfg.num_samples)
 
 
-def importance_dir(fingerprint: str, tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Path:
-    """Cache folder for the importance of the teacher with this `model_fingerprint`."""
-    identity = {
+def importance_dir(
+    fingerprint: str, tokens: TokenizedCorpus, cfg: ImportanceConfig, weights: str = "float32"
+) -> Path:
+    """Cache folder for the importance of the teacher with this `model_fingerprint`, computed with
+    its weights in `weights` (bf16 weights on a GPU give slightly other scores than fp32 ones)."""
+    identity: dict[str, Any] = {
         "teacher": fingerprint,
         "tokens": tokens.key,
         "calibration": dataclasses.asdict(cfg),
     }
+    if weights != "float32":  # fp32 keys stay what they were, so existing caches stay valid
+        identity["weights"] = weights
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
     return cache_dir() / "importance" / key
 
@@ -76,7 +81,8 @@ def importance_for(
     # the cache key holds the precision actually used, not "the device default"
     cfg = dataclasses.replace(cfg, bf16=use_bf16(next(model.parameters()).device, cfg.bf16))
     fingerprint = model_fingerprint(model)
-    folder = folder or importance_dir(fingerprint, tokens, cfg)
+    weights = str(next(model.parameters()).dtype).replace("torch.", "")
+    folder = folder or importance_dir(fingerprint, tokens, cfg, weights)
     block_sizes = sorted(set(block_sizes))
     sequences = None
     if (folder / "importance.json").exists():

@@ -12,8 +12,12 @@ training with AdamW holds at its peak (the backward pass of the first step):
   without), and the vocabulary-wide tensors of the loss (the LM head's logits, their fp32 copy, the
   log-softmax and its gradient: about 14 bytes per vocabulary entry with autocast; 18 without,
   as measured, since the loss then keeps more fp32 copies);
-- retraining with the teacher online adds the teacher's weights in their storage dtype and its
-  logits for a batch.
+- retraining with the teacher online adds the teacher's weights in the dtype it is loaded in
+  (bf16 on a GPU, fp32 on the CPU) and its logits for a batch;
+- retraining on N FSDP2 workers (`minitron.distill.sharded`): each worker holds 1/N of the weights,
+  gradients and AdamW state, its 1/N of the batch, and the full weights of what is gathered at
+  once (the root's embeddings and head, and two decoder layers: the one computing, the next one
+  prefetched).
 Checked against the peak memory of real probes on the embedded teacher (CPU, both precisions) in
 `tests/test_memory.py`; what it leaves out (the allocator's slack, the framework itself, CUDA's
 context) is why the dry run keeps a margin.
@@ -70,18 +74,26 @@ def training_memory(
     bf16: bool,
     teacher_params: int = 0,
     teacher_bytes_per_param: int = 4,
+    workers: int = 1,
 ) -> Memory:
-    """Peak memory of training `arch` with AdamW on batches of `batch_size` x `seq_len` tokens;
-    `teacher_params` > 0 adds a teacher running online in `teacher_bytes_per_param`."""
+    """Peak memory of one process training `arch` with AdamW on batches of `batch_size` x `seq_len`
+    tokens; `teacher_params` > 0 adds a teacher running online in `teacher_bytes_per_param`;
+    `workers` > 1: one of that many FSDP2 workers sharing each batch."""
     params = count_params(family, arch)
-    tokens = batch_size * seq_len
+    tokens = batch_size * seq_len // workers
     teacher = 0
     if teacher_params:
         teacher = teacher_params * teacher_bytes_per_param + tokens * family.vocab_size * 4
+    per_weight = 6 if bf16 else 4
+    gathered = 0
+    if workers > 1:
+        embeddings = family.vocab_size * arch.hidden_size * (1 if family.tie_word_embeddings else 2)
+        layer = (params - embeddings) // arch.num_hidden_layers
+        gathered = (embeddings + 2 * layer) * per_weight
     return Memory(
-        weights=params * (6 if bf16 else 4),
-        gradients=params * 4,
-        optimizer=params * 8,
+        weights=-(-params * per_weight // workers) + gathered,
+        gradients=-(-params * 4 // workers),
+        optimizer=-(-params * 8 // workers),
         activations=tokens * activation_bytes_per_token(family, arch, bf16),
         teacher=teacher,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from minitron.data.tokens import SEQ_LEN
+from minitron.runtime import precision
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def measure_speed(model: Any, seq_len: int = SEQ_LEN, batch_size: int = 4, repeats: int = 2) -> Speed:
+def measure_speed(
+    model: Any, seq_len: int = SEQ_LEN, batch_size: int = 4, repeats: int = 2, bf16: bool = False
+) -> Speed:
+    """`bf16`: run under bf16 autocast, as the trials' probes do; a teacher in bf16 weights and a
+    student in fp32 weights then both compute in bf16 (the student pays the casts, so a speed-up
+    measured that way errs low)."""
     param = next(model.parameters())
     device = param.device
     vocab = model.config.vocab_size
@@ -46,14 +52,15 @@ def measure_speed(model: Any, seq_len: int = SEQ_LEN, batch_size: int = 4, repea
     model.eval()
 
     def best(ids: torch.Tensor) -> float:
-        model(input_ids=ids, use_cache=False)  # warm-up
-        _sync(device)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(input_ids=ids, use_cache=False)
+        with precision(device, bf16):
+            model(input_ids=ids, use_cache=False)  # warm-up
             _sync(device)
-            times.append(time.perf_counter() - start)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(input_ids=ids, use_cache=False)
+                _sync(device)
+                times.append(time.perf_counter() - start)
         return min(times)
 
     try:
