@@ -41,7 +41,7 @@ def retrain_sharded(
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from search.ray_runtime import error_line
-    from search.winners import finished_result
+    from search.winner_job import finished_result
 
     per_worker = {"CPU": resources.cpus_per_trial, "GPU": resources.gpus_per_trial}
     # NCCL refuses two ranks on one GPU: workers given a share of a GPU talk over gloo instead
@@ -79,7 +79,7 @@ def _worker(config: dict[str, Any]) -> None:
     import ray.train.torch
 
     from minitron.distill.sharded import Sharding
-    from search.winners import retrain_winner
+    from search.winner_job import retrain_winner
 
     job = config["job"]
     device = ray.train.torch.get_device()

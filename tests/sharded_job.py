@@ -22,7 +22,7 @@ def main() -> None:
     from minitron.model.architecture import Architecture
     from search.settings import SearchSettings
     from search.summary import WinnerResult
-    from search.winners import WinnerJob, retrain_winner
+    from search.winner_job import WinnerJob, retrain_winner
 
     setup, out, workers, restarts = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     settings = SearchSettings.from_json(json.loads((setup / "settings.json").read_text()))

@@ -79,7 +79,7 @@ GPU = {"device": torch.device("cuda"), "dtype": torch.bfloat16}
 def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
     """The driver's stages (importance, depth losses, targets, its losses), the speed task and an
     online-teacher winner all load the teacher on the GPU in bf16 when one is present."""
-    from search import runner, trial, winners
+    from search import runner, trial, winner_job
     from search.rundir import RunDir
     from search.space import load_space
 
@@ -90,10 +90,10 @@ def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
         runner._teacher(ctx, done=False)
     with pytest.raises(_Asked):
         trial.measure_teacher_speed("tiny", settings.teacher_options(), settings.probe.placement, 16)
-    job = winners.WinnerJob(1, "t", space.teacher, str(tmp_path / "w"), "tiny", settings)
+    job = winner_job.WinnerJob(1, "t", space.teacher, str(tmp_path / "w"), "tiny", settings)
     fake_importance = type("I", (), {"meta": {}})()  # no fingerprint: the teacher is loaded whole
     with pytest.raises(_Asked):
-        winners._student_and_teacher(job, fake_importance, online=True)
+        winner_job._student_and_teacher(job, fake_importance, online=True)
     assert asked[:2] == [GPU, GPU]
     assert asked[2] == {"device": None, "dtype": None}, "a whole teacher to cut from stays fp32 on the CPU"
     assert not (tmp_path / "run").exists(), "nothing is written before the teacher loads"
