@@ -7,9 +7,10 @@ No network: the teachers are randomly initialised in published shapes (Llama-3.2
 the embedded SmolLM2 tokenizer's 49,152-entry vocabulary instead of Llama-3's 128,256, so that the
 embedded corpus feeds them), saved as bf16 safetensors checkpoints. Three parts:
   search      `search.py` on the 3B-shaped teacher at half its size: teacher stages on the GPU,
-              4 trials (two at a time, half a GPU each), one winner retrained on 2 Ray Train
-              workers sharing the GPU (FSDP2 over gloo: NCCL takes one rank per GPU); wall time,
-              stage times, where the teacher's stages ran, the winner's test loss;
+              4 trials (two at a time, half a GPU each; overhead 0.5 of 64k retraining tokens, 2
+              rungs), one winner retrained on 2 Ray Train workers sharing the GPU (FSDP2 over
+              gloo: NCCL takes one rank per GPU); wall time, stage times, where the teacher's
+              stages ran, the winner's test loss;
   probe       a probe of a student in the 1B shape on random top-64 targets, at the tool's batch
               (4 x 256) and at 16 x 1024: tokens/s, and MFU = 6 x params x tokens/s over the bf16
               matmul peak measured in the same run;
@@ -68,7 +69,7 @@ def make_teacher(arch: Architecture, folder: Path, device: torch.device) -> None
 def write_space(arch: Architecture, path: Path) -> int:
     """A search space around half the teacher; returns the budget it is written for."""
     h, m, layers = arch.hidden_size, arch.intermediate_size, arch.num_hidden_layers
-    quarter = max(arch.num_attention_heads // 4, arch.num_key_value_heads)
+    kv = arch.num_key_value_heads
     space = {
         "name": "gpu-check",
         "teacher": {"name": str(path.parent / "teacher"), "model_type": "llama", "vocab_size": VOCAB,
@@ -77,8 +78,8 @@ def write_space(arch: Architecture, path: Path) -> int:
             "num_hidden_layers": sorted({layers // 2, 3 * layers // 4, layers}),
             "hidden_size": sorted({h // 2, 3 * h // 4, h}),
             "intermediate_size": sorted({m // 2, 3 * m // 4, m}),
-            "num_attention_heads": sorted({2 * quarter, 4 * quarter, arch.num_attention_heads}),
-            "num_key_value_heads": [arch.num_key_value_heads],
+            "num_attention_heads": list(range(kv, arch.num_attention_heads + 1, kv)),  # whole KV groups
+            "num_key_value_heads": [kv],
         },
         "band": 0.15,
         "top_k": 1,
@@ -98,7 +99,8 @@ def run_search(out: Path, arch: Architecture, tiny: bool) -> dict[str, Any]:
     )
     command = [
         sys.executable, str(ROOT / "search.py"), "--budget", str(budget), "--space", str(out / "space.yaml"),
-        "--teacher", str(out / "teacher"), "--trials", "4", "--top-k", "1", "--retrain-tokens", "32k",
+        "--teacher", str(out / "teacher"), "--trials", "4", "--top-k", "1", "--retrain-tokens", "64k",
+        "--overhead", "0.5", "--rungs", "2",
         "--retrain-workers", "2", "--eval", "none", "--out", str(out), "--name", "search", "--overwrite",
         *share,
     ]  # fmt: skip
