@@ -122,7 +122,7 @@ def run_search(out: Path, arch: Architecture, tiny: bool) -> dict[str, Any]:
         teacher_stages=f"{teacher.get('stage_device')} {teacher.get('stage_dtype')}",
         speed_device=teacher.get("device"),
         trials=len(summary["candidates"]),
-        winner=winner.get("architecture"),
+        winner=Architecture(**winner["architecture"]).short() if winner else None,
         winner_test_loss=winner.get("test_loss"),
         winner_workers=json.loads(provenance.read_text()).get("workers") if provenance.exists() else None,
     )
