@@ -177,7 +177,7 @@ def test_search_end_to_end(reference):
         assert (Path(winner["path"]) / "provenance.json").exists()
         assert winner["final_loss"] is not None and winner["test_loss"] is not None
         provenance = json.loads((Path(winner["path"]) / "provenance.json").read_text())
-        assert provenance["targets"]["k"] == 64, "winners retrain on the cached teacher targets"
+        assert provenance["targets"] is None, "winners retrain with the teacher online (the default)"
         assert provenance["test_loss"] == winner["test_loss"] and provenance["test_tokens"] == 255 * 64
     assert summary["teacher"]["test_loss"] is not None
     # what the search cost: every trial's probe tokens against both winners' retraining tokens
@@ -388,12 +388,17 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
         "asha",
         "--sampler",
         "random",
+        "--retrain-teacher",
+        "cached",
         "--out",
         str(tmp_path),
         "--name",
         "run",
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    winner = next((tmp_path / "run" / "winners").iterdir())
+    provenance = json.loads((winner / "provenance.json").read_text())
+    assert provenance["targets"]["k"] == 64, "the winner retrained on the cached teacher targets"
     trials = [json.loads(line) for line in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 4
     assert {t["status"] for t in trials} <= {"completed", "stopped early"}

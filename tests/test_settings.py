@@ -45,8 +45,9 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     assert settings.probe == ProbeConfig(tokens=8 * 1024, rungs=4, seed=0, placement=placement)
     assert settings.probe_steps == 8 and settings.probe_reports == 4
     assert settings.probe.schedule(8).validate_at == (1, 2, 4, 8)
-    # one cache of teacher targets serves the probes and the winners' retraining (62 steps of 4)
-    assert settings.probe_sequences == 32 and settings.target_sequences == 248
+    # winners retrain with the teacher online: only the probes' targets are cached
+    assert settings.plan.retrain_teacher == "online"
+    assert settings.probe_sequences == settings.target_sequences == 32
     assert settings.retrain == RetrainConfig(
         tokens=64_000, seq_len=256, batch_size=4, lr=1.2e-3, eval_every=15, eval_sequences=16,
         checkpoint_every=7, seed=0, placement=placement,
@@ -55,10 +56,12 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     assert settings.plan.depth is DepthMethod.BLOCK and settings.plan.scheduler == "asha"
 
 
-def test_online_retraining_caches_only_the_probe_targets():
+def test_cached_retraining_caches_the_winners_whole_token_stream():
+    """With `--retrain-teacher cached` one cache of teacher targets serves the probes and the
+    winners' retraining (62 steps of 4 sequences)."""
     settings = default_run()
-    online = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, retrain_teacher="online"))
-    assert online.target_sequences == settings.probe_sequences == 32
+    cached = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, retrain_teacher="cached"))
+    assert cached.probe_sequences == 32 and cached.target_sequences == 248
 
 
 @pytest.mark.parametrize(
