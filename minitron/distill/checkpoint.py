@@ -66,8 +66,23 @@ class Checkpointing:
             state = {"job": self.job, "step": step, "history": history, "seconds": seconds}
             (tmp / "state.json").write_text(json.dumps(state, indent=2))
             publish(tmp, self.folder)
+        self.kill_point(step)
+
+    @staticmethod
+    def kill_point(step: int) -> None:
+        """The testing hook: SIGKILL this process right after the checkpoint of the named step."""
         if os.environ.get("MINITRON_KILL_AFTER_STEP") == str(step):
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def state(self, folder: Path) -> dict[str, Any]:
+        """A checkpoint folder's `state.json`, refused when it belongs to another job."""
+        state: dict[str, Any] = json.loads((folder / "state.json").read_text())
+        if state.get("job") != self.job:
+            raise MinitronError(
+                f"{self.folder.parent} holds a checkpoint of a different job (other student, teacher, "
+                "data or settings); choose another --out or pass --overwrite"
+            )
+        return state
 
     def restore(
         self, student: Any, optimizer: torch.optim.Optimizer, aux: torch.nn.Module | None
@@ -75,12 +90,7 @@ class Checkpointing:
         """Load the checkpoint into the student, optimizer and RNGs; None when there is none."""
         if not (self.folder / "state.json").exists():
             return None
-        state: dict[str, Any] = json.loads((self.folder / "state.json").read_text())
-        if state.get("job") != self.job:
-            raise MinitronError(
-                f"{self.folder.parent} holds a checkpoint of a different job (other student, teacher, "
-                "data or settings); choose another --out or pass --overwrite"
-            )
+        state = self.state(self.folder)
         load_model(
             student, str(self.folder / "student.safetensors"), device=str(next(student.parameters()).device)
         )

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.losses import IntermediateLoss
 from minitron.distill.schedule import Schedule
-from minitron.distill.sharded import ShardedCheckpointing, Sharding
+from minitron.distill.sharded import Sharding
 from minitron.distill.sources import Source
 from minitron.distill.step import Callback, History, LossWeights, Trainer, distillation_loss
 from minitron.errors import MinitronError
@@ -76,7 +76,7 @@ def train(
     validation: torch.Tensor,
     *,
     callback: Callback | None = None,
-    checkpoint: Checkpointing | ShardedCheckpointing | None = None,
+    checkpoint: Checkpointing | None = None,
     aux: IntermediateLoss | None = None,
     eval_batch_size: int = 8,
     progress: bool = False,

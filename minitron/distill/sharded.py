@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from minitron.distill.checkpoint import Resumed
+from minitron.distill.checkpoint import Checkpointing, Resumed
 from minitron.errors import MinitronError
 
 
@@ -97,15 +96,13 @@ class Sharding:
         return fresh.eval()
 
 
-class ShardedCheckpointing:
-    """`checkpoint.Checkpointing` for a sharded run: every process writes its shards into one folder
-    (on storage all workers share), rank 0 writes the state and publishes the folder by a rename."""
+class ShardedCheckpointing(Checkpointing):
+    """`Checkpointing` for a sharded run: every process writes its shards into one folder (on
+    storage all workers share), rank 0 writes the state and publishes the folder by a rename."""
 
     def __init__(self, folder: Path, job: str, every: int, sharding: Sharding) -> None:
-        self.folder, self.job, self.every, self.sharding = Path(folder), job, every, sharding
-
-    def due(self, step: int, steps: int) -> bool:
-        return self.every > 0 and step % self.every == 0 and step < steps
+        super().__init__(folder, job, every)
+        self.sharding = sharding
 
     def save(
         self,
@@ -139,8 +136,7 @@ class ShardedCheckpointing:
             os.replace(staging, self.folder)
             shutil.rmtree(old, ignore_errors=True)
         self.sharding.barrier()
-        if os.environ.get("MINITRON_KILL_AFTER_STEP") == str(step):
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.kill_point(step)
 
     def restore(
         self, student: Any, optimizer: torch.optim.Optimizer, aux: torch.nn.Module | None
@@ -156,12 +152,7 @@ class ShardedCheckpointing:
             if not (old / "state.json").exists():
                 return None
             folder = old
-        state: dict[str, Any] = json.loads((folder / "state.json").read_text())
-        if state.get("job") != self.job:
-            raise MinitronError(
-                f"{self.folder.parent} holds a checkpoint of a different job (other student, teacher, "
-                "data or settings); choose another --out or pass --overwrite"
-            )
+        state = self.state(folder)
         model_state, optim_state = get_state_dict(student, optimizer)
         dcp.load({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder))  # in place
         set_state_dict(student, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
