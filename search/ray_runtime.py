@@ -62,20 +62,19 @@ def check_fits(resources: Resources, nodes: list[tuple[float, float]], where: st
         raise MinitronError(f"--concurrency must be at least 1, got {resources.concurrency}")
     if resources.retrain_workers < 1:
         raise MinitronError(f"--retrain-workers must be at least 1, got {resources.retrain_workers}")
+    if not any(cpus >= resources.cpus_per_trial and gpus >= resources.gpus_per_trial for cpus, gpus in nodes):
+        have = ", ".join(f"{cpus:g} CPUs and {gpus:g} GPUs" for cpus, gpus in nodes) or "no node"
+        raise MinitronError(
+            f"a trial asks for {resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but "
+            f"{where} has {have}; lower --cpus-per-trial / --gpus-per-trial"
+        )
     places = sum(_trials_fitting(resources, cpus, gpus) for cpus, gpus in nodes)
     if places < resources.retrain_workers:
         raise MinitronError(
             f"--retrain-workers {resources.retrain_workers} needs {resources.retrain_workers} workers of "
             f"{resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but {where} holds "
-            f"{places}; lower --retrain-workers or the per-trial resources"
+            f"{places:g}; lower --retrain-workers or the per-trial resources"
         )
-    if any(cpus >= resources.cpus_per_trial and gpus >= resources.gpus_per_trial for cpus, gpus in nodes):
-        return
-    have = ", ".join(f"{cpus:g} CPUs and {gpus:g} GPUs" for cpus, gpus in nodes) or "no node"
-    raise MinitronError(
-        f"a trial asks for {resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but "
-        f"{where} has {have}; lower --cpus-per-trial / --gpus-per-trial"
-    )
 
 
 def _trials_fitting(resources: Resources, cpus: float, gpus: float) -> float:
