@@ -177,6 +177,17 @@ def _targets(ctx: Context, done: bool) -> None:
     targets.save(ctx.run.targets)
     ctx.targets = targets
     ctx.teacher = None  # trials and winners load their own copy
+    _release_accelerator_memory()
+
+
+def _release_accelerator_memory() -> None:
+    """Hand the teacher's GPU memory back: on a one-GPU machine the trials share this GPU, and
+    PyTorch's caching allocator would otherwise keep the freed teacher's blocks for this process."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _search(ctx: Context, done: bool) -> None:
