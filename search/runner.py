@@ -159,6 +159,7 @@ def _targets(ctx: Context, done: bool) -> None:
     if done:
         ctx.targets = TeacherTargets.load(ctx.run.targets)
         ctx.teacher = None
+        _release_accelerator_memory()
         return
     assert ctx.teacher is not None and ctx.tokens is not None
     settings = ctx.settings
