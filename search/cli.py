@@ -89,18 +89,18 @@ def memory_inputs(args: argparse.Namespace, resources: Resources) -> tuple[Any, 
     from minitron.distill.probe import ProbeConfig
     from minitron.distill.retrain import RetrainConfig
     from minitron.model.memory import GIB
-    from minitron.runtime import use_bf16
+    from minitron.runtime import teacher_dtype, use_bf16
     from search.memory_plan import Capacity, PlanSettings, trial_capacity
 
-    on_gpu = resources.gpus_per_trial > 0
-    device = torch.device("cuda" if on_gpu and torch.cuda.is_available() else "cpu")
+    # the kind of device a trial gets, whether or not this machine has one (plans are for any machine)
+    device = torch.device("cuda" if resources.gpus_per_trial > 0 else "cpu")
     settings = PlanSettings(
         probe_batch=ProbeConfig.batch_size,
         retrain_batch=RetrainConfig.batch_size,
         seq_len=SEQ_LEN,
-        bf16=True if on_gpu else use_bf16(device, None),
+        bf16=use_bf16(device, None),
         online_teacher=args.retrain_teacher == "online",
-        teacher_bytes=2 if on_gpu else 4,
+        teacher_bytes=teacher_dtype(device, None).itemsize,
         retrain_workers=resources.retrain_workers,
     )
     if args.trial_memory is not None:

@@ -22,7 +22,6 @@ from typing import Any
 
 from minitron.distill.targets import TeacherTargets
 from minitron.importance.scores import Importance
-from minitron.runtime import Placement
 from search.settings import Resources
 from search.summary import WinnerResult
 
@@ -46,7 +45,7 @@ def retrain_sharded(
     per_worker = {"CPU": resources.cpus_per_trial, "GPU": resources.gpus_per_trial}
     # NCCL refuses two ranks on one GPU: workers given a share of a GPU talk over gloo instead
     backend = "gloo" if 0 < resources.gpus_per_trial < 1 else None
-    inputs = {"job": job, "importance": importance, "targets": targets, "threads": resources.threads}
+    inputs = {"job": job, "importance": importance, "targets": targets}
     trainer = TorchTrainer(
         _worker,
         train_loop_config=inputs,
@@ -82,13 +81,9 @@ def _worker(config: dict[str, Any]) -> None:
     from search.winner_job import retrain_winner
 
     job = config["job"]
-    device = ray.train.torch.get_device()
     settings = job.settings
-    placement = Placement(
-        device=str(device) if device.type != "cpu" else "cpu",
-        bf16=settings.retrain.placement.bf16,
-        threads=config["threads"],
-    )
+    # the run's placement (precision, a trial's threads) on the device Ray Train gave this worker
+    placement = dataclasses.replace(settings.retrain.placement, device=str(ray.train.torch.get_device()))
     retrain = dataclasses.replace(settings.retrain, placement=placement)
     job = dataclasses.replace(job, settings=dataclasses.replace(settings, retrain=retrain))
     importance: Importance = ray.get(config["importance"])

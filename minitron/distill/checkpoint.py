@@ -63,8 +63,7 @@ class Checkpointing:
             if torch.cuda.is_available():
                 rng["cuda"] = torch.cuda.get_rng_state_all()
             torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / "optimizer.pt")
-            state = {"job": self.job, "step": step, "history": history, "seconds": seconds}
-            (tmp / "state.json").write_text(json.dumps(state, indent=2))
+            self.write_state(tmp, step, history, seconds)
             publish(tmp, self.folder)
         self.kill_point(step)
 
@@ -73,6 +72,11 @@ class Checkpointing:
         """The testing hook: SIGKILL this process right after the checkpoint of the named step."""
         if os.environ.get("MINITRON_KILL_AFTER_STEP") == str(step):
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def write_state(self, folder: Path, step: int, history: list[dict[str, float]], seconds: float) -> None:
+        """The `state.json` that `state` reads back: this job's identity, step, history and time."""
+        state = {"job": self.job, "step": step, "history": history, "seconds": seconds}
+        (folder / "state.json").write_text(json.dumps(state, indent=2))
 
     def state(self, folder: Path) -> dict[str, Any]:
         """A checkpoint folder's `state.json`, refused when it belongs to another job."""

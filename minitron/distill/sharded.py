@@ -20,7 +20,6 @@ of step N is published, as a lost node would.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -113,11 +112,10 @@ class ShardedCheckpointing(Checkpointing):
         optimizer: torch.optim.Optimizer,
         aux: torch.nn.Module | None,
     ) -> None:
+        """`aux` is always None here: `loop.train` refuses the intermediate loss when sharded."""
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
-        if aux is not None:
-            raise MinitronError("sharded retraining does not support the intermediate loss")
         staging = self.folder.with_name(f".{self.folder.name}.staging")
         if self.sharding.leader:
             shutil.rmtree(staging, ignore_errors=True)  # a save killed half-way
@@ -127,8 +125,7 @@ class ShardedCheckpointing(Checkpointing):
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(staging))
         self.sharding.barrier()  # every shard is written
         if self.sharding.leader:
-            state = {"job": self.job, "step": step, "history": history, "seconds": seconds}
-            (staging / "state.json").write_text(json.dumps(state, indent=2))
+            self.write_state(staging, step, history, seconds)
             old = self.folder.with_name(f".{self.folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             if self.folder.exists():
