@@ -78,7 +78,7 @@ def main() -> None:
         importance = importance_for(
             teacher.model,
             tokens,
-            ImportanceConfig(),
+            ImportanceConfig(depth_shortlist=0),  # every block's loss, beside every block's accuracy
             block_sizes=[k],
             name="smollm2-135m",
             tokenizer=teacher.tokenizer,

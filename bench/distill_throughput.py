@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+import torch.nn.functional as F
 
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
@@ -49,6 +50,35 @@ def peak_matmul(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
+
+
+def plain_kd_loop(student, teacher, ids, steps: int, batch: int) -> float:
+    """Seconds for `steps` steps of the plain loop a user writes first: Hugging Face student and
+    teacher, the teacher run online, KL over the full vocabulary, AdamW, fp32, no autocast."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    student.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        x = ids[step * batch : (step + 1) * batch]
+        with torch.no_grad():
+            teacher_logits = teacher(input_ids=x).logits
+        student_logits = student(input_ids=x).logits
+        loss = (
+            F.kl_div(
+                F.log_softmax(student_logits, dim=-1),
+                F.log_softmax(teacher_logits, dim=-1),
+                log_target=True,
+                reduction="none",
+            )
+            .sum(-1)
+            .mean()
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+    return time.perf_counter() - start
 
 
 def online_steps(student, teacher, train, steps: int, batch: int, bf16: bool) -> float:

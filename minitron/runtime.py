@@ -8,18 +8,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX); else bf16 is emulated."""
+    """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX); else bf16 is emulated.
+
+    Also False when PyTorch's kernels are held below AVX-512 (`ATEN_CPU_CAPABILITY=avx2`, with
+    `ONEDNN_MAX_CPU_ISA=AVX2` for oneDNN): that is how an AVX-512 machine measures the AVX2 path.
+    """
+    if not torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512"):
+        return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def cpu_description() -> str:
+    """The CPU's model name, PyTorch's kernel level and whether bf16 is native, for timing records."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bf16 = "bf16 native" if cpu_has_native_bf16() else "no native bf16"
+    return f"{name}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, {bf16}"
 
 
 #: bf16 autocast by default on CPUs with native bf16. Measured with `bench/distill_throughput.py` on

@@ -6,6 +6,7 @@ import torch
 from minitron.errors import MinitronError
 from minitron.importance.depth import estimate_depth
 from minitron.importance.scores import Importance, ImportanceConfig
+from minitron.importance.selection import choose_layers
 from minitron.importance.width import _Reducer, estimate_width_importance
 from minitron.model.surgery import layer_view
 from tests.tiny import tiny_batches, tiny_model
@@ -109,6 +110,42 @@ def test_depth_losses_are_loss_increases_of_layer_views():
     assert importance.layer_loss[1].item() == pytest.approx(without_1 - base, abs=1e-4)
     without_23 = validation_loss(layer_view(model, (0, 1, 4)), sequences, progress=False).loss
     assert importance.block_loss[2][2].item() == pytest.approx(without_23 - base, abs=1e-4)
+
+
+def test_shortlisted_depth_evaluates_the_closest_blocks_then_walks_downhill():
+    model = tiny_model(num_hidden_layers=8)
+    sequences = tiny_batches()[:4]
+    every = estimate_width_importance(model, sequences, CFG, progress=False)
+    estimate_depth(model, sequences, every, (1, 3), progress=False, bf16=False)
+    short = estimate_width_importance(model, sequences, CFG, progress=False)
+    estimate_depth(model, sequences, short, (1, 3), progress=False, bf16=False, shortlist=1)
+
+    # the angle between each 3-layer block's input and output, straight from the model's layers
+    states: list[torch.Tensor] = []
+    hooks = [
+        layer.register_forward_hook(lambda _m, _a, out: states.append(out)) for layer in model.model.layers
+    ]
+    with torch.no_grad():
+        embedded = model.model.embed_tokens(sequences)
+        model(input_ids=sequences)
+    for hook in hooks:
+        hook.remove()
+    states = [embedded] + [s[0] if isinstance(s, tuple) else s for s in states]
+    unit = [torch.nn.functional.normalize(h, dim=-1) for h in states]
+    angle = torch.stack([torch.arccos((unit[s] * unit[s + 3]).sum(-1).clamp(-1, 1)).mean() for s in range(6)])
+
+    losses = short.block_loss[3]
+    measured = ~losses.isnan()
+    assert bool(measured[int(torch.argmin(angle))]), "the block of least angular distance is evaluated first"
+    assert 1 <= int(measured.sum()) < 6, "not every start is evaluated"
+    torch.testing.assert_close(losses[measured], every.block_loss[3][measured])
+    best = int(torch.argmin(torch.nan_to_num(losses, nan=float("inf"))))
+    for neighbour in (best - 1, best + 1):  # the chosen block is a local minimum of what was measured
+        if 0 <= neighbour < 6:
+            assert bool(measured[neighbour]) and losses[neighbour] >= losses[best]
+    torch.testing.assert_close(short.layer_loss, every.layer_loss)  # per-layer losses stay complete
+    assert not short.layer_loss.isnan().any()
+    assert choose_layers(short, keep=5) == tuple(i for i in range(8) if not best <= i < best + 3)
 
 
 def test_layer_view_shares_the_teachers_weights():

@@ -122,6 +122,7 @@ def importance_for(
             batch_size=cfg.batch_size,
             progress=progress,
             bf16=cfg.bf16,
+            shortlist=cfg.depth_shortlist,
         )
         seconds = time.perf_counter() - start
         importance.meta["depth_seconds"] = round(
