@@ -25,9 +25,10 @@ from minitron.errors import Interrupted
 from minitron.eval.benchmarks import check_data
 from minitron.eval.loss import validation_loss
 from minitron.faults import kill_point
-from minitron.importance.cache import importance_for
+from minitron.importance.cache import importance_for, importance_missing
 from minitron.importance.scores import Importance
 from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
+from minitron.runtime import cpu_description
 from search.candidates import Candidate, feasible
 from search.checks import check_corpus, check_run_dir, create_run_dir
 from search.dryrun import check_teacher_matches
@@ -37,6 +38,7 @@ from search.settings import SETTINGS_FORMAT, SearchSettings
 from search.space import SearchSpace, load_space
 from search.stages import Stage, run_stages
 from search.summary import Summary, TeacherRecord, WinnerResult, build_summary, choose_winners, print_result
+from search.timebudget import calibrate, estimate, eta, print_budget
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Context:
     finals: dict[str, WinnerResult] = field(default_factory=dict)
     benchmarks: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    estimates: dict[str, float] = field(default_factory=dict)
+    """Seconds each stage still to run was estimated to take (`search.timebudget`)."""
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -116,9 +120,14 @@ def _teacher(ctx: Context, done: bool) -> None:
     ctx.test = pack(tokens.test, settings.seq_len, settings.retrain.test_sequences)
     if run.teacher.exists():
         ctx.teacher_record = TeacherRecord.load(run.teacher)
-        return
-    teacher = ctx.teacher
-    assert teacher is not None
+    else:
+        _teacher_record(ctx)
+    _time_budget(ctx)
+
+
+def _teacher_record(ctx: Context) -> None:
+    run, teacher = ctx.run, ctx.teacher
+    assert teacher is not None and ctx.validation is not None and ctx.test is not None
     # Its speed is measured by the search stage, where trials run (their device, their threads).
     ctx.teacher_record = TeacherRecord(
         name=teacher.name,
@@ -132,6 +141,29 @@ def _teacher(ctx: Context, done: bool) -> None:
     write_json(run.teacher, ctx.teacher_record.to_json())
 
 
+def _time_budget(ctx: Context) -> None:
+    """Estimate the stages still to run from a short calibration on this machine, and print them."""
+    assert ctx.teacher_record is not None and ctx.validation is not None
+    todo = {stage.name for stage in STAGES if not stage.done(ctx)} - {"teacher"}
+    teacher = ctx.teacher.model if ctx.teacher is not None else None
+    width, sizes = False, list[int]()
+    if teacher is not None and "importance" in todo:
+        assert ctx.tokens is not None
+        width, sizes = importance_missing(teacher, ctx.tokens, ctx.settings.importance, _block_sizes(ctx))
+    rate = calibrate(teacher, ctx.validation[: ctx.settings.probe.batch_size])
+    student = round(sum(c.params for c in ctx.candidates) / max(len(ctx.candidates), 1))
+    teacher_params = ctx.teacher_record.params or 0
+    ctx.estimates = estimate(ctx.settings, teacher_params, student, (width, len(sizes)), rate, todo)
+    print_budget(ctx.estimates, rate, student)
+
+
+def _block_sizes(ctx: Context) -> list[int]:
+    """The block sizes of depth losses the candidates need."""
+    assert ctx.teacher is not None
+    total = ctx.teacher.architecture.num_hidden_layers
+    return ctx.settings.plan.depth.block_sizes(total - c.arch.num_hidden_layers for c in ctx.candidates)
+
+
 def _importance(ctx: Context, done: bool) -> None:
     """The teacher's importance, pinned in the run directory: a resumed run (on this machine or
     another, whatever its precision) uses exactly the scores its earlier trials used."""
@@ -140,13 +172,12 @@ def _importance(ctx: Context, done: bool) -> None:
         return
     assert ctx.teacher is not None and ctx.tokens is not None
     settings = ctx.settings
-    total = ctx.teacher.architecture.num_hidden_layers
     depth = settings.plan.depth
     importance = importance_for(
         ctx.teacher.model,
         ctx.tokens,
         settings.importance,
-        block_sizes=depth.block_sizes(total - c.arch.num_hidden_layers for c in ctx.candidates),
+        block_sizes=_block_sizes(ctx),
         name=settings.teacher,
         tokenizer=ctx.teacher.tokenizer,
         depth_accuracy_items=settings.plan.depth_accuracy_items if depth.needs_accuracy else 0,
@@ -259,11 +290,26 @@ def _report(ctx: Context, done: bool) -> None:
         stages=ctx.timings,
         seconds=time.perf_counter() - ctx.started,
         run_dir=run.root,
+        estimated_stages=ctx.estimates,
+        machine=_machine(),
     )
     write_model_cards(summary, settings)
     write_json(run.summary, summary.to_json())
     kill_point("report")
     write_report(run.root, summary)
+
+
+def _machine() -> str:
+    """What the teacher's stages ran on (the trials' kind of device)."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()}, driver process with {cpu_description()}"
+    return cpu_description()
+
+
+def _after(ctx: Context, stage: str, done: bool) -> None:
+    """The ETA once a stage that was estimated has finished (and there is more to come)."""
+    if not done and stage in ctx.estimates:
+        print(eta(ctx.estimates, ctx.timings, ctx.started), flush=True)
 
 
 def _finished(ctx: Context, stage: str) -> bool:
@@ -295,7 +341,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     ctx = Context(run, settings, space, feasible(space, settings.budget), resume, overwrite)
     check_run_dir(run, resume, overwrite)
     try:
-        run_stages(STAGES, ctx, run, ctx.timings)
+        run_stages(STAGES, ctx, run, ctx.timings, after=lambda name, done: _after(ctx, name, done))
     except KeyboardInterrupt:
         if run.is_run():
             raise Interrupted(

@@ -33,8 +33,15 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
-def run_stages(stages: list[Stage[C]], context: C, run: RunDir, timings: dict[str, float]) -> None:
-    """Run every stage in order; `timings` gets the seconds of each (earlier sessions' when read back)."""
+def run_stages(
+    stages: list[Stage[C]],
+    context: C,
+    run: RunDir,
+    timings: dict[str, float],
+    after: Callable[[str, bool], None] | None = None,
+) -> None:
+    """Run every stage in order; `timings` gets the seconds of each (earlier sessions' when read back).
+    `after(name, done)` is called once each stage has finished (e.g. to print the ETA)."""
     for stage in stages:
         done = stage.done(context)
         print(f"[stage] {stage.name} ..." + (" (done earlier: reading it back)" if done else ""), flush=True)
@@ -46,3 +53,5 @@ def run_stages(stages: list[Stage[C]], context: C, run: RunDir, timings: dict[st
         timings[stage.name] = earlier if done and earlier is not None else seconds
         if run.is_run() and not done:
             run.mark_finished(stage.name, seconds)
+        if after is not None:
+            after(stage.name, done)

@@ -172,6 +172,10 @@ class Summary:
     """What the search spent on probes against what retraining spent (see `search_cost`)."""
     stages: dict[str, float] = field(default_factory=dict)
     """Seconds per stage."""
+    estimated_stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage estimated before it ran, in the session that ran it (`search.timebudget`)."""
+    machine: str | None = None
+    """Where the driver ran the teacher's stages: CPU model, kernel level, bf16; or the GPU."""
     seconds: float | None = None
     run_dir: str | None = None
 
@@ -211,6 +215,8 @@ def build_summary(
     stages: dict[str, float],
     seconds: float,
     run_dir: Path,
+    estimated_stages: dict[str, float] | None = None,
+    machine: str | None = None,
 ) -> Summary:
     """The summary of a run from its ranked trials, retrained winners and benchmark scores."""
     winner_ranks = {w.trial_id: i + 1 for i, w in enumerate(winners)}
@@ -254,6 +260,8 @@ def build_summary(
         rejected_suggestions=rejected,
         cost=search_cost(ranking, finals, settings),
         stages={k: round(v, 1) for k, v in stages.items()},
+        estimated_stages={k: round(v, 1) for k, v in (estimated_stages or {}).items()},
+        machine=machine,
         seconds=round(seconds, 1),
         run_dir=str(run_dir),
     )

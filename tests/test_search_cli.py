@@ -204,6 +204,11 @@ def test_search_end_to_end(reference):
     assert "<h2>Benchmarks</h2>" in html and "Limited run" in html and "piqa" in html
     assert "LIMITED RUN" in result.stdout, "the printed benchmark table says the run was limited"
     assert "[stage] importance done" in result.stdout and "trials done" in result.stdout
+    # a time budget before the work, the ETA after each stage, and both beside the timings
+    assert "[time] estimated" in result.stdout and "left (estimates x" in result.stdout
+    assert set(summary["estimated_stages"]) == set(summary["stages"]) - {"teacher"}
+    assert all(seconds >= 0 for seconds in summary["estimated_stages"].values())
+    assert summary["machine"].startswith(("AMD", "Intel", "x86", "aarch", "arm")) or "threads" in summary["machine"]
 
 
 def test_a_logged_run_has_no_progress_bars_and_keeps_tensorboard_logs(reference):

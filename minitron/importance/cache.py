@@ -60,6 +60,34 @@ def importance_dir(
     return cache_dir() / "importance" / key
 
 
+def _resolved(model: Any, cfg: ImportanceConfig | None) -> ImportanceConfig:
+    """The config with the precision actually used (the cache key holds it, not "the default")."""
+    cfg = cfg or ImportanceConfig()
+    return dataclasses.replace(cfg, bf16=use_bf16(next(model.parameters()).device, cfg.bf16))
+
+
+def _folder(model: Any, fingerprint: str, tokens: TokenizedCorpus, cfg: ImportanceConfig) -> Path:
+    weights = str(next(model.parameters()).dtype).replace("torch.", "")
+    return importance_dir(fingerprint, tokens, cfg, weights)
+
+
+def importance_missing(
+    model: Any, tokens: TokenizedCorpus, cfg: ImportanceConfig | None, block_sizes: Iterable[int]
+) -> tuple[bool, list[int]]:
+    """What `importance_for` would compute: (the width scores?, the block sizes of depth losses)."""
+    cfg = _resolved(model, cfg)
+    folder = _folder(model, model_fingerprint(model), tokens, cfg)
+    total = int(model.config.num_hidden_layers)
+    if not (folder / "importance.json").exists():
+        return True, [k for k in sorted(set(block_sizes)) if 0 < k < total]
+    importance = Importance.load(folder)
+    return False, [
+        k
+        for k in sorted(set(block_sizes))
+        if (k == 1 and importance.layer_loss is None) or (1 < k < total and k not in importance.block_loss)
+    ]
+
+
 def importance_for(
     model: Any,
     tokens: TokenizedCorpus,
@@ -77,12 +105,9 @@ def importance_for(
     contiguous-block removal in `block_sizes` is estimated too, on that many items (see
     `minitron.importance.depth_accuracy`), for the `block_accuracy` depth method.
     """
-    cfg = cfg or ImportanceConfig()
-    # the cache key holds the precision actually used, not "the device default"
-    cfg = dataclasses.replace(cfg, bf16=use_bf16(next(model.parameters()).device, cfg.bf16))
+    cfg = _resolved(model, cfg)
     fingerprint = model_fingerprint(model)
-    weights = str(next(model.parameters()).dtype).replace("torch.", "")
-    folder = folder or importance_dir(fingerprint, tokens, cfg, weights)
+    folder = folder or _folder(model, fingerprint, tokens, cfg)
     block_sizes = sorted(set(block_sizes))
     sequences = None
     if (folder / "importance.json").exists():

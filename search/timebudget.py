@@ -1,0 +1,131 @@
+"""The run's time budget: minutes per stage estimated before the work starts, and the ETA as it goes.
+
+Every stage's work is counted in FLOPs from the settings (tokens through the teacher, tokens through
+candidates in training, benchmark requests) and divided by one rate measured on this machine at the
+start: a forward pass of the teacher on one batch (`calibrate`). Training runs at `TRAIN_EFFICIENCY`
+of that rate (forward + backward + optimizer; measured 0.8 on the 2-core CPUs, `bench/
+distill_throughput.py`). These are estimates, not promises: trial start-up, Ray and I/O are counted
+as a fixed cost per trial, and the ETA printed at each stage scales what is left by how the finished
+stages compared with their estimates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from minitron.budget import format_count
+from search.settings import SearchSettings
+from search.stages import duration
+
+TRAIN_EFFICIENCY = 0.8
+"""A training step's FLOP/s as a share of a teacher forward pass's (both measured on 2-core CPUs)."""
+TRIAL_SECONDS = 8.0
+"""Fixed cost per trial beyond its FLOPs: a worker process, the cut from the teacher, Ray's bookkeeping."""
+BENCHMARK_TOKENS = 400
+"""Forward tokens per benchmark item (its choices, each a context and a continuation)."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """What the calibration measured."""
+
+    flops: float
+    """Forward FLOP/s of a model the teacher's size, on the stage device in the run's precision."""
+    how: str
+    """What was timed, for the printed budget."""
+
+
+@torch.no_grad()
+def calibrate(teacher: Any | None, batch: torch.Tensor | None) -> Rate:
+    """Time one forward pass of `teacher` on `batch` (after one untimed pass); without a teacher (a
+    resumed run whose teacher work is on disk), a 1024² fp32 matmul at `TRAIN_EFFICIENCY` of its rate."""
+    if teacher is not None and batch is not None:
+        device = next(teacher.parameters()).device
+        ids = batch.to(device)
+        teacher(input_ids=ids, use_cache=False)
+        start = time.perf_counter()
+        teacher(input_ids=ids, use_cache=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        params = sum(p.numel() for p in teacher.parameters())
+        return Rate(2 * params * ids.numel() / seconds, f"the teacher's forward on {ids.numel():,} tokens")
+    a = torch.randn(1024, 1024)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    seconds = (time.perf_counter() - start) / 3
+    return Rate(TRAIN_EFFICIENCY * 2 * 1024**3 / seconds, "a 1024² matmul")
+
+
+def estimate(
+    settings: SearchSettings,
+    teacher_params: int,
+    student_params: int,
+    importance: tuple[bool, int],
+    rate: Rate,
+    todo: set[str],
+) -> dict[str, float]:
+    """Estimated seconds of each stage in `todo` (stage names of `search.runner.STAGES`, less the
+    teacher's, which is over when this is known), for candidates of about `student_params`;
+    `importance`: whether the width scores are to compute, and for how many block sizes depth losses."""
+    width, depth_sizes = importance
+    plan, cfg = settings.plan, settings.importance
+    seq = settings.seq_len
+    forward = 2 * teacher_params / rate.flops  # seconds per teacher token, forward
+    student_forward = 2 * student_params / rate.flops
+    student_train = 3 * student_forward / TRAIN_EFFICIENCY
+    validation = plan.validation_sequences * seq
+    test = settings.retrain.test_sequences * seq
+    # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
+    # running half the layers on average (every start: about half the layers count of them)
+    per_size = cfg.depth_shortlist + 2 if cfg.depth_shortlist else 15
+    depth = cfg.depth_samples * seq * (1 + 0.5 * per_size * depth_sizes) if depth_sizes else 0
+    seconds = {
+        "importance": (cfg.num_samples * seq * width + depth) * forward,
+        "teacher targets": settings.target_sequences * seq * forward,
+        "search": (
+            settings.probe_budget * student_train
+            + plan.trials * (plan.rungs * validation * student_forward + TRIAL_SECONDS)
+        )
+        / max(settings.resources.concurrency, 1),
+        "retrain winners": plan.top_k
+        * (
+            settings.retrain.tokens * (student_train + (forward if plan.retrain_teacher == "online" else 0.0))
+            + (validation + test) * student_forward
+        )
+        / max(settings.resources.retrain_workers, 1),
+        "benchmarks": (1 + plan.top_k)
+        * len(settings.eval.tasks)
+        * (settings.eval.limit or 1000)
+        * BENCHMARK_TOKENS
+        * student_forward,
+    }
+    return {name: value for name, value in seconds.items() if name in todo}
+
+
+def print_budget(estimates: dict[str, float], rate: Rate, student_params: int) -> None:
+    total = sum(estimates.values())
+    stages = ", ".join(f"{name} {duration(seconds)}" for name, seconds in estimates.items())
+    print(
+        f"[time] estimated {duration(total)} ({stages}); from {rate.how} at {rate.flops / 1e9:.0f} GFLOP/s, "
+        f"candidates of ~{format_count(student_params)} parameters",
+        flush=True,
+    )
+
+
+def eta(estimates: dict[str, float], timings: dict[str, float], started: float) -> str:
+    """What is left, as a line: the stages not yet timed, scaled by how the timed ones compared with
+    their estimates (measured ÷ estimated over the stages estimated and finished in this session)."""
+    finished = [name for name in timings if name in estimates]
+    spent = sum(timings[name] for name in finished)
+    planned = sum(estimates[name] for name in finished)
+    scale = spent / planned if planned > 0 and spent > 0 else 1.0
+    left = sum(seconds for name, seconds in estimates.items() if name not in timings) * scale
+    elapsed = time.perf_counter() - started
+    return f"[time] {duration(elapsed)} spent, about {duration(left)} left (estimates x{scale:.2f} so far)"
