@@ -23,7 +23,7 @@ from minitron.distill.sources import training_windows
 from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.errors import Interrupted
 from minitron.eval.benchmarks import check_data
-from minitron.eval.loss import validation_loss
+from minitron.eval.loss import cached_validation_loss
 from minitron.faults import kill_point
 from minitron.importance.cache import importance_for, importance_missing
 from minitron.importance.scores import Importance
@@ -135,8 +135,8 @@ def _teacher_record(ctx: Context) -> None:
         params=sum(p.numel() for p in teacher.model.parameters()),
         stage_device=str(next(teacher.model.parameters()).device),
         stage_dtype=str(next(teacher.model.parameters()).dtype).replace("torch.", ""),
-        zero_shot_loss=validation_loss(teacher.model, ctx.validation, desc="teacher loss").loss,
-        test_loss=validation_loss(teacher.model, ctx.test, desc="teacher test loss").loss,
+        zero_shot_loss=cached_validation_loss(teacher.model, ctx.validation, desc="teacher loss").loss,
+        test_loss=cached_validation_loss(teacher.model, ctx.test, desc="teacher test loss").loss,
     )
     write_json(run.teacher, ctx.teacher_record.to_json())
 
@@ -150,7 +150,8 @@ def _time_budget(ctx: Context) -> None:
     if teacher is not None and "importance" in todo:
         assert ctx.tokens is not None
         width, sizes = importance_missing(teacher, ctx.tokens, ctx.settings.importance, _block_sizes(ctx))
-    rate = calibrate(teacher, ctx.validation[: ctx.settings.probe.batch_size])
+    bf16 = ctx.settings.probe.placement.apply()[1]
+    rate = calibrate(teacher, ctx.validation[: ctx.settings.probe.batch_size], bf16)
     student = round(sum(c.params for c in ctx.candidates) / max(len(ctx.candidates), 1))
     teacher_params = ctx.teacher_record.params or 0
     ctx.estimates = estimate(ctx.settings, teacher_params, student, (width, len(sizes)), rate, todo)

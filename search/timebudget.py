@@ -2,11 +2,12 @@
 
 Every stage's work is counted in FLOPs from the settings (tokens through the teacher, tokens through
 candidates in training, benchmark requests) and divided by one rate measured on this machine at the
-start: a forward pass of the teacher on one batch (`calibrate`). Training runs at `TRAIN_EFFICIENCY`
-of that rate (forward + backward + optimizer; measured 0.8 on the 2-core CPUs, `bench/
-distill_throughput.py`). These are estimates, not promises: trial start-up, Ray and I/O are counted
-as a fixed cost per trial, and the ETA printed at each stage scales what is left by how the finished
-stages compared with their estimates.
+start: a forward pass of the teacher on one batch, in the run's precision (`calibrate`). Training
+runs at `TRAIN_EFFICIENCY` of that rate (forward + backward + optimizer step; measured with
+`bench/distill_throughput.py` on the 2-core CPUs). These are estimates, not promises: trial
+start-up, Ray and I/O are a fixed cost per trial, benchmarks a fixed number of tokens per item, and
+the ETA printed after each stage scales what is left by how the finished stages compared with their
+estimates.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from typing import Any
 import torch
 
 from minitron.budget import format_count
+from minitron.runtime import precision
 from search.settings import SearchSettings
 from search.stages import duration
 
-TRAIN_EFFICIENCY = 0.8
-"""A training step's FLOP/s as a share of a teacher forward pass's (both measured on 2-core CPUs)."""
+TRAIN_EFFICIENCY = {False: 0.85, True: 0.63}
+"""A training step's FLOP/s as a share of a teacher forward pass's, in fp32 and under bf16 autocast
+(probe MFU over the targets' share of peak, `bench/distill_throughput.py`, 2-core AMD EPYC)."""
 TRIAL_SECONDS = 8.0
-"""Fixed cost per trial beyond its FLOPs: a worker process, the cut from the teacher, Ray's bookkeeping."""
-BENCHMARK_TOKENS = 400
-"""Forward tokens per benchmark item (its choices, each a context and a continuation)."""
+"""Fixed cost per trial beyond its FLOPs: a worker process, the cut from the teacher, its speed."""
+BENCHMARK_TOKENS = 60
+"""Forward tokens per benchmark item and model, lm-eval's own work included (the default demo:
+45 s for 3 models x 6 tasks x 100 items on the 2-core CPU)."""
 
 
 @dataclass(frozen=True)
@@ -37,30 +41,41 @@ class Rate:
     """Forward FLOP/s of a model the teacher's size, on the stage device in the run's precision."""
     how: str
     """What was timed, for the printed budget."""
+    bf16: bool = False
+    """Whether it was timed under bf16 autocast (the run's precision)."""
 
 
 @torch.no_grad()
-def calibrate(teacher: Any | None, batch: torch.Tensor | None) -> Rate:
-    """Time one forward pass of `teacher` on `batch` (after one untimed pass); without a teacher (a
-    resumed run whose teacher work is on disk), a 1024² fp32 matmul at `TRAIN_EFFICIENCY` of its rate."""
+def calibrate(teacher: Any | None, batch: torch.Tensor | None, bf16: bool) -> Rate:
+    """Time one forward pass of `teacher` on `batch` (after one untimed pass), under bf16 autocast
+    when `bf16`; without a teacher (a resumed run whose teacher work is on disk), a 1024² matmul in
+    the run's precision, at the fp32 ratio of a teacher's forward to it (0.85)."""
     if teacher is not None and batch is not None:
         device = next(teacher.parameters()).device
         ids = batch.to(device)
-        teacher(input_ids=ids, use_cache=False)
-        start = time.perf_counter()
-        teacher(input_ids=ids, use_cache=False)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        with precision(device, bf16):
+            teacher(input_ids=ids, use_cache=False)
+            _sync(device)
+            start = time.perf_counter()
+            teacher(input_ids=ids, use_cache=False)
+            _sync(device)
         seconds = time.perf_counter() - start
         params = sum(p.numel() for p in teacher.parameters())
-        return Rate(2 * params * ids.numel() / seconds, f"the teacher's forward on {ids.numel():,} tokens")
-    a = torch.randn(1024, 1024)
+        return Rate(
+            2 * params * ids.numel() / seconds, f"the teacher's forward on {ids.numel():,} tokens", bf16
+        )
+    a = torch.randn(1024, 1024, dtype=torch.bfloat16 if bf16 else torch.float32)
     a @ a
     start = time.perf_counter()
     for _ in range(3):
         a @ a
     seconds = (time.perf_counter() - start) / 3
-    return Rate(TRAIN_EFFICIENCY * 2 * 1024**3 / seconds, "a 1024² matmul")
+    return Rate(0.85 * 2 * 1024**3 / seconds, "a 1024² matmul", bf16)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def estimate(
@@ -79,7 +94,7 @@ def estimate(
     seq = settings.seq_len
     forward = 2 * teacher_params / rate.flops  # seconds per teacher token, forward
     student_forward = 2 * student_params / rate.flops
-    student_train = 3 * student_forward / TRAIN_EFFICIENCY
+    student_train = 3 * student_forward / TRAIN_EFFICIENCY[rate.bf16]
     validation = plan.validation_sequences * seq
     test = settings.retrain.test_sequences * seq
     # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
@@ -113,7 +128,8 @@ def print_budget(estimates: dict[str, float], rate: Rate, student_params: int) -
     total = sum(estimates.values())
     stages = ", ".join(f"{name} {duration(seconds)}" for name, seconds in estimates.items())
     print(
-        f"[time] estimated {duration(total)} ({stages}); from {rate.how} at {rate.flops / 1e9:.0f} GFLOP/s, "
+        f"[time] estimated {duration(total)} ({stages}); from {rate.how} at {rate.flops / 1e9:.0f} GFLOP/s "
+        f"({'bf16' if rate.bf16 else 'fp32'}), "
         f"candidates of ~{format_count(student_params)} parameters",
         flush=True,
     )

@@ -208,7 +208,10 @@ def test_search_end_to_end(reference):
     assert "[time] estimated" in result.stdout and "left (estimates x" in result.stdout
     assert set(summary["estimated_stages"]) == set(summary["stages"]) - {"teacher"}
     assert all(seconds >= 0 for seconds in summary["estimated_stages"].values())
-    assert summary["machine"].startswith(("AMD", "Intel", "x86", "aarch", "arm")) or "threads" in summary["machine"]
+    assert (
+        summary["machine"].startswith(("AMD", "Intel", "x86", "aarch", "arm"))
+        or "threads" in summary["machine"]
+    )
 
 
 def test_a_logged_run_has_no_progress_bars_and_keeps_tensorboard_logs(reference):

@@ -92,9 +92,11 @@ def compute_targets(
     ):
         with precision(device, bf16):
             out = teacher(input_ids=input_ids[start : start + batch_size].to(device), use_cache=False)
-        logits = out.logits.float()
+        # top-k first, then fp32: under autocast the logits are bf16 already, and a copy of all of
+        # them in fp32 (4 x 256 x 49k here) would cost more than the top-k itself
+        logits = out.logits
         top = logits.topk(k, dim=-1, sorted=False) if k < vocab else (logits, None)
-        values.append(top[0].cpu())
+        values.append(top[0].float().cpu())
         chosen = top[1] if top[1] is not None else torch.arange(vocab, device=logits.device).expand_as(logits)
         indices.append(chosen.to(torch.int32).cpu())
     record = {
