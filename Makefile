@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 assets: setup
 	$(PY) -m minitron fetch
 
-# The main job on the embedded default: the whole search (about 15 minutes on 2 CPU cores the first time, 12 after).
+# The main job on the embedded default: the whole search (13 minutes on 2 CPU cores with native bf16 the first time, 12 after; docs/speed.md).
 search: assets
 	$(PY) search.py --budget $(BUDGET) $(ARGS)
 

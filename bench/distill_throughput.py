@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 import torch.nn.functional as F
 
+from minitron.atomic import write_json
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.loop import train as train_loop
@@ -201,20 +201,16 @@ def main() -> None:
         )
         print("  ".join(f"{c:>14}" for c in cells))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "cpu": cpu_description(),
-                "student_params": n_student,
-                "teacher_params": n_teacher,
-                "plain_tokens_per_s": plain_tps,
-                "plain_mfu": plain_mfu,
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        out,
+        {
+            "cpu": cpu_description(),
+            "student_params": n_student,
+            "teacher_params": n_teacher,
+            "plain_tokens_per_s": plain_tps,
+            "plain_mfu": plain_mfu,
+            "rows": rows,
+        },
     )
     print(f"wrote {out}")
 

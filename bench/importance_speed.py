@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
+from minitron.atomic import write_json
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import tokenize_corpus
 from minitron.importance.cache import calibration_sequences, importance_for
@@ -99,22 +99,18 @@ def main() -> None:
         cells = f"{r['depth']:>24}  {r['sequences']:>5}  {r['evaluations']:>6}  {r['depth_seconds']:>8}"
         print(f"{cells}  {starts}  ({same}/{len(sizes)} as the first row)")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "block_sizes": sizes,
-                "seconds": round(total, 1),
-                "width_seconds": fast.meta["width_seconds"],
-                "cpu": cpu,
-                "aten_capability": isa,
-                "bf16_native": DEFAULT_CPU_BF16,
-                "threads": torch.get_num_threads(),
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        out,
+        {
+            "block_sizes": sizes,
+            "seconds": round(total, 1),
+            "width_seconds": fast.meta["width_seconds"],
+            "cpu": cpu,
+            "aten_capability": isa,
+            "bf16_native": DEFAULT_CPU_BF16,
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+        },
     )
     print(f"wrote {out}")
 

@@ -23,22 +23,23 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from distill_throughput import STUDENT, plain_kd_loop
+
+from minitron.atomic import write_json
+from minitron.data.assets import cache_dir
+from minitron.data.corpus import load_corpus
+from minitron.data.tokens import pack, tokenize_corpus
+from minitron.distill.sources import training_windows
+from minitron.importance.cache import importance_for
+from minitron.importance.scores import ImportanceConfig
+from minitron.model.teacher import load_teacher
+from minitron.prune import prune
+from minitron.runtime import cpu_description
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from distill_throughput import STUDENT, plain_kd_loop  # noqa: E402
-
-from minitron.data.assets import cache_dir  # noqa: E402
-from minitron.data.corpus import load_corpus  # noqa: E402
-from minitron.data.tokens import pack, tokenize_corpus  # noqa: E402
-from minitron.distill.sources import training_windows  # noqa: E402
-from minitron.importance.cache import importance_for  # noqa: E402
-from minitron.importance.scores import ImportanceConfig  # noqa: E402
-from minitron.model.teacher import load_teacher  # noqa: E402
-from minitron.prune import prune  # noqa: E402
-from minitron.runtime import cpu_description  # noqa: E402
-
 PLAIN_TOKENS = 16_384
 
 
@@ -95,26 +96,22 @@ def main() -> None:
             f"test loss {winner['test_loss']}"
         )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "cpu": cpu_description(),
-                "plain_seconds": plain,
-                "search_seconds": seconds,
-                "ratio": seconds / plain,
-                "command": command[1:],
-                "cold_importance": args.cold,
-                "stages": summary["stages"],
-                "estimated_stages": summary.get("estimated_stages"),
-                "winners": [
-                    {"architecture": w["architecture"], "params": w["params"], "test_loss": w["test_loss"]}
-                    for w in summary["winners"]
-                ],
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        out,
+        {
+            "cpu": cpu_description(),
+            "plain_seconds": plain,
+            "search_seconds": seconds,
+            "ratio": seconds / plain,
+            "command": command[1:],
+            "cold_importance": args.cold,
+            "stages": summary["stages"],
+            "estimated_stages": summary.get("estimated_stages"),
+            "winners": [
+                {"architecture": w["architecture"], "params": w["params"], "test_loss": w["test_loss"]}
+                for w in summary["winners"]
+            ],
+        },
     )
     print(f"wrote {out}; the search's log: {log}")
 

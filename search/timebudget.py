@@ -23,14 +23,18 @@ from minitron.runtime import precision
 from search.settings import SearchSettings
 from search.stages import duration
 
-TRAIN_EFFICIENCY = {False: 0.85, True: 0.63}
-"""A training step's FLOP/s as a share of a teacher forward pass's, in fp32 and under bf16 autocast
-(probe MFU over the targets' share of peak, `bench/distill_throughput.py`, 2-core AMD EPYC)."""
+TRAIN_EFFICIENCY = {False: 0.85, True: 0.45}
+"""A training step's FLOP/s as a share of the calibration's (a teacher forward pass), in fp32 and
+under bf16 autocast (the default search's stages against its estimates, `bench/search_time.py`,
+2-core AMD EPYC: bf16 speeds the teacher's forward up more than a small student's training step)."""
+EVAL_SLOWDOWN = {False: 1.0, True: 2.5}
+"""Validation and test losses are computed in fp32 even in a bf16 run (they are reported numbers):
+their tokens cost this much more than the calibrated rate says."""
 TRIAL_SECONDS = 8.0
 """Fixed cost per trial beyond its FLOPs: a worker process, the cut from the teacher, its speed."""
-BENCHMARK_TOKENS = 60
-"""Forward tokens per benchmark item and model, lm-eval's own work included (the default demo:
-45 s for 3 models x 6 tasks x 100 items on the 2-core CPU)."""
+BENCHMARK_TOKENS = 150
+"""Forward tokens per benchmark item and model, lm-eval's own work included (the default search:
+54 s for 2 models x 6 tasks x 100 items in bf16, 243 s for 3 in fp32, on the 2-core CPU)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ def estimate(
     forward = 2 * teacher_params / rate.flops  # seconds per teacher token, forward
     student_forward = 2 * student_params / rate.flops
     student_train = 3 * student_forward / TRAIN_EFFICIENCY[rate.bf16]
+    student_eval = student_forward * EVAL_SLOWDOWN[rate.bf16]
     validation = plan.validation_sequences * seq
     test = settings.retrain.test_sequences * seq
     # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
@@ -106,13 +111,13 @@ def estimate(
         "teacher targets": settings.target_sequences * seq * forward,
         "search": (
             settings.probe_budget * student_train
-            + plan.trials * (plan.rungs * validation * student_forward + TRIAL_SECONDS)
+            + plan.trials * ((plan.rungs + 1) * validation * student_eval + TRIAL_SECONDS)
         )
         / max(settings.resources.concurrency, 1),
         "retrain winners": plan.top_k
         * (
             settings.retrain.tokens * (student_train + (forward if plan.retrain_teacher == "online" else 0.0))
-            + (validation + test) * student_forward
+            + (validation + test) * student_eval
         )
         / max(settings.resources.retrain_workers, 1),
         "benchmarks": (1 + plan.top_k)

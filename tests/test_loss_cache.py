@@ -29,7 +29,9 @@ def test_other_sequences_or_weights_are_measured_anew(cache):
     model, sequences = tiny_model(), tiny_batches(4)
     cached_validation_loss(model, sequences, progress=False)
     other = tiny_batches(4, seed=2)
-    assert cached_validation_loss(model, other, progress=False) == validation_loss(model, other, progress=False)
+    assert cached_validation_loss(model, other, progress=False) == validation_loss(
+        model, other, progress=False
+    )
     changed = tiny_model(seed=1)
     assert cached_validation_loss(changed, sequences, progress=False) == validation_loss(
         changed, sequences, progress=False
