@@ -114,6 +114,10 @@ class Placement:
         device = resolve_device(self.device)
         return device, use_bf16(device, self.bf16)
 
+    def bf16_on(self) -> bool:
+        """Whether bf16 autocast is on where this placement runs (sets nothing, unlike `apply`)."""
+        return use_bf16(resolve_device(self.device), self.bf16)
+
     def teacher(self) -> dict[str, Any]:
         """`load_teacher`'s `device` and `dtype` for a teacher working beside this placement."""
         device = resolve_device(self.device)

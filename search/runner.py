@@ -150,7 +150,7 @@ def _time_budget(ctx: Context) -> None:
     if teacher is not None and "importance" in todo:
         assert ctx.tokens is not None
         width, sizes = importance_missing(teacher, ctx.tokens, ctx.settings.importance, _block_sizes(ctx))
-    bf16 = ctx.settings.probe.placement.apply()[1]
+    bf16 = ctx.settings.probe.placement.bf16_on()
     rate = calibrate(teacher, ctx.validation[: ctx.settings.probe.batch_size], bf16)
     student = round(sum(c.params for c in ctx.candidates) / max(len(ctx.candidates), 1))
     teacher_params = ctx.teacher_record.params or 0
