@@ -56,8 +56,9 @@ def test_llama_dry_run_json_holds_both_published_minitron_4b_shapes():
 
 
 def test_the_memory_plan_says_which_minitron_4b_probes_fit_which_gpu(in_process, tmp_path):
-    """AdamW with fp32 weights holds 18 bytes per parameter: a 4.5B probe needs over 80 GiB, more
-    than an 80 GB GPU has, and fits a 141 GB one."""
+    """AdamW with fp32 weights holds 18 bytes per parameter: a 4.5B probe needs over 80 GB, more
+    than an 80 GB GPU has, and fits a 141 GB one. (Over 80 GiB too where bf16 autocast is on, which
+    plans a bf16 copy of the weights; in fp32, on a CPU without native bf16, 77 GiB.)"""
     published = {(32, 3072, 9216), (16, 4096, 14336)}
     for memory, fits in ((80, False), (141, True)):
         result = in_process(
@@ -68,7 +69,7 @@ def test_the_memory_plan_says_which_minitron_4b_probes_fit_which_gpu(in_process,
         shapes = {(r["num_hidden_layers"], r["hidden_size"], r["intermediate_size"]): r for r in rows}
         for shape in published:
             row = shapes[shape]
-            assert row["probe_memory_bytes"] > 80 * 2**30 and row["fits"] is fits, (memory, row)
+            assert row["probe_memory_bytes"] > 80 * 10**9 and row["fits"] is fits, (memory, row)
             assert row["retrain_memory_bytes"] >= row["probe_memory_bytes"]
     table = in_process(main, "--budget", "4.5B", "--dry-run", "--trial-memory", "80", cwd=tmp_path)
     assert "probe GiB  retrain GiB  fits" in table.stdout
