@@ -124,6 +124,12 @@ class Placement:
         return {"device": device, "dtype": teacher_dtype(device, self.bf16)}
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a GPU's kernels run asynchronously), so timings are true."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def show_progress(wanted: bool = True) -> bool:
     """Whether to draw progress bars: only when asked and stderr is a terminal.
 

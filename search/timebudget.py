@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from minitron.budget import format_count
-from minitron.runtime import precision
+from minitron.runtime import precision, synchronize
 from search.settings import SearchSettings
 from search.stages import duration
 
@@ -59,10 +59,10 @@ def calibrate(teacher: Any | None, batch: torch.Tensor | None, bf16: bool) -> Ra
         ids = batch.to(device)
         with precision(device, bf16):
             teacher(input_ids=ids, use_cache=False)
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             teacher(input_ids=ids, use_cache=False)
-            _sync(device)
+            synchronize(device)
         seconds = time.perf_counter() - start
         params = sum(p.numel() for p in teacher.parameters())
         return Rate(
@@ -75,11 +75,6 @@ def calibrate(teacher: Any | None, batch: torch.Tensor | None, bf16: bool) -> Ra
         a @ a
     seconds = (time.perf_counter() - start) / 3
     return Rate(0.85 * 2 * 1024**3 / seconds, "a 1024² matmul", bf16)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def estimate(

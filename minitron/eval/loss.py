@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from minitron.atomic import write_json
+from minitron.data.assets import cache_dir
 from minitron.data.tokens import SEQ_LEN, pack
+from minitron.model.fingerprint import model_fingerprint
 from minitron.runtime import show_progress
 
 #: Validation sequences (of `SEQ_LEN` tokens) behind every reported loss unless told otherwise.
@@ -69,10 +72,6 @@ def cached_validation_loss(
 
     For the teacher, whose losses every run of a search reports: 20k tokens through a 135M teacher
     take about 35 s on a 2-core CPU, every run, for the same numbers."""
-    from minitron.atomic import write_json
-    from minitron.data.assets import cache_dir
-    from minitron.model.fingerprint import model_fingerprint
-
     param = next(model.parameters())
     identity = {
         "model": model_fingerprint(model),

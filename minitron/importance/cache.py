@@ -25,7 +25,7 @@ from minitron.data.tokens import TokenizedCorpus, pack
 from minitron.errors import MinitronError
 from minitron.faults import kill_point
 from minitron.importance.depth import estimate_depth
-from minitron.importance.scores import Importance, ImportanceConfig
+from minitron.importance.scores import Importance, ImportanceConfig, missing_depth
 from minitron.importance.width import estimate_width_importance
 from minitron.model.fingerprint import model_fingerprint
 from minitron.runtime import use_bf16
@@ -79,13 +79,8 @@ def importance_missing(
     folder = _folder(model, model_fingerprint(model), tokens, cfg)
     total = int(model.config.num_hidden_layers)
     if not (folder / "importance.json").exists():
-        return True, [k for k in sorted(set(block_sizes)) if 0 < k < total]
-    importance = Importance.load(folder)
-    return False, [
-        k
-        for k in sorted(set(block_sizes))
-        if (k == 1 and importance.layer_loss is None) or (1 < k < total and k not in importance.block_loss)
-    ]
+        return True, missing_depth(block_sizes, total)
+    return False, missing_depth(block_sizes, total, Importance.load(folder))
 
 
 def importance_for(
@@ -129,12 +124,7 @@ def importance_for(
         if progress:
             print(f"[importance] width scores computed in {importance.meta['width_seconds']} s", flush=True)
         kill_point("importance")  # test hook: a crash here must leave no importance behind
-    total = importance.architecture.num_hidden_layers
-    missing = [
-        k
-        for k in block_sizes
-        if (k == 1 and importance.layer_loss is None) or (1 < k < total and k not in importance.block_loss)
-    ]
+    missing = missing_depth(block_sizes, importance.architecture.num_hidden_layers, importance)
     if missing:
         if sequences is None:
             sequences = calibration_sequences(tokens, cfg)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from minitron.importance.scores import Importance
+from minitron.importance.scores import Importance, missing_depth
 from minitron.model.surgery import layer_view
 from minitron.runtime import precision, show_progress, use_bf16
 
@@ -129,12 +129,7 @@ def _estimate(
     shortlist: int,
 ) -> None:
     total = model.config.num_hidden_layers
-    sizes = sorted(set(block_sizes))
-    todo = [
-        k
-        for k in sizes
-        if (k == 1 and importance.layer_loss is None) or (1 < k < total and k not in importance.block_loss)
-    ]
+    todo = missing_depth(block_sizes, total, importance)
     if not todo:
         return
     inputs = _LayerInputs(model, sequences, batch_size)

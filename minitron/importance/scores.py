@@ -8,6 +8,7 @@ what is missing and keeps the result per teacher and calibration set.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +58,17 @@ class ImportanceConfig:
                 raise MinitronError(f"{name} must be positive")
         if self.depth_shortlist < 0:
             raise MinitronError("depth_shortlist must be 0 (every start) or positive")
+
+
+def missing_depth(block_sizes: Iterable[int], total: int, importance: Importance | None = None) -> list[int]:
+    """The block sizes k, in order, whose removal losses `importance` (None: nothing yet) lacks for a
+    teacher of `total` layers: k = 1 is the per-layer losses; k >= total is never estimated (no layer
+    would be left)."""
+    layers = importance is not None and importance.layer_loss is not None
+    blocks = importance.block_loss if importance is not None else {}
+    return [
+        k for k in sorted(set(block_sizes)) if (k == 1 and not layers) or (1 < k < total and k not in blocks)
+    ]
 
 
 @dataclass

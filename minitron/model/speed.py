@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from minitron.data.tokens import SEQ_LEN
-from minitron.runtime import precision
+from minitron.runtime import precision, synchronize
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,6 @@ class Speed:
     seq_len: int
     batch_size: int
     device: str
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
@@ -54,12 +49,12 @@ def measure_speed(
     def best(ids: torch.Tensor) -> float:
         with precision(device, bf16):
             model(input_ids=ids, use_cache=False)  # warm-up
-            _sync(device)
+            synchronize(device)
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
                 model(input_ids=ids, use_cache=False)
-                _sync(device)
+                synchronize(device)
                 times.append(time.perf_counter() - start)
         return min(times)
 
