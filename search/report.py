@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from minitron.atomic import write_bytes
-from search.report_data import pareto_front
+from search.pareto import pareto_front
 from search.report_html import _render_html
 from search.report_png import _pareto_png
 from search.summary import Summary

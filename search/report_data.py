@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from minitron.budget import format_count
+from search.pareto import pareto_front
 from search.records import TrialStatus
 
 #: Marker style per candidate status (plotly symbol, matplotlib marker, filled); others get an x.
@@ -18,31 +19,6 @@ _STATUS_STYLE = {
 _OTHER_STYLE = ("x", "x", True)
 _CANDIDATE_COLOR, _FRONT_COLOR, _WINNER_COLOR, _BAND_COLOR = "#4c78a8", "#e45756", "#f2b701", "#54a24b"
 _DASH = "—"
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the non-dominated points when minimizing both coordinates, by first coordinate.
-
-    A point is dominated when another is no worse in both coordinates and better in one, so
-    identical points are all kept. Points with a non-finite coordinate are never on the front.
-    Ties on the first coordinate are ordered by the second, then by index.
-    """
-    order = sorted(
-        (i for i, (x, y) in enumerate(points) if math.isfinite(x) and math.isfinite(y)),
-        key=lambda i: (points[i][0], points[i][1], i),
-    )
-    front: list[int] = []
-    best: tuple[float, float] | None = None  # the first point (smallest x) reaching the lowest y so far
-    for i in order:
-        x, y = points[i]
-        # Every earlier point has x' <= x; one with y' < y dominates, and one with y' == y does too
-        # unless it is the same point (the first to reach the lowest y has the smallest x).
-        if best is None or y < best[1]:
-            best = (x, y)
-            front.append(i)
-        elif (x, y) == best:
-            front.append(i)
-    return front
 
 
 # ---------------------------------------------------------------------------------------------- data
