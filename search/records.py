@@ -57,6 +57,18 @@ class TrialRecord:
     per run (`teacher.json`)."""
     speedup: float | None = None
     device: str | None = None
+    name: str | None = None
+    """The hand-designed shape this architecture is (`width-only-71M`, `depth-only@90M`), if any."""
+    latency_low_ms: float | None = None
+    """The fastest and slowest of the latency stage's rounds (`latency_ms` is their median); None
+    until the latency stage has measured the candidate beside the teacher (`search.latency`)."""
+    latency_high_ms: float | None = None
+    speedup_low: float | None = None
+    """The lowest and highest per-round speed-up (teacher ÷ candidate, measured in turn on one
+    worker); `speedup` is their median."""
+    speedup_high: float | None = None
+    latency_rounds: int | None = None
+    """Rounds the latency stage measured (each: the teacher, then the candidate)."""
     seconds: float | None = None
     """The trial's wall time."""
     retries: int = 0

@@ -37,6 +37,10 @@ class TeacherRecord:
     test_loss: float | None = None
     """Loss on the run's test sequences (beside the winners' test losses)."""
     latency_ms: float | None = None
+    """Median latency over the latency stage's rounds (`search.latency`)."""
+    latency_low_ms: float | None = None
+    """The fastest and slowest of those rounds."""
+    latency_high_ms: float | None = None
     tokens_per_s: float | None = None
     device: str | None = None
     """Where its speed was measured (a trial's kind of device)."""
@@ -125,9 +129,12 @@ class WinnerRow:
     """Headline score per task (0-1)."""
     benchmarks_change_points: dict[str, float | None] | None = None
     """Change against the teacher, in points."""
+    budget_point: float | None = None
+    """With a budget range: the budget (parameters, or latency in ms with `--objective latency`)
+    at which this winner is the best candidate on the front; None for one budget."""
 
     def to_json(self) -> dict[str, Any]:
-        first = ("rank", "trial_id", "architecture", "params")
+        first = ("rank", "trial_id", "architecture", "params", "budget_point")
         data = {name: getattr(self, name) for name in first} | self.result.to_json()
         if self.benchmarks is not None:
             data["benchmarks"] = self.benchmarks
@@ -144,6 +151,7 @@ class WinnerRow:
             result=WinnerResult.from_json(data),
             benchmarks=data.get("benchmarks"),
             benchmarks_change_points=data.get("benchmarks_change_points"),
+            budget_point=data.get("budget_point"),
         )
 
 
@@ -153,8 +161,13 @@ class Summary:
 
     name: str | None = None
     budget: int | None = None
+    """The budget, or the upper end of a budget range."""
+    budget_low: int | None = None
+    """The lower end of a budget range (`--budget 50M:110M`); None for one budget."""
+    objective: str = "params"
+    """The search's second objective beside the probe loss: `params` or `latency` (ms)."""
     band: float | None = None
-    """Relative half-width of the feasible band around the budget."""
+    """Relative half-width of the feasible band around the budget (around each end of a range)."""
     space: str | None = None
     created: str | None = None
     limited: str | None = None
