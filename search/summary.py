@@ -134,8 +134,10 @@ class WinnerRow:
     at which this winner is the best candidate on the front; None for one budget."""
 
     def to_json(self) -> dict[str, Any]:
-        first = ("rank", "trial_id", "architecture", "params", "budget_point")
+        first = ("rank", "trial_id", "architecture", "params")
         data = {name: getattr(self, name) for name in first} | self.result.to_json()
+        if self.budget_point is not None:
+            data["budget_point"] = self.budget_point
         if self.benchmarks is not None:
             data["benchmarks"] = self.benchmarks
             data["benchmarks_change_points"] = self.benchmarks_change_points
