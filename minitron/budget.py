@@ -35,6 +35,28 @@ def parse_budget(text: str) -> int:
     return parse_count(text)
 
 
+def parse_budget_range(text: str) -> tuple[int, int]:
+    """A budget or a budget range: `70M` -> (70M, 70M); `50M:110M` -> (50M, 110M), low end first."""
+    low_text, sep, high_text = str(text).partition(":")
+    if not sep:
+        budget = parse_budget(text)
+        return budget, budget
+    if not low_text.strip() or not high_text.strip():
+        raise MinitronError(f"budget range {text!r} needs both ends, e.g. 50M:110M")
+    low, high = parse_budget(low_text), parse_budget(high_text)
+    if low > high:
+        raise MinitronError(
+            f"budget range {text!r} runs backwards; write the smaller end first, e.g. "
+            f"{format_count(high)}:{format_count(low)}"
+        )
+    return low, high
+
+
+def format_budget(low: int, high: int) -> str:
+    """`70M` for one budget, `50M–110M` for a range."""
+    return format_count(high) if low == high else f"{format_count(low)}–{format_count(high)}"
+
+
 def parse_tokens(text: str, option: str) -> int:
     """A token count given to `option`, such as `16k` (see `parse_count`)."""
     return parse_count(text, option, "token count")

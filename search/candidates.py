@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minitron.budget import format_count
+from minitron.budget import format_budget, format_count
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, count_params
 from search.space import SPACES_DIR, SearchSpace, load_space
@@ -33,8 +33,15 @@ def reach(space: SearchSpace) -> tuple[int, int]:
     return min(sizes), max(sizes)
 
 
-def feasible(space: SearchSpace, budget: int) -> list[Candidate]:
-    """Every architecture within the space's band around `budget`, largest first.
+def feasible_bounds(space: SearchSpace, budget: int, low: int | None = None) -> tuple[float, float]:
+    """The parameter counts a candidate may have: the space's band around `budget`, or around every
+    budget of the range `low`..`budget` (their union: low·(1 − band) to budget·(1 + band))."""
+    return (low if low is not None else budget) * (1 - space.band), budget * (1 + space.band)
+
+
+def feasible(space: SearchSpace, budget: int, low: int | None = None) -> list[Candidate]:
+    """Every architecture within the space's band around `budget` (or around every budget of the
+    range `low`..`budget`), largest first.
 
     The candidates are the grid of choices plus the space's known architectures; anything at or
     above the teacher's size is excluded (pruning must shrink the model).
@@ -45,17 +52,18 @@ def feasible(space: SearchSpace, budget: int) -> list[Candidate]:
             f"budget {format_count(budget)} is not below the teacher's {format_count(teacher_params)} "
             f"parameters ({teacher_params:,}); choose a smaller budget"
         )
-    low, high = budget * (1 - space.band), budget * (1 + space.band)
+    least, most = feasible_bounds(space, budget, low)
     names = {k.arch: k.name for k in space.known}
     out = []
     for arch in _shapes(space):
         params = count_params(space.family, arch)
-        if low <= params <= high and params < teacher_params:
+        if least <= params <= most and params < teacher_params:
             out.append(Candidate(arch, params, names.get(arch, "")))
     if not out:
         smallest, largest = reach(space)
         raise MinitronError(
-            f"no architecture of {space.path.name} lies within ±{space.band:.0%} of {format_count(budget)}; "
+            f"no architecture of {space.path.name} lies within ±{space.band:.0%} of "
+            f"{format_budget(low or budget, budget)}; "
             f"the space reaches {format_count(smallest)} to {format_count(largest)} parameters"
         )
     return sorted(out, key=lambda c: (-c.params, c.arch))
@@ -80,24 +88,25 @@ class SpaceChoice:
     candidates: list[Candidate]
     reason: str
 
-    def line(self, budget: int) -> str:
+    def line(self, low: int, budget: int) -> str:
         others = ", ".join(p.stem for p in sorted(SPACES_DIR.glob("*.yaml")) if p.stem != self.space.name)
         return (
-            f"[search] --budget {format_count(budget)}: space {self.space.name} (teacher "
+            f"[search] --budget {format_budget(low, budget)}: space {self.space.name} (teacher "
             f"{self.space.teacher_name}, {format_count(self.space.teacher_params)} parameters), "
             f"{self.reason}; "
             f"choose another with --space NAME or FILE (shipped: {others})"
         )
 
 
-def space_for_budget(budget: int) -> SpaceChoice:
+def space_for_budget(budget: int, low: int | None = None) -> SpaceChoice:
     """The shipped space of the smallest teacher with candidates at `budget` that is at least 1.25x
-    the budget; failing that, the smallest teacher with any candidates at it."""
+    the budget; failing that, the smallest teacher with any candidates at it. For a range
+    `low`..`budget`, `budget` is its upper end."""
     spaces = sorted((load_space(p) for p in SPACES_DIR.glob("*.yaml")), key=lambda s: s.teacher_params)
     reachable = []
     for space in spaces:
         try:
-            reachable.append((space, feasible(space, budget)))
+            reachable.append((space, feasible(space, budget, low)))
         except MinitronError:
             continue
     for space, candidates in reachable:

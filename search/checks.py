@@ -20,8 +20,10 @@ from search.rundir import RunDir
 from search.settings import SearchSettings
 
 
-def default_name(budget: int) -> str:
-    return f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-{format_count(budget)}"
+def default_name(low: int, budget: int) -> str:
+    """Date, time and budget (`20261129-150102-70M`, or `...-50M-110M` for a range)."""
+    span = format_count(budget) if low == budget else f"{format_count(low)}-{format_count(budget)}"
+    return f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-{span}"
 
 
 def check_name(name: str) -> str:

@@ -22,12 +22,19 @@ from minitron.runtime import quiet_progress_bars_when_logged
 
 quiet_progress_bars_when_logged()  # before any library that draws progress bars is imported
 
-from minitron.budget import parse_budget, parse_tokens  # noqa: E402
+from minitron.budget import parse_budget_range, parse_tokens  # noqa: E402
 from minitron.commands.common import run_command  # noqa: E402
 from minitron.errors import MinitronError  # noqa: E402
 from minitron.eval.benchmarks import ALL_TASKS, check_tasks  # noqa: E402
 from search.options import build_parser  # noqa: E402
-from search.settings import SETTINGS_FORMAT, Resources, SearchPlan, SearchSettings  # noqa: E402
+from search.settings import (  # noqa: E402
+    RANGE_RUNGS,
+    RANGE_WINNERS,
+    SETTINGS_FORMAT,
+    Resources,
+    SearchPlan,
+    SearchSettings,
+)
 
 #: What `--resume` may change: where the run continues, not what it computes.
 RESUMABLE = (
@@ -40,17 +47,18 @@ def _flags(names: list[str] | tuple[str, ...]) -> str:
     return ", ".join(f"--{name.replace('_', '-')}" for name in names)
 
 
-def pick_space(args: argparse.Namespace, budget: int) -> tuple[Any, list[Any]]:
+def pick_space(args: argparse.Namespace, low: int, budget: int) -> tuple[Any, list[Any]]:
     """The space of --space, or the shipped one --budget chooses (said on one line: on stderr when
-    stdout is for --json); with its feasible candidates at the budget."""
+    stdout is for --json); with its feasible candidates at the budget (or over the range `low`..`budget`)."""
     from search.candidates import feasible, space_for_budget
     from search.space import load_space
 
+    lower = low if low != budget else None
     if args.space:
         space = load_space(args.space)
-        return space, feasible(space, budget)
-    choice = space_for_budget(budget)
-    print(choice.line(budget), file=sys.stderr if args.json else sys.stdout, flush=True)
+        return space, feasible(space, budget, lower)
+    choice = space_for_budget(budget, lower)
+    print(choice.line(low, budget), file=sys.stderr if args.json else sys.stdout, flush=True)
     return choice.space, choice.candidates
 
 
@@ -58,16 +66,16 @@ def dry_run(args: argparse.Namespace) -> int:
     from minitron.model.teacher import local_config
     from search.dryrun import check_teacher_matches, render_json, render_table
 
-    budget = parse_budget(args.budget)
-    check_options(args)
-    space, candidates = pick_space(args, budget)
+    low, budget = parse_budget_range(args.budget)
+    check_options(args, low != budget)
+    space, candidates = pick_space(args, low, budget)
     teacher = args.teacher or space.teacher_name
     config = local_config(teacher)
     if config is not None:
         check_teacher_matches(space, teacher, config)
     from search.memory_plan import fits, plan, summary_line
 
-    probes = probe_plan_line(args, space.top_k)
+    probes = probe_plan_line(args, space.top_k, low != budget)
     # with --trial-memory the plan is for other machines: their resources are not checked here
     memory_settings, capacity = memory_inputs(args, resolve_resources(args, check=args.trial_memory is None))
     plans = [plan(space, c, memory_settings) for c in candidates]
@@ -75,7 +83,7 @@ def dry_run(args: argparse.Namespace) -> int:
     if args.json:
         print(render_json(candidates, memory))
     else:
-        print(render_table(space, teacher, budget, candidates, memory))
+        print(render_table(space, teacher, (low, budget), candidates, memory))
         print(probes)
         print(summary_line(plans, memory_settings, capacity))
     return 0
@@ -108,14 +116,14 @@ def memory_inputs(args: argparse.Namespace, resources: Resources) -> tuple[Any, 
     return settings, trial_capacity(resources)
 
 
-def probe_plan_line(args: argparse.Namespace, space_top_k: int) -> str:
+def probe_plan_line(args: argparse.Namespace, space_top_k: int, is_range: bool = False) -> str:
     """What the probes of this command would be and cost (refusing a plan over the overhead)."""
     from minitron.budget import format_count
     from minitron.data.tokens import SEQ_LEN
     from minitron.distill.probe import ProbeConfig
     from search.probe_plan import full_probe_steps, probe_budget
 
-    plan = plan_from_args(args, space_top_k)
+    plan = plan_from_args(args, space_top_k, is_range)
     retrain = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     per_step = SEQ_LEN * ProbeConfig.batch_size
     steps = full_probe_steps(plan, retrain, per_step)
@@ -127,26 +135,39 @@ def probe_plan_line(args: argparse.Namespace, space_top_k: int) -> str:
     )
 
 
-def plan_from_args(args: argparse.Namespace, space_top_k: int) -> SearchPlan:
+def plan_from_args(args: argparse.Namespace, space_top_k: int, is_range: bool = False) -> SearchPlan:
+    """The plan the options ask for; what they leave out takes the defaults of one budget or of a range."""
+    default = SearchPlan()
     return SearchPlan(
         trials=args.trials,
         sampler=args.sampler,
-        scheduler=args.scheduler,
+        scheduler=args.scheduler or ("none" if is_range else default.scheduler),
         overhead=args.overhead,
         probe_tokens=parse_tokens(args.probe_tokens, "--probe-tokens") if args.probe_tokens else 0,
-        rungs=args.rungs,
+        rungs=args.rungs if args.rungs is not None else RANGE_RUNGS if is_range else default.rungs,
         probe_top_k=args.probe_top_k,
         retrain_teacher=args.retrain_teacher,
-        top_k=args.top_k if args.top_k is not None else space_top_k,
+        top_k=args.top_k if args.top_k is not None else RANGE_WINNERS if is_range else space_top_k,
+        objective=args.objective,
         depth=args.depth,
         depth_accuracy_items=args.depth_accuracy_items,
         validation_sequences=args.eval_sequences,
     )
 
 
-def check_options(args: argparse.Namespace) -> None:
+def check_options(args: argparse.Namespace, is_range: bool = False) -> None:
     """Numeric options that must be positive, token counts, and the benchmark options (a dry run
-    checks them too, so that the command it previews would start)."""
+    checks them too, so that the command it previews would start); `is_range`: --budget is a range."""
+    if is_range and args.scheduler == "asha":
+        raise MinitronError(
+            "--scheduler asha compares probe losses of candidates of any size at its rungs, so with a "
+            "budget range it would stop the small ones first; use --scheduler none (the range's default)"
+        )
+    if not is_range and args.objective != "params":
+        raise MinitronError(
+            f"--objective {args.objective} goes with a budget range (e.g. --budget 50M:110M); one budget "
+            "ranks its candidates by probe loss alone"
+        )
     if args.probe_tokens is not None:
         parse_tokens(args.probe_tokens, "--probe-tokens")
     parse_tokens(args.retrain_tokens, "--retrain-tokens")
@@ -156,7 +177,7 @@ def check_options(args: argparse.Namespace) -> None:
         )
     if args.trial_memory is not None and not args.trial_memory > 0:
         raise MinitronError(f"--trial-memory must be a positive number of GiB, got {args.trial_memory:g}")
-    if not 1 <= args.rungs <= 8:
+    if args.rungs is not None and not 1 <= args.rungs <= 8:
         raise MinitronError(f"--rungs must be between 1 and 8, got {args.rungs}")
     for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
         if getattr(args, name) < 1:
@@ -225,13 +246,14 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     from search.checks import check_name, check_out, default_name
     from search.memory_plan import check_some_fit
 
-    budget = parse_budget(args.budget)
-    space, candidates = pick_space(args, budget)  # fails fast on a budget the space cannot reach
+    low, budget = parse_budget_range(args.budget)
+    is_range = low != budget
+    space, candidates = pick_space(args, low, budget)  # fails fast on a budget the space cannot reach
     eval_tasks, eval_limit = eval_options(args)
-    check_options(args)
-    name = check_name(args.name) if args.name is not None else default_name(budget)
+    check_options(args, is_range)
+    name = check_name(args.name) if args.name is not None else default_name(low, budget)
     check_out(args.out)
-    plan = plan_from_args(args, space.top_k)
+    plan = plan_from_args(args, space.top_k, is_range)
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     resources = resolve_resources(args)
     check_some_fit(space, candidates, *memory_inputs(args, resources))
@@ -249,6 +271,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
         eval_fewshot=args.eval_fewshot,
         seed=args.seed,
         data=args.data,
+        budget_low=low if is_range else None,
         name=name,
         out=args.out,
         allow_pickle=args.allow_pickle,

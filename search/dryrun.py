@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from minitron.budget import format_count
+from minitron.budget import format_budget, format_count
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, Family
 from minitron.model.memory import Memory
@@ -37,10 +37,12 @@ def render_json(candidates: list[Candidate], memory: MemoryRows) -> str:
 
 
 def render_table(
-    space: SearchSpace, teacher: str, budget: int, candidates: list[Candidate], memory: MemoryRows
+    space: SearchSpace, teacher: str, bounds: tuple[int, int], candidates: list[Candidate], memory: MemoryRows
 ) -> str:
+    """The candidates as a table; `bounds`: the budget (twice) or a budget range's ends."""
     total = space.teacher_params
-    low, high = budget * (1 - space.band), budget * (1 + space.band)
+    budget_low, budget = bounds
+    low, high = budget_low * (1 - space.band), budget * (1 + space.band)
     header: tuple[str, ...] = ("layers", "hidden", "mlp", "q/kv heads", "head_dim", "params", "of teacher")
     header += ("probe GiB", "retrain GiB", "fits", "name")
     rows = [
@@ -68,7 +70,7 @@ def render_table(
     lines = [
         f"teacher  {teacher} ({space.family.model_type} {space.teacher.short()}, {total:,} parameters)",
         f"space    {space.path}",
-        f"budget   {format_count(budget)} ±{space.band:.0%} ({format_count(int(low))} to "
+        f"budget   {format_budget(budget_low, budget)} ±{space.band:.0%} ({format_count(int(low))} to "
         f"{format_count(int(high))}): {len(candidates)} feasible candidates, largest first",
         "",
         fmt(header),

@@ -12,7 +12,15 @@ from minitron.budget import format_count
 from minitron.eval.benchmarks import ALL_TASKS
 from minitron.importance.selection import DEPTH_METHODS
 from search.samplers import SAMPLERS
-from search.settings import RETRAIN_TEACHERS, SCHEDULERS, Resources, SearchSettings
+from search.settings import (
+    OBJECTIVES,
+    RANGE_RUNGS,
+    RANGE_WINNERS,
+    RETRAIN_TEACHERS,
+    SCHEDULERS,
+    Resources,
+    SearchSettings,
+)
 from search.space import DEFAULT_SPACE_NAME
 
 
@@ -29,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to search")
     what.add_argument(
         "--budget",
-        help="target parameter count, e.g. 70M, 4.5B, 900k or 4500000000 (required unless --resume)",
+        help="target parameter count, e.g. 70M, 4.5B, 900k or 4500000000; or a range LOW:HIGH, e.g. "
+        "50M:110M, searched as a Pareto front of probe loss against --objective (required unless --resume)",
     )
     what.add_argument(
         "--space",
@@ -66,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--rungs",
         type=int,
-        default=plan.rungs,
-        help="validations per probe at 1, 2, 4, ... times the first (where ASHA compares trials)",
+        default=None,
+        help=f"validations per probe at 1, 2, 4, ... times the first (where ASHA compares trials; default "
+        f"{plan.rungs}, with a budget range {RANGE_RUNGS})",
     )
     how.add_argument(
         "--probe-top-k",
@@ -79,15 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
-        default=plan.scheduler,
-        help="asha: successive halving (the better half of the probes go on at each rung); none: every "
-        "probe runs to the end",
+        default=None,
+        help=f"asha: successive halving (the better half of the probes go on at each rung); none: every "
+        f"probe runs to the end (default {plan.scheduler}; none with a budget range, whose candidates of "
+        "different sizes must be compared after equal training)",
+    )
+    how.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=plan.objective,
+        help="with a budget range, what the front trades probe loss against: the parameter count, or the "
+        "latency of one sequence measured on the trial's device",
     )
     how.add_argument(
         "--top-k",
         type=int,
         default=None,
-        help="winners to retrain (default: the space's top_k; 0: only rank the candidates)",
+        help=f"winners to retrain (default: the space's top_k; 0: only rank the candidates); with a budget "
+        f"range, the budget points spread evenly over it, each retraining the best candidate that fits "
+        f"it (default {RANGE_WINNERS})",
     )
     how.add_argument(
         "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"

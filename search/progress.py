@@ -102,8 +102,6 @@ _RESULT_KEYS = (
     "probe_tokens",
     "latency_ms",
     "tokens_per_s",
-    "teacher_latency_ms",
-    "speedup",
     "device",
 )
 

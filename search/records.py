@@ -126,3 +126,36 @@ class TrialLog:
         self.records[record.trial_id] = record
         lines = (json.dumps(r.to_json(), default=str) + "\n" for r in self.records.values())
         write_text(self.path, "".join(lines))
+
+
+#: What the latency stage measures for each candidate (`search.latency`), as `TrialRecord` fields.
+LATENCY_FIELDS = (
+    "latency_ms",
+    "latency_low_ms",
+    "latency_high_ms",
+    "teacher_latency_ms",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "latency_rounds",
+)
+
+
+def with_latency(records: list[TrialRecord], measured: dict[str, Any]) -> list[TrialRecord]:
+    """The records with the latency stage's figures where it measured their architecture (the
+    trial's own latency, taken alone, stays in `trials.jsonl`)."""
+    by_label = measured.get("candidates") or {}
+    out = []
+    for record in records:
+        figures = by_label.get(record.architecture.short()) or {}
+        if "error" in figures or not figures:
+            out.append(record)
+            continue
+        values: dict[str, Any] = {k: figures.get(k) for k in LATENCY_FIELDS}
+        out.append(dataclasses.replace(record, **values))
+    return out
+
+
+def with_names(records: list[TrialRecord], names: dict[Architecture, str]) -> list[TrialRecord]:
+    """The records with the names of the known and hand-designed shapes among them."""
+    return [dataclasses.replace(r, name=names.get(r.architecture) or r.name) for r in records]

@@ -1,14 +1,15 @@
 """The run directory `<out>/<name>/`: where everything of one search lives, written atomically.
 
 config.json      resolved settings (what --resume reads back)
-teacher.json     the teacher's shape, size, validation and test loss, speed (timed as trials run)
+teacher.json     the teacher's shape, size, validation and test loss, speed (from the latency stage)
 importance/      the teacher's importance scores, exactly those every trial used (pinned for --resume)
 targets/         probe batches and the teacher's top-k logits on them
 optuna.db        the Optuna study (open it with `optuna-dashboard sqlite:///.../optuna.db`)
-searcher.json    suggestions answered without a trial (infeasible, duplicate, in flight)
+searcher.json    suggestions answered without a trial (infeasible, duplicate, in flight, stratum full)
 tune/            the Ray Tune experiment (per-trial results, TensorBoard logs)
 trials.jsonl     one line per trial: architecture, params, losses, latency, status, error
 probe_starts.jsonl  one line each time a probe actually starts (audit trail)
+latency.json     every probed candidate's latency and speed-up, timed in turn with the teacher on one worker
 winners/         the retrained winners: Hugging Face checkpoints, model cards, provenance.json
 evals/           the teacher's benchmark scores
 stages.json      the stages finished so far and their time
@@ -36,6 +37,7 @@ _LAYOUT = {
     "tune": "tune",
     "trials": "trials.jsonl",
     "probe_starts": "probe_starts.jsonl",
+    "latency": "latency.json",
     "winners": "winners",
     "evals": "evals",
     "stages": "stages.json",
@@ -58,6 +60,7 @@ class RunDir:
     tune: Path = field(init=False)
     trials: Path = field(init=False)
     probe_starts: Path = field(init=False)
+    latency: Path = field(init=False)
     winners: Path = field(init=False)
     evals: Path = field(init=False)
     stages: Path = field(init=False)

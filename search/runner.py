@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from minitron.atomic import write_json
-from minitron.budget import format_count
+from minitron.budget import format_budget
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import TokenizedCorpus, pack, tokenize_corpus
 from minitron.distill.sources import training_windows
@@ -27,15 +27,16 @@ from minitron.eval.loss import cached_validation_loss
 from minitron.faults import kill_point
 from minitron.importance.cache import importance_for, importance_missing
 from minitron.importance.scores import Importance
-from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
+from minitron.model.teacher import Teacher, checkpoint_folder, load_teacher, load_tokenizer
 from minitron.runtime import cpu_description
 from search.candidates import Candidate, feasible
 from search.checks import check_corpus, check_run_dir, create_run_dir
 from search.dryrun import check_teacher_matches
-from search.records import TrialLog, TrialRecord, rank
+from search.front import OBJECTIVE_KEYS, budget_points, front_winners, latency_points, seeded_shapes
+from search.records import TrialLog, TrialRecord, rank, with_latency, with_names
 from search.rundir import RunDir
 from search.settings import SETTINGS_FORMAT, SearchSettings
-from search.space import SearchSpace, load_space
+from search.space import KnownArchitecture, SearchSpace, load_space
 from search.stages import Stage, run_stages
 from search.summary import Summary, TeacherRecord, WinnerResult, build_summary, choose_winners, print_result
 from search.timebudget import calibrate, estimate, eta, print_budget
@@ -62,6 +63,9 @@ class Context:
     rejected: dict[str, int] = field(default_factory=dict)
     dashboard: str | None = None
     finals: dict[str, WinnerResult] = field(default_factory=dict)
+    seeds: list[KnownArchitecture] = field(default_factory=list)
+    """Shapes probed first: the space's known ones in the budget band or range, and a range's hand
+    shapes at its budget points (`search.front`); their names mark them in the report."""
     benchmarks: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     estimates: dict[str, float] = field(default_factory=dict)
@@ -74,9 +78,32 @@ class Context:
         path = Path(self.settings.teacher).expanduser()
         return str(path.resolve()) if path.exists() else self.settings.teacher
 
+    def __post_init__(self) -> None:
+        settings, space = self.settings, self.space
+        if settings.budget_low is not None:
+            self.seeds = seeded_shapes(space, settings.budget_low, settings.budget, settings.plan.top_k)
+        else:
+            feasible_now = {c.arch for c in self.candidates}
+            self.seeds = [k for k in space.known if k.arch in feasible_now]
+
     @property
     def winners(self) -> list[TrialRecord]:
-        return choose_winners(rank(self.trials), self.settings.plan.top_k)
+        return [record for record, _ in self.winners_at]
+
+    @property
+    def winners_at(self) -> list[tuple[TrialRecord, float | None]]:
+        """The winners, each with its budget point (None for one budget): the best `top_k` by probe
+        loss for one budget; along the front, one per budget point, for a range."""
+        settings = self.settings
+        top_k = settings.plan.top_k
+        if settings.budget_low is None:
+            return [(r, None) for r in choose_winners(rank(self.trials), top_k)]
+        key = OBJECTIVE_KEYS[settings.plan.objective]
+        if key == "params":
+            points = budget_points(settings.budget_low, settings.budget, top_k) if top_k else []
+        else:
+            points = latency_points(self.trials, top_k) if top_k else []
+        return [(r, p) for r, p in front_winners(self.trials, key, points, self.space.band)]
 
 
 def _teacher(ctx: Context, done: bool) -> None:
@@ -112,7 +139,7 @@ def _teacher(ctx: Context, done: bool) -> None:
         create_run_dir(run, saved, ctx.overwrite)
     print(
         f"[search] run directory {run.root}; {len(ctx.candidates)} feasible candidates at "
-        f"{format_count(settings.budget)} ±{ctx.space.band:.0%}",
+        f"{format_budget(*settings.bounds)} ±{ctx.space.band:.0%}",
         flush=True,
     )
     ctx.tokens = tokens
@@ -224,20 +251,18 @@ def _release_accelerator_memory() -> None:
 
 
 def _search(ctx: Context, done: bool) -> None:
+    names = {k.arch: k.name for k in ctx.seeds}
     if done:
-        ctx.trials = list(TrialLog(ctx.run.trials).records.values())
+        ctx.trials = with_names(list(TrialLog(ctx.run.trials).records.values()), names)
         ctx.rejected = _read_json(ctx.run.searcher)
         return
     from search.ray_runtime import start_ray  # Ray is imported only once the search really starts
-    from search.tuning import run_tune, teacher_speed
+    from search.tuning import run_tune
 
     assert ctx.importance is not None and ctx.targets is not None and ctx.validation is not None
-    assert ctx.teacher_record is not None
     ctx.dashboard = start_ray(ctx.settings.resources)
-    if ctx.teacher_record.latency_ms is None:  # once per run, recorded with the teacher
-        speed = teacher_speed(ctx.settings, ctx.teacher_spec, int(ctx.validation.shape[1]))
-        ctx.teacher_record = dataclasses.replace(ctx.teacher_record, **speed)
-        write_json(ctx.run.teacher, ctx.teacher_record.to_json())
+    if ctx.seeds:
+        print(f"[search] probing first: {', '.join(k.name for k in ctx.seeds)}", flush=True)
     log, ctx.rejected = run_tune(
         ctx.run,
         ctx.settings,
@@ -247,9 +272,42 @@ def _search(ctx: Context, done: bool) -> None:
         ctx.validation,
         ctx.teacher_spec,
         ctx.candidates,
-        ctx.teacher_record,
+        [k.arch for k in ctx.seeds],
     )
-    ctx.trials = list(log.records.values())
+    ctx.trials = with_names(list(log.records.values()), names)
+
+
+def _latency(ctx: Context, done: bool) -> None:
+    """Every probed candidate timed in turn with the teacher on one worker (`search.latency`); the
+    trials then carry those latencies and speed-ups, the teacher record its own."""
+    if not done:
+        from search.latency import LatencyJob, run_latency_task
+        from search.ray_runtime import start_ray
+
+        assert ctx.importance is not None and ctx.validation is not None
+        archs = list(dict.fromkeys(r.architecture for r in ctx.trials if r.status.scored))
+        checkpoint = checkpoint_folder(ctx.teacher_spec)
+        job = LatencyJob(
+            teacher=ctx.teacher_spec,
+            options=ctx.settings.teacher_options(),
+            checkpoint=str(checkpoint) if checkpoint else None,
+            depth=ctx.settings.plan.depth,
+            placement=ctx.settings.probe.placement,
+            seq_len=int(ctx.validation.shape[1]),
+            architectures=archs,
+        )
+        resources = ctx.settings.resources
+        ctx.dashboard = ctx.dashboard or start_ray(resources)
+        print(f"[latency] timing {len(archs)} candidates in turn with the teacher on one worker", flush=True)
+        measured = run_latency_task(job, ctx.importance, resources.cpus_per_trial, resources.gpus_per_trial)
+        write_json(ctx.run.latency, measured)
+    measured = _read_json(ctx.run.latency)
+    ctx.trials = with_latency(ctx.trials, measured)
+    assert ctx.teacher_record is not None
+    teacher = {k: v for k, v in (measured.get("teacher") or {}).items() if k != "tokens_per_s" or v}
+    if teacher and ctx.teacher_record.latency_ms != teacher.get("latency_ms"):
+        ctx.teacher_record = dataclasses.replace(ctx.teacher_record, **teacher)
+        write_json(ctx.run.teacher, ctx.teacher_record.to_json())
 
 
 def _retrain(ctx: Context, done: bool) -> None:
@@ -285,6 +343,9 @@ def _report(ctx: Context, done: bool) -> None:
         settings={**settings.to_json(), "dashboard": ctx.dashboard},
         ranking=rank(ctx.trials),
         winners=ctx.winners,
+        budget_points={r.trial_id: p for r, p in ctx.winners_at if p is not None},
+        budget_low=settings.budget_low,
+        objective=settings.plan.objective,
         finals=ctx.finals,
         benchmarks=ctx.benchmarks,
         rejected=ctx.rejected,
@@ -326,6 +387,7 @@ STAGES: list[Stage[Context]] = [
     Stage("importance", _importance, lambda ctx: (ctx.run.importance / "importance.json").exists()),
     Stage("teacher targets", _targets, lambda ctx: (ctx.run.targets / "targets.json").exists()),
     Stage("search", _search, lambda ctx: _finished(ctx, "search")),
+    Stage("latency", _latency, lambda ctx: ctx.run.latency.exists()),
     Stage("retrain winners", _retrain, lambda ctx: _finished(ctx, "retrain winners")),
     Stage("benchmarks", _benchmarks, lambda ctx: _finished(ctx, "benchmarks")),
     Stage("report", _report, lambda ctx: False),  # cheap, and always reflects everything on disk
@@ -339,7 +401,9 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     every finished piece of work is already on disk (trials, importance, winners, scores)."""
     run = RunDir(Path(settings.out).expanduser().resolve() / settings.name)  # Tune needs absolute paths
     space = load_space(settings.space)
-    ctx = Context(run, settings, space, feasible(space, settings.budget), resume, overwrite)
+    ctx = Context(
+        run, settings, space, feasible(space, settings.budget, settings.budget_low), resume, overwrite
+    )
     check_run_dir(run, resume, overwrite)
     try:
         run_stages(STAGES, ctx, run, ctx.timings, after=lambda name, done: _after(ctx, name, done))

@@ -30,6 +30,12 @@ from minitron.runtime import Placement
 DEFAULT_EVAL_TASKS = ("hellaswag", "piqa", "winogrande", "arc_easy", "arc_challenge", "lambada_openai")
 DEFAULT_EVAL_LIMIT = 100
 SCHEDULERS = ("asha", "none")
+#: The search's second objective beside the probe loss when it searches a budget range.
+OBJECTIVES = ("params", "latency")
+#: A budget range's defaults: probes validate once, at their end (every probe runs to it: no
+#: scheduler compares candidates of different sizes early), and 3 winners along the front.
+RANGE_RUNGS = 1
+RANGE_WINNERS = 3
 RETRAIN_TEACHERS = ("cached", "online")
 #: The layout of `config.json`; runs of another format cannot be resumed (2: test split, one loop).
 SETTINGS_FORMAT = 2
@@ -69,6 +75,9 @@ class SearchPlan:
     """Winogrande items per block removal when `depth` is `block_accuracy`."""
     validation_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences for the zero-shot, probe and final losses (the same ones for all)."""
+    objective: str = "params"
+    """With a budget range, the second objective beside the probe loss: `params` (the count) or
+    `latency` (milliseconds for one sequence on the trial's device, measured by the trial)."""
 
     def __post_init__(self) -> None:
         # the command line gives a name; the run works with the member
@@ -101,13 +110,16 @@ class SearchSettings:
     """Everything that decides what a search computes. Saved to `config.json`; `--resume` reads it back."""
 
     budget: int
-    """Target parameter count."""
+    """Target parameter count; the upper end of a budget range."""
     space: str
     """Path of the search-space YAML file."""
     teacher: str
     """Teacher spec as given (embedded name, checkpoint dir, .gguf or hub id)."""
     data: str = "wiki-en"
     """Corpus for calibration, probes, validation and retraining."""
+    budget_low: int | None = None
+    """The lower end of a budget range (`--budget 50M:110M`): the search then covers every size
+    from it to `budget` and returns a Pareto front; None: one budget."""
     name: str = ""
     """The run directory's name (one path component)."""
     out: str = "results"
@@ -191,6 +203,16 @@ class SearchSettings:
             probe=dataclasses.replace(self.probe, placement=placement),
             retrain=dataclasses.replace(self.retrain, placement=placement),
         )
+
+    @property
+    def is_range(self) -> bool:
+        """Whether this run searches a budget range (a Pareto front) rather than one budget."""
+        return self.budget_low is not None
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The budget range's ends; (budget, budget) for one budget."""
+        return (self.budget_low if self.budget_low is not None else self.budget), self.budget
 
     @property
     def seq_len(self) -> int:

@@ -232,6 +232,9 @@ def build_summary(
     run_dir: Path,
     estimated_stages: dict[str, float] | None = None,
     machine: str | None = None,
+    budget_points: dict[str, float] | None = None,
+    budget_low: int | None = None,
+    objective: str = "params",
 ) -> Summary:
     """The summary of a run from its ranked trials, retrained winners and benchmark scores."""
     winner_ranks = {w.trial_id: i + 1 for i, w in enumerate(winners)}
@@ -249,9 +252,12 @@ def build_summary(
                 winner=record.trial_id in winner_ranks,
             )
         )
+    points = budget_points or {}
     return Summary(
         name=name,
         budget=budget,
+        budget_low=budget_low,
+        objective=objective,
         band=band,
         space=space,
         created=datetime.datetime.now().isoformat(timespec="seconds"),
@@ -268,6 +274,7 @@ def build_summary(
                 result=finals.get(w.trial_id)
                 or WinnerResult(path="", final_loss=None, error="not retrained"),
                 **_winner_scores(benchmarks, w.trial_id),
+                budget_point=points.get(w.trial_id),
             )
             for w in winners
         ],

@@ -20,6 +20,7 @@ import torch
 
 from minitron.budget import format_count
 from minitron.runtime import precision, synchronize
+from search.latency import ROUNDS
 from search.settings import SearchSettings
 from search.stages import duration
 
@@ -32,6 +33,10 @@ EVAL_SLOWDOWN = {False: 1.0, True: 2.5}
 their tokens cost this much more than the calibrated rate says."""
 TRIAL_SECONDS = 8.0
 """Fixed cost per trial beyond its FLOPs: a worker process, the cut from the teacher, its speed."""
+LATENCY_SECONDS = (10.0, 1.0)
+"""The latency stage's fixed costs: a worker that loads the teacher, and the cut of each candidate."""
+BATCH_ONE_SLOWDOWN = 2.0
+"""One sequence at a time runs the matmuls at about half the batched rate."""
 BENCHMARK_TOKENS = 150
 """Forward tokens per benchmark item and model, lm-eval's own work included (the default search:
 54 s for 2 models x 6 tasks x 100 items in bf16, 243 s for 3 in fp32, on the 2-core CPU)."""
@@ -109,6 +114,9 @@ def estimate(
             + plan.trials * ((plan.rungs + 1) * validation * student_eval + TRIAL_SECONDS)
         )
         / max(settings.resources.concurrency, 1),
+        "latency": LATENCY_SECONDS[0]
+        + plan.trials
+        * (LATENCY_SECONDS[1] + (ROUNDS + 1) * seq * (forward + student_forward) * BATCH_ONE_SLOWDOWN),
         "retrain winners": plan.top_k
         * (
             settings.retrain.tokens * (student_train + (forward if plan.retrain_teacher == "online" else 0.0))

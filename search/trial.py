@@ -3,8 +3,9 @@
 Shared inputs (importance, probe batches with the teacher's top-k logits, validation sequences)
 reach each trial through Ray's object store once (`tune.with_parameters`), not re-pickled per
 trial. The trial reports `probe_loss` after every probe validation (so ASHA can stop it early) and,
-with every report, the candidate's parameters, zero-shot loss and measured speed, and the
-teacher's speed on the same device.
+with every report, the candidate's parameters, zero-shot loss and measured speed (its latency is
+the second objective of a range search; speed-ups against the teacher are measured afterwards,
+both models in turn on one worker: `search.latency`).
 
 A trial whose own code fails (an impossible shape, CUDA out of memory, ...) reports
 `trial_error` as its last result and ends: it is recorded as failed, the search goes on and nothing
@@ -41,7 +42,7 @@ from minitron.model.architecture import Architecture
 from minitron.model.speed import measure_speed
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
-from minitron.runtime import Placement, resolve_device, set_threads
+from minitron.runtime import resolve_device, set_threads
 from search.records import TrialRecord, TrialStatus
 from search.sampling import architecture_of
 
@@ -57,9 +58,6 @@ class SharedInputs:
     teacher_checkpoint: str | None
     """The teacher's safetensors folder, from which a trial reads only its student's slices; None
     (a GGUF file, pickle weights) loads the whole teacher in the trial."""
-    teacher_speed: dict[str, float]
-    """`teacher_latency_ms` and `teacher_tokens_per_s`, measured once on the kind of device and
-    with the resources trials get (`measure_teacher_speed`)."""
     importance: Importance
     targets: TeacherTargets
     validation: torch.Tensor
@@ -151,8 +149,6 @@ def _replayed(recorded: TrialRecord) -> dict[str, Any]:
         "zero_shot_loss",
         "latency_ms",
         "tokens_per_s",
-        "teacher_latency_ms",
-        "speedup",
         "device",
         "probe_loss",
         "probe_tokens",
@@ -163,19 +159,6 @@ def _replayed(recorded: TrialRecord) -> dict[str, Any]:
         "probe_done": True,
         "from_record": True,
     }
-
-
-def measure_teacher_speed(
-    teacher_path: str, options: dict[str, bool], placement: Placement, seq_len: int
-) -> dict[str, Any]:
-    """The teacher's speed where trials run, measured once per run in a Ray task with a trial's
-    resources (so that every trial's speed-up compares with the same figure, and no trial loads
-    the teacher for it). Loaded straight onto the task's device in its dtype there (bf16 on a
-    GPU) and timed in the trials' precision."""
-    _, bf16 = placement.apply()
-    teacher = load_teacher(teacher_path, offline=True, **options, **placement.teacher())
-    speed = measure_speed(teacher.model, seq_len=seq_len, bf16=bf16)
-    return {"latency_ms": speed.latency_ms, "tokens_per_s": speed.tokens_per_s, "device": speed.device}
 
 
 def _student(shared: SharedInputs, arch: Architecture) -> Any:
@@ -203,8 +186,6 @@ def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> 
         "zero_shot_loss": zero_shot,
         "latency_ms": speed.latency_ms,
         "tokens_per_s": speed.tokens_per_s,
-        **shared.teacher_speed,
-        "speedup": shared.teacher_speed["teacher_latency_ms"] / speed.latency_ms,
         "device": speed.device,
     }
     sequences, seq_len = shared.targets.input_ids.shape

@@ -13,6 +13,7 @@ from ray.tune.stopper import Stopper
 
 from minitron.distill.targets import TeacherTargets
 from minitron.importance.scores import Importance
+from minitron.model.architecture import Architecture
 from minitron.model.teacher import checkpoint_folder
 from search.candidates import Candidate
 from search.progress import TrialRecorder
@@ -21,7 +22,6 @@ from search.records import TrialLog, TrialStatus
 from search.rundir import RunDir
 from search.settings import SearchSettings
 from search.space import SearchSpace
-from search.summary import TeacherRecord
 
 
 def run_tune(
@@ -33,10 +33,10 @@ def run_tune(
     validation: torch.Tensor,
     teacher_spec: str,
     candidates: list[Candidate],
-    teacher: TeacherRecord,
+    seeds: list[Architecture],
 ) -> tuple[TrialLog, dict[str, int]]:
-    """Run the Tune experiment (restoring it when the run directory holds one); `teacher` holds
-    the teacher's speed where trials run, each trial's speed-up is against it."""
+    """Run the Tune experiment (restoring it when the run directory holds one); `seeds` are probed
+    first (known and hand-designed shapes)."""
     from ray import tune
 
     from search.sampling import make_searcher
@@ -60,15 +60,10 @@ def run_tune(
         if r.status in (TrialStatus.COMPLETED, TrialStatus.FAILED)
     }
     checkpoint = checkpoint_folder(teacher_spec)
-    assert teacher.latency_ms is not None and teacher.tokens_per_s is not None, "measured by the search stage"
     shared = SharedInputs(
         teacher_path=teacher_spec,
         teacher_options=settings.teacher_options(),
         teacher_checkpoint=str(checkpoint) if checkpoint else None,
-        teacher_speed={
-            "teacher_latency_ms": teacher.latency_ms,
-            "teacher_tokens_per_s": teacher.tokens_per_s,
-        },
         importance=importance,
         targets=targets,
         validation=validation,
@@ -93,8 +88,6 @@ def run_tune(
             restart_errored=False,
         )
     else:
-        known = {c.arch for c in candidates}
-        seeds = [k.arch for k in space.known if k.arch in known]
         searcher = make_searcher(
             space,
             settings.budget,
@@ -104,6 +97,9 @@ def run_tune(
             settings.name,
             seeds,
             stats_path=str(run.searcher),
+            low=settings.budget_low,
+            objective=settings.plan.objective,
+            pool={c.arch: c.params for c in candidates},
         )
         tuner = tune.Tuner(
             trainable,
@@ -120,7 +116,12 @@ def run_tune(
                 name=run.tune.name,
                 storage_path=str(run.root),  # trial folders and their TensorBoard logs stay in the run
                 callbacks=[recorder],
-                stop=ProbeBudget(settings.probe_budget, run.trials, _probe_points(settings)),
+                stop=ProbeBudget(
+                    settings.probe_budget,
+                    run.trials,
+                    _probe_points(settings),
+                    reserve_for=total if settings.is_range else 0,
+                ),
                 verbose=0,
                 # Only a lost worker or node reaches Tune as a failure (a trial's own errors are
                 # reported, see search.trial): run that trial again, up to twice.
@@ -131,22 +132,6 @@ def run_tune(
     tuner.fit()
     rejected = json.loads(run.searcher.read_text()) if run.searcher.exists() else {}
     return TrialLog(run.trials), rejected
-
-
-def teacher_speed(settings: SearchSettings, teacher_spec: str, seq_len: int) -> dict[str, Any]:
-    """The teacher's speed (`TeacherRecord` fields) measured in a Ray task with one trial's
-    resources: on the kind of device, and with the threads, that trials measure candidates with."""
-    import ray
-
-    from search.trial import measure_teacher_speed
-
-    resources = settings.resources
-    task = ray.remote(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)(
-        measure_teacher_speed
-    )
-    options = settings.teacher_options()
-    speed: dict[str, Any] = ray.get(task.remote(teacher_spec, options, settings.probe.placement, seq_len))
-    return speed
 
 
 def _probe_points(settings: SearchSettings) -> list[int]:
@@ -176,16 +161,22 @@ def _scheduler(settings: SearchSettings) -> Any:
 class ProbeBudget(Stopper):
     """Keeps the probes within the tokens the search may spend (`--overhead`): a trial is stopped
     at a validation when training on to its next one would cross the budget, and no new trial
-    starts once the budget has no room for a first rung. With trials one at a time the probes never
+    starts once the budget has no room for a first rung. With `reserve_for` (a range search: every
+    planned trial must reach the front) the first rungs of the trials not yet started are kept
+    free: no trial goes on into them. With trials one at a time the probes never
     spend more than the budget; with N at once, trials in flight can cross it by at most N - 1
     first rungs (a stopper sees a trial only once it reports). Tokens are counted from every
     trial's reports, and on a restored experiment from `trials.jsonl` again (a pickled count
     would be stale). `points`: the probe tokens at which a probe validates (its rungs), the last
     its end."""
 
-    def __init__(self, budget: int, log_path: Path, points: list[int]) -> None:
+    def __init__(self, budget: int, log_path: Path, points: list[int], reserve_for: int = 0) -> None:
         self.budget, self.log_path, self.points = budget, log_path, sorted(points)
+        self.reserve_for = reserve_for
         self.spent = {r.trial_id: float(r.probe_tokens or 0) for r in TrialLog(log_path).records.values()}
+
+    def _reserved(self) -> float:
+        return max(self.reserve_for - len(self.spent), 0) * self.points[0]
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         tokens = float(result.get("probe_tokens") or 0)
@@ -193,13 +184,19 @@ class ProbeBudget(Stopper):
         following = [p for p in self.points if p > self.spent[trial_id]]
         if result.get("probe_done") or not following or "probe_tokens" not in result:
             return False
-        return sum(self.spent.values()) + following[0] - self.spent[trial_id] > self.budget
+        room = self.budget - self._reserved()
+        return sum(self.spent.values()) + following[0] - self.spent[trial_id] > room
 
     def stop_all(self) -> bool:
         return sum(self.spent.values()) + self.points[0] > self.budget
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"budget": self.budget, "log_path": self.log_path, "points": self.points}
+        return {
+            "budget": self.budget,
+            "log_path": self.log_path,
+            "points": self.points,
+            "reserve_for": self.reserve_for,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["budget"], state["log_path"], state["points"])  # type: ignore[misc]
+        self.__init__(state["budget"], state["log_path"], state["points"], state.get("reserve_for", 0))  # type: ignore[misc]

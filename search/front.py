@@ -1,0 +1,142 @@
+"""Searching a budget range: strata that spread the trials over it, the hand-designed shapes seeded
+at its budget points, and the winners chosen along the measured front.
+
+A range `--budget 50M:110M` is searched as one two-objective problem (probe loss, and parameters
+or latency). Three rules make the front it returns cover the range:
+- *strata*: the feasible parameter interval is cut into `STRATA` equal parts (budget deciles);
+  the searcher takes a suggestion only for a stratum that has had the fewest trials so far, so
+  the trials spread over the whole range (as whittle bins sub-networks by parameter count);
+- *hand shapes*: at every budget point the Minitron recipe's two hand designs (width-only: every
+  layer kept, hidden and MLP sizes cut; depth-only: every width kept, layers dropped) are probed
+  first, so the front starts from them and can only improve on them;
+- *winners along the front*: `--top-k N` budget points spread evenly over the range (both ends
+  included); at each, the winner is the candidate with the lowest probe loss that fits it
+  (params ≤ point × (1 + band), or latency ≤ point). A candidate best at two points is retrained
+  once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from minitron.budget import format_count
+from minitron.model.architecture import Architecture, count_params
+from search.records import TrialRecord, TrialStatus
+from search.space import KnownArchitecture, SearchSpace
+
+STRATA = 10
+"""Equal parts of the feasible parameter interval that trials are spread over (deciles)."""
+OBJECTIVE_KEYS = {"params": "params", "latency": "latency_ms"}
+"""The result and record key of each second objective (`--objective`)."""
+
+
+@dataclass(frozen=True)
+class Strata:
+    """The feasible parameter interval cut into equal parts."""
+
+    low: float
+    high: float
+    parts: int = STRATA
+
+    def of(self, params: float) -> int:
+        """The part `params` falls in (0-based; the ends belong to the first and last part)."""
+        width = (self.high - self.low) / self.parts or 1.0
+        return min(max(int((params - self.low) // width), 0), self.parts - 1)
+
+
+def budget_points(low: float, high: float, count: int) -> list[float]:
+    """`count` budgets spread evenly from `low` to `high` (just `high` for one)."""
+    if count <= 1 or high == low:
+        return [float(high)]
+    step = (high - low) / (count - 1)
+    return [low + i * step for i in range(count)]
+
+
+def hand_shapes(space: SearchSpace, points: Sequence[float]) -> list[KnownArchitecture]:
+    """Width-only and depth-only shapes of the space's grid nearest each budget point (within the
+    band around it), named `width-only@80M`, `depth-only@80M`; a point the grid cannot reach in
+    one of the two recipes gets none of that recipe."""
+    teacher = space.teacher
+    grid = space.grid()
+    same_heads = [
+        a
+        for a in grid
+        if (a.num_attention_heads, a.num_key_value_heads)
+        == (teacher.num_attention_heads, teacher.num_key_value_heads)
+    ]
+    recipes = {
+        "width-only": [
+            a for a in same_heads if a.num_hidden_layers == teacher.num_hidden_layers and a != teacher
+        ],
+        "depth-only": [
+            a
+            for a in same_heads
+            if (a.hidden_size, a.intermediate_size) == (teacher.hidden_size, teacher.intermediate_size)
+            and a.num_hidden_layers < teacher.num_hidden_layers
+        ],
+    }
+    out: dict[Architecture, KnownArchitecture] = {}
+    for point in points:
+        for recipe, shapes in recipes.items():
+            near = [
+                (abs(count_params(space.family, a) - point), a)
+                for a in shapes
+                if abs(count_params(space.family, a) - point) <= space.band * point
+            ]
+            if near:
+                arch = min(near, key=lambda pair: (pair[0], -pair[1].hidden_size))[1]
+                out.setdefault(arch, KnownArchitecture(f"{recipe}@{format_count(round(point))}", arch))
+    return list(out.values())
+
+
+def front_winners(
+    records: Sequence[TrialRecord], key: str, points: Sequence[float], band: float
+) -> list[tuple[TrialRecord, float]]:
+    """The winner at each budget point, with the point, in the order of the points: the completed
+    probe with the lowest loss whose `key` (`params` or `latency_ms`) fits the point. A candidate
+    that wins at several points is listed once, at the first."""
+    completed = [
+        r for r in records if r.status is TrialStatus.COMPLETED and r.probe_loss is not None and _x(r, key)
+    ]
+    slack = 1 + band if key == "params" else 1.0
+    chosen: list[tuple[TrialRecord, float]] = []
+    for point in points:
+        fits = [r for r in completed if (_x(r, key) or 0.0) <= point * slack]
+        if not fits:
+            continue
+        best = min(fits, key=lambda r: (r.probe_loss, _x(r, key), r.trial_id))
+        if all(best.trial_id != c.trial_id for c, _ in chosen):
+            chosen.append((best, point))
+    return chosen
+
+
+def latency_points(records: Sequence[TrialRecord], count: int) -> list[float]:
+    """Budget points in latency: spread over the completed candidates' measured latencies."""
+    latencies = [
+        r.latency_ms for r in records if r.status is TrialStatus.COMPLETED and r.latency_ms is not None
+    ]
+    if not latencies:
+        return []
+    return budget_points(min(latencies), max(latencies), count)
+
+
+def _x(record: TrialRecord, key: str) -> float | None:
+    value = getattr(record, key)
+    return float(value) if value is not None else None
+
+
+def seeded_shapes(space: SearchSpace, low: int, high: int, winners: int) -> list[KnownArchitecture]:
+    """What a range search probes first: the space's own known shapes inside the range, then the
+    hand shapes at the budget points of its winners (both ends at least)."""
+    least, most = low * (1 - space.band), high * (1 + space.band)
+    teacher_params = space.teacher_params
+    own = [
+        k
+        for k in space.known
+        if least <= count_params(space.family, k.arch) <= most
+        and count_params(space.family, k.arch) < teacher_params
+    ]
+    taken = {k.arch for k in own}
+    hand = [k for k in hand_shapes(space, budget_points(low, high, max(winners, 2))) if k.arch not in taken]
+    return own + hand
