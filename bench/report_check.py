@@ -1,9 +1,10 @@
 """Render a search report in headless Chromium: no console errors, no network requests, real plots.
 
-    python bench/report_check.py [REPORT.html] [--chromium PATH] [--screenshot PNG] [--out JSON]
+    python bench/report_check.py [REPORT.html | --range] [--chromium PATH] [--screenshot PNG] [--out JSON]
 
 Without REPORT.html it writes one from a synthetic summary (20 candidates, winners, a stopped and a
-failed trial whose error holds markup) into a temporary folder with `search.report.write_report`.
+failed trial whose error holds markup; with `--range`, a 50M–110M range search with hand-designed
+shapes and latency spreads) into a temporary folder with `search.report.write_report`.
 
 Chromium runs twice on a fresh profile, with every host name resolving to nothing
 (`--host-resolver-rules`), so nothing can leave the machine even if the page asked: once to dump
@@ -159,6 +160,98 @@ def synthetic_summary() -> dict[str, Any]:
     }
 
 
+def synthetic_range_summary() -> dict[str, Any]:
+    """A plausible 50M–110M range search over SmolLM2-135M: 16 searched shapes spread over the
+    range, two hand-designed ones, latencies with their spread over rounds, 3 winners spread
+    along the front at budget points 50M, 80M and 110M. Deterministic."""
+    teacher_params = llama_params(30, 576, 1536)
+    teacher_latency = 27.0
+    grid = [(n, h, m) for n in range(12, 31, 2) for h in (384, 432, 480, 576) for m in range(512, 1537, 128)]
+    targets = [48e6 + i * (115e6 - 48e6) / 15 for i in range(16)]
+    shapes: list[tuple[int, int, int]] = []
+    for target in targets:  # the shape nearest each target, as a search would spread them
+        shapes.append(min((s for s in grid if s not in shapes), key=lambda s: abs(llama_params(*s) - target)))
+    hand = [("width-only-71M", (30, 384, 1024)), ("depth-only@90M", (18, 576, 1536))]
+    rows = [(None, s) for s in shapes] + hand
+    candidates: list[dict[str, Any]] = []
+    for i, (name, (layers, hidden, mlp)) in enumerate(rows):
+        params = llama_params(layers, hidden, mlp)
+        stopped = name is None and i % 7 == 6
+        probe = 3.35 + 1.25 * (115e6 - params) / 70e6 + 0.05 * ((i * 7) % 5) + (0.35 if stopped else 0.0)
+        probe += 0.12 if name == "depth-only@90M" else 0.0  # cutting whole layers costs more
+        latency = teacher_latency * (params / teacher_params) * (1 + 0.04 * ((i * 3) % 5 - 2) / 2)
+        low, high = latency * (0.97 + 0.005 * (i % 3)), latency * (1.03 - 0.004 * (i % 4))
+        candidates.append(
+            {
+                "trial_id": f"trial_{i:03d}",
+                "name": name,
+                "architecture": {
+                    "num_hidden_layers": layers,
+                    "hidden_size": hidden,
+                    "intermediate_size": mlp,
+                    "num_attention_heads": 9,
+                    "num_key_value_heads": 3,
+                    "head_dim": 64,
+                },
+                "params": params,
+                "fraction": params / teacher_params,
+                "zero_shot_loss": probe + 3.1,
+                "probe_loss": probe,
+                "final_loss": None,
+                "latency_ms": latency,
+                "latency_low_ms": low,
+                "latency_high_ms": high,
+                "latency_rounds": 5,
+                "teacher_latency_ms": teacher_latency,
+                "tokens_per_s": 256_000 / latency,
+                "speedup": teacher_latency / latency,
+                "speedup_low": teacher_latency / high,
+                "speedup_high": teacher_latency / low,
+                "status": "stopped early" if stopped else "completed",
+                "error": None,
+                "rank": None,
+                "winner": False,
+            }
+        )
+    ranked = sorted((c for c in candidates if c["status"] == "completed"), key=lambda c: c["probe_loss"])
+    for rank, c in enumerate(ranked, 1):
+        c["rank"] = rank
+    winners = []
+    for i, point in enumerate((50e6, 80e6, 110e6), 1):
+        # The best feasible completed candidate at each budget point (the band is 5%).
+        c = min((c for c in ranked if 47.5e6 <= c["params"] <= point * 1.05), key=lambda c: c["probe_loss"])
+        c.update(winner=True, final_loss=c["probe_loss"] - 0.6, test_loss=c["probe_loss"] - 0.55)
+        winners.append(
+            {
+                "rank": i,
+                "trial_id": c["trial_id"],
+                "path": f"results/synthetic-range/winner-{i}",
+                "final_loss": c["final_loss"],
+                "test_loss": c["test_loss"],
+                "architecture": c["architecture"],
+                "params": c["params"],
+                "budget_point": point,
+            }
+        )
+    summary = synthetic_summary()
+    return {
+        **summary,
+        "name": "synthetic-50m-110m",
+        "budget": 110_000_000,
+        "budget_low": 50_000_000,
+        "objective": "params",
+        "teacher": {
+            **summary["teacher"],
+            "params": teacher_params,
+            "latency_ms": teacher_latency,
+            "latency_low_ms": 26.4,
+            "latency_high_ms": 27.9,
+        },
+        "candidates": candidates,
+        "winners": winners,
+    }
+
+
 def run_chromium(chromium: str, page: Path, mode: list[str], work: Path) -> dict[str, Any]:
     """One headless run on a fresh profile; its stdout, console lines and network requests."""
     work.mkdir(parents=True, exist_ok=True)
@@ -256,6 +349,9 @@ def main() -> int:
     parser.add_argument("--chromium", default=None, help="browser binary (default: chromium on PATH)")
     parser.add_argument("--screenshot", type=Path, default=Path("results/bench/report_check.png"))
     parser.add_argument("--out", type=Path, default=Path("results/bench/report_check.json"))
+    parser.add_argument(
+        "--range", action="store_true", help="the synthetic report of a budget range (50M–110M)"
+    )
     args = parser.parse_args()
 
     chromium = args.chromium or shutil.which("chromium") or "/usr/bin/chromium"
@@ -271,7 +367,8 @@ def main() -> int:
         work = Path(tmp)
         report = args.report
         if report is None:
-            write_report(work / "run", Summary.from_json(synthetic_summary()))
+            synthetic = synthetic_range_summary() if args.range else synthetic_summary()
+            write_report(work / "run", Summary.from_json(synthetic))
             report = work / "run" / "report.html"
         if not report.is_file():
             print(f"error: {report} is not a file", file=sys.stderr)

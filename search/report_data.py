@@ -18,6 +18,8 @@ _STATUS_STYLE = {
 }
 _OTHER_STYLE = ("x", "x", True)
 _CANDIDATE_COLOR, _FRONT_COLOR, _WINNER_COLOR, _BAND_COLOR = "#4c78a8", "#e45756", "#f2b701", "#54a24b"
+#: Hand-designed shapes (candidates with a `name`) and the winners' budget points.
+_SHAPE_COLOR, _POINT_COLOR = "#9d4edd", "#555555"
 _DASH = "—"
 
 
@@ -94,9 +96,69 @@ def _plotted(summary: Mapping[str, Any], x_key: str) -> list[dict[str, Any]]:
     ]
 
 
-def _front(cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    points = [(float(c["params"]), float(c["probe_loss"])) for c in cands]
+def _front(cands: list[dict[str, Any]], x_key: str = "params") -> list[dict[str, Any]]:
+    """The candidates on the Pareto front of (`x_key`, probe loss), by increasing `x_key`."""
+    points = [(float(c[x_key]), float(c["probe_loss"])) for c in cands]
     return [cands[i] for i in pareto_front(points)]
+
+
+def _name(c: Mapping[str, Any]) -> str | None:
+    """The hand-designed shape a candidate is (`width-only-71M`), or None for a searched one."""
+    name = c.get("name")
+    return (name.strip() or None) if isinstance(name, str) else None
+
+
+def _spread_error(c: Mapping[str, Any], key: str = "latency") -> tuple[float, float] | None:
+    """(below, above) the median latency for its fastest and slowest rounds, when both are known."""
+    value = _finite(c.get(f"{key}_ms"))
+    low, high = _finite(c.get(f"{key}_low_ms")), _finite(c.get(f"{key}_high_ms"))
+    if value is None or low is None or high is None:
+        return None
+    return max(value - low, 0.0), max(high - value, 0.0)
+
+
+def _objective(summary: Mapping[str, Any]) -> str:
+    """The search's second objective: `latency` or (by default) `params`."""
+    return "latency" if summary.get("objective") == "latency" else "params"
+
+
+def _budget_range(summary: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(low, high) ends of a budget range; (None, budget) for one budget."""
+    budget, low = _finite(summary.get("budget")), _finite(summary.get("budget_low"))
+    if budget is None or low is None:
+        return None, budget
+    return min(low, budget), max(low, budget)
+
+
+def _budget_text(summary: Mapping[str, Any]) -> str:
+    """`50M–110M` for a range, `70M` for one budget (a dash when unknown)."""
+    low, high = _budget_range(summary)
+    return _count(high) if low is None else f"{_count(low)}–{_count(high)}"
+
+
+def _band_label(summary: Mapping[str, Any]) -> str:
+    """The shaded band's label: `budget 50M–110M` for a range, `budget ±5%` for one budget."""
+    if _budget_range(summary)[0] is not None:
+        return f"budget {_budget_text(summary)}"
+    return f"budget ±{_finite(summary.get('band')) or 0:.0%}"
+
+
+def _budget_points(summary: Mapping[str, Any]) -> list[tuple[Any, float]]:
+    """(rank, budget point) of every winner that has one, by budget point."""
+    points = [
+        (w.get("rank"), point)
+        for w in summary.get("winners") or []
+        if isinstance(w, Mapping) and (point := _finite(w.get("budget_point"))) is not None
+    ]
+    return sorted(points, key=lambda p: p[1])
+
+
+def _budget_point_text(value: Any, objective: str) -> str:
+    """A budget point as a parameter count (`80M`) or, for the latency objective, in ms."""
+    number = _finite(value)
+    if number is None:
+        return _DASH
+    return f"{number:.2f} ms" if objective == "latency" else format_count(int(number))
 
 
 def _teacher_point(summary: Mapping[str, Any], x_key: str) -> tuple[float | None, float | None]:
@@ -105,9 +167,17 @@ def _teacher_point(summary: Mapping[str, Any], x_key: str) -> tuple[float | None
 
 
 def _band(summary: Mapping[str, Any]) -> tuple[float, float] | None:
-    """The budget band in parameters, when budget and band are known."""
-    budget, band = _finite(summary.get("budget")), _finite(summary.get("band"))
-    return (budget * (1 - band), budget * (1 + band)) if budget and band else None
+    """The feasible parameters: the budget ±band, or a range's ends widened by the band.
+
+    None for one budget without a band (nothing to shade), or without a budget.
+    """
+    (low, high), band = _budget_range(summary), _finite(summary.get("band"))
+    if not high:
+        return None
+    if low is None:
+        return (high * (1 - band), high * (1 + band)) if band else None
+    band = band or 0.0
+    return low * (1 - band), high * (1 + band)
 
 
 def _split_axis(xs: Sequence[float], teacher_x: float | None) -> bool:
@@ -141,6 +211,27 @@ def _num(value: Any, spec: str = ".3f") -> str:
     return _DASH if number is None else format(number, spec)
 
 
+def _spread(value: Any, low: Any, high: Any, spec: str = ".2f", unit: str = "") -> str:
+    """`12.34 (11.90–12.80)` (or `1.92× (1.85–1.97×)` with unit `×`): a median and its spread,
+    the value alone when the spread is unknown, a dash without a value."""
+    number = _finite(value)
+    if number is None:
+        return _DASH
+    text = f"{number:{spec}}{unit}"
+    lo, hi = _finite(low), _finite(high)
+    if lo is not None and hi is not None:
+        text += f" ({lo:{spec}}–{hi:{spec}}{unit})"
+    return text
+
+
+def _latency_text(c: Mapping[str, Any]) -> str:
+    return _spread(c.get("latency_ms"), c.get("latency_low_ms"), c.get("latency_high_ms"))
+
+
+def _speedup_text(c: Mapping[str, Any]) -> str:
+    return _spread(c.get("speedup"), c.get("speedup_low"), c.get("speedup_high"), unit="×")
+
+
 def _fraction(c: Mapping[str, Any], teacher_params: float | None) -> float | None:
     fraction, params = _finite(c.get("fraction")), _finite(c.get("params"))
     if fraction is None and params is not None and teacher_params:
@@ -150,15 +241,17 @@ def _fraction(c: Mapping[str, Any], teacher_params: float | None) -> float | Non
 
 def _hover(c: Mapping[str, Any], winner_rank: int | str | None = "") -> str:
     # Plotly renders hover text as a small HTML subset, so summary text is escaped here too.
-    lines = [
+    name = _name(c)
+    lines = [f"<b>hand shape {_e(name)}</b>"] if name else []
+    lines += [
         f"<b>{_e(_label(c.get('architecture')))}</b>",
         f"trial {_e(c.get('trial_id'))} ({_e(c.get('status'))})",
         f"params {_count(c.get('params'))}, probe loss {_num(c.get('probe_loss'))}",
     ]
     if _finite(c.get("latency_ms")) is not None:
-        lines.append(
-            f"latency {_num(c.get('latency_ms'), '.2f')} ms, speed-up {_num(c.get('speedup'), '.2f')}×"
-        )
+        rounds = _finite(c.get("latency_rounds"))
+        over = f" over {int(rounds)} rounds" if rounds is not None else ""
+        lines.append(f"latency {_latency_text(c)} ms{over}, speed-up {_speedup_text(c)}")
     if winner_rank != "":
         lines.append(f"winner #{_e(winner_rank)}, final loss {_num(c.get('final_loss'))}")
     return "<br>".join(lines)

@@ -17,9 +17,15 @@ from search.report_data import (
     _DASH,
     _FRONT_COLOR,
     _OTHER_STYLE,
+    _POINT_COLOR,
+    _SHAPE_COLOR,
     _STATUS_STYLE,
     _WINNER_COLOR,
     _band,
+    _band_label,
+    _budget_point_text,
+    _budget_points,
+    _budget_text,
     _candidates,
     _count,
     _e,
@@ -29,9 +35,14 @@ from search.report_data import (
     _hover,
     _is_failed,
     _label,
+    _latency_text,
+    _name,
     _num,
+    _objective,
     _plotted,
+    _speedup_text,
     _split_axis,
+    _spread_error,
     _teacher_point,
     _winner_labels,
     _winner_ranks,
@@ -50,6 +61,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left;
 th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.winner td { background: #fff8dc; font-weight: 600; }
 td code { white-space: nowrap; }
+.shape { color: #7b2cbf; font-size: 0.85em; white-space: nowrap; }
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em; }
 .empty { color: #777; font-style: italic; }
 """
@@ -59,18 +71,42 @@ pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em
 
 
 def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
-    """Scatter of `x_key` (params or latency_ms) vs probe loss, with winners and the teacher."""
+    """Scatter of `x_key` (params or latency_ms) vs probe loss: candidates by status, the Pareto
+    front on `x_key`, hand-designed shapes, winners, the teacher; on parameters the feasible budget,
+    and the winners' budget points on the axis of the search's objective."""
     by_params = x_key == "params"
     cands = _plotted(summary, x_key)
     winners = _winner_ranks(summary)
     band = _band(summary) if by_params else None
+    objective = _objective(summary)
+    points = _budget_points(summary) if by_params == (objective == "params") else []
     tx, ty = _teacher_point(summary, x_key)
     if by_params and ty is None:
         tx = None  # the teacher is placed by its loss; without one it is left out
-    split = _split_axis([c[x_key] for c in cands] + list(band or ()), tx)
+    split = _split_axis([c[x_key] for c in cands] + list(band or ()) + [p for _, p in points], tx)
     fig = go.Figure()
-    for status in sorted({str(c.get("status")) for c in cands}):
-        group = [c for c in cands if str(c.get("status")) == status]
+    spread = [(c, e) for c in cands if (e := _spread_error(c)) is not None] if not by_params else []
+    if spread:  # the bars alone, in a trace of their own: a point without a spread gets none
+        fig.add_scatter(
+            x=[c[x_key] for c, _ in spread],
+            y=[c["probe_loss"] for c, _ in spread],
+            mode="markers",
+            name="latency: fastest–slowest round",
+            marker={"color": _CANDIDATE_COLOR, "size": 1, "opacity": 0},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [e[1] for _, e in spread],
+                "arrayminus": [e[0] for _, e in spread],
+                "color": _CANDIDATE_COLOR,
+                "thickness": 1,
+                "width": 3,
+            },
+            hoverinfo="skip",
+        )
+    searched = [c for c in cands if not _name(c)]
+    for status in sorted({str(c.get("status")) for c in searched}):
+        group = [c for c in searched if str(c.get("status")) == status]
         symbol = _STATUS_STYLE.get(status, _OTHER_STYLE)[0]
         fig.add_scatter(
             x=[c[x_key] for c in group],
@@ -81,16 +117,38 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
             text=[_hover(c) for c in group],
             hovertemplate="%{text}<extra></extra>",
         )
-    if by_params and cands:
-        front = _front(cands)
+    if cands:
+        front = _front(cands, x_key)
         fig.add_scatter(
-            x=[c["params"] for c in front],
+            x=[c[x_key] for c in front],
             y=[c["probe_loss"] for c in front],
             mode="lines+markers",
             line={"shape": "hv", "color": _FRONT_COLOR, "width": 2},
             marker={"color": _FRONT_COLOR, "size": 6},
             name="Pareto front",
             hoverinfo="skip",
+        )
+    shapes = [c for c in cands if _name(c)]
+    if shapes:
+        fig.add_scatter(
+            x=[c[x_key] for c in shapes],
+            y=[c["probe_loss"] for c in shapes],
+            mode="markers+text",
+            name="hand-designed shapes",
+            marker={
+                "symbol": [
+                    "square" if _STATUS_STYLE.get(str(c.get("status")), _OTHER_STYLE)[2] else "square-open"
+                    for c in shapes
+                ],
+                "size": 10,
+                "color": _SHAPE_COLOR,
+                "line": {"width": 1.5, "color": _SHAPE_COLOR},
+            },
+            text=[_e(_name(c)) for c in shapes],
+            textposition="bottom right",
+            textfont={"size": 11, "color": _SHAPE_COLOR},
+            hovertext=[_hover(c) for c in shapes],
+            hovertemplate="%{hovertext}<extra></extra>",
         )
     won = [c for c in cands if str(c.get("trial_id")) in winners]
     if won:
@@ -112,8 +170,18 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
         )
     teacher_axis = "x2" if split else "x"
     if tx is not None and ty is not None:
-        teacher_name = _e((summary.get("teacher") or {}).get("name"))
+        teacher = summary.get("teacher") or {}
+        teacher_name = _e(teacher.get("name"))
+        teacher_spread = None if by_params else _spread_error(teacher)
+        error_x = (
+            {"type": "data", "symmetric": False, "array": [teacher_spread[1]]}
+            | {"arrayminus": [teacher_spread[0]], "color": "#222", "thickness": 1.5, "width": 4}
+            if teacher_spread is not None
+            else None
+        )
+        latency = f"<br>latency {_latency_text(teacher)} ms" if not by_params else ""
         fig.add_scatter(
+            error_x=error_x,
             x=[tx],
             y=[ty],
             xaxis=teacher_axis,
@@ -122,7 +190,7 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
             marker={"symbol": "diamond", "size": 12, "color": "#222"},
             text=["teacher"],
             textposition="bottom center",
-            hovertext=[f"teacher {teacher_name}<br>zero-shot loss {ty:.3f}"],
+            hovertext=[f"teacher {teacher_name}<br>zero-shot loss {ty:.3f}{latency}"],
             hovertemplate="%{hovertext}<extra></extra>",
         )
     elif tx is not None:  # a latency but no loss: a vertical line still places the teacher
@@ -136,12 +204,20 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
             fillcolor=_BAND_COLOR,
             opacity=0.1,
             line_width=0,
-            annotation_text=f"budget ±{_finite(summary.get('band')) or 0:.0%}",
+            annotation_text=_e(_band_label(summary)),
             annotation_position="top left",
+        )
+    for rank, point in points:
+        fig.add_vline(
+            x=point,
+            line={"dash": "dot", "width": 1, "color": _POINT_COLOR},
+            annotation_text=f"{_e(_budget_point_text(point, objective))} (#{_e(rank)})",
+            annotation_position="bottom right",
+            annotation_font={"size": 10, "color": _POINT_COLOR},
         )
     if not cands:
         # Plotly sizes an axis without data to -1..6; show the band and teacher line where they are.
-        xs = [*(band or ()), *([tx] if tx is not None and ty is None else [])]
+        xs = [*(band or ()), *(p for _, p in points), *([tx] if tx is not None and ty is None else [])]
         if xs:
             pad = 0.1 * (max(xs) - min(xs)) or 0.1 * abs(xs[0]) or 1.0
             fig.update_xaxes(range=[min(xs) - pad, max(xs) + pad])
@@ -159,7 +235,7 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
         template="plotly_white",
         height=480,
         margin={"l": 60, "r": 20, "t": 30, "b": 50},
-        xaxis_title="parameters" if by_params else "latency (ms)",
+        xaxis_title="parameters" if by_params else "latency (ms, median of rounds)",
         yaxis_title="probe loss (nats/token)",
         legend={"orientation": "h", "y": -0.18},
     )
@@ -230,15 +306,15 @@ def _ranking(summary: Mapping[str, Any]) -> str:
             [
                 _e(c.get("rank")),
                 _e(c.get("trial_id")),
-                f"<code>{_e(_label(c.get('architecture')))}</code>",
+                f"<code>{_e(_label(c.get('architecture')))}</code>" + _shape_tag(c),
                 _count(c.get("params")),
                 _DASH if fraction is None else f"{fraction:.1%}",
                 _num(c.get("zero_shot_loss")),
                 _num(c.get("probe_loss")),
                 _count(c.get("probe_tokens")),
                 f"{_num(c.get('final_loss'))} / {_num(c.get('test_loss'))}" if c.get("winner") else _DASH,
-                _num(c.get("latency_ms"), ".2f"),
-                _DASH if _finite(c.get("speedup")) is None else f"{_num(c.get('speedup'), '.2f')}×",
+                _e(_latency_text(c)),
+                _e(_speedup_text(c)),
                 _e(c.get("status")) + (" ★ winner" if str(c.get("trial_id")) in winners else ""),
             ]
         )
@@ -246,26 +322,46 @@ def _ranking(summary: Mapping[str, Any]) -> str:
     return _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10}, classes)
 
 
+def _shape_tag(c: Mapping[str, Any]) -> str:
+    """A hand-designed shape's name under its architecture ("" for a searched one)."""
+    name = _name(c)
+    return f'<br><span class="shape" title="hand-designed shape">hand shape {_e(name)}</span>' if name else ""
+
+
 def _winners(summary: Mapping[str, Any]) -> str:
     winners = [w for w in summary.get("winners") or [] if isinstance(w, Mapping)]
     if not winners:
         return '<p class="empty">No winners were retrained.</p>'
     winners.sort(key=lambda w: (_finite(w.get("rank")) is None, _finite(w.get("rank")) or 0.0))
+    names = {str(c.get("trial_id")): c for c in _candidates(summary) if _name(c)}
+    with_points = any(_finite(w.get("budget_point")) is not None for w in winners)
+    objective = _objective(summary)
     rows = [
         [
             _e(w.get("rank")),
             _e(w.get("trial_id")),
-            f"<code>{_e(_label(w.get('architecture')))}</code>",
+            f"<code>{_e(_label(w.get('architecture')))}</code>"
+            + _shape_tag(names.get(str(w.get("trial_id")), {})),
             _count(w.get("params")),
+            *([_budget_point_text(w.get("budget_point"), objective)] if with_points else []),
             _num(w.get("final_loss")),
             f"<b>{_num(w.get('test_loss'))}</b>",
             f"<code>{_e(w.get('path'))}</code>",
         ]
         for w in winners
     ]
-    header = ["rank", "trial", "architecture", "params", "validation loss", "test loss", "checkpoint"]
-    note = '<p class="meta">The test split was read only here: nothing in the search chose with it.</p>'
-    return _table(header, rows, {0, 3, 4, 5}, [""] * len(rows)) + note
+    header = ["rank", "trial", "architecture", "params"]
+    header += ["budget point"] if with_points else []
+    header += ["validation loss", "test loss", "checkpoint"]
+    numeric = {0, 3, 4, 5, 6} if with_points else {0, 3, 4, 5}
+    note = '<p class="meta">The test split was read only here: nothing in the search chose with it.'
+    if with_points:
+        note += (
+            " A winner's budget point is the budget "
+            + ("(latency)" if objective == "latency" else "(parameters)")
+            + " at which it is the best candidate on the front."
+        )
+    return _table(header, rows, numeric, [""] * len(rows)) + note + "</p>"
 
 
 def _benchmarks(summary: Mapping[str, Any]) -> str:
@@ -342,14 +438,16 @@ def _settings(summary: Mapping[str, Any]) -> str:
 
 def _render_html(summary: Mapping[str, Any]) -> str:
     teacher = summary.get("teacher") or {}
-    name, budget, band = summary.get("name"), summary.get("budget"), _finite(summary.get("band"))
+    name, band = summary.get("name"), _finite(summary.get("band"))
     band_text = "" if band is None else f" ±{band:.0%}"
-    title = f"{_e(name)}: {_count(budget)} from {_e(teacher.get('name'))}"
+    budget = _e(_budget_text(summary))
+    second = "latency" if _objective(summary) == "latency" else "parameters"
+    title = f"{_e(name)}: {budget} from {_e(teacher.get('name'))}"
     teacher_line = (
         f"teacher <b>{_e(teacher.get('name'))}</b> <code>{_e(_label(teacher.get('architecture')))}</code>, "
         f"{_count(teacher.get('params'))} parameters, validation loss {_num(teacher.get('zero_shot_loss'))}, "
         f"test loss {_num(teacher.get('test_loss'))}, "
-        f"latency {_num(teacher.get('latency_ms'), '.2f')} ms, "
+        f"latency {_e(_latency_text(teacher))} ms, "
         f"{_num(teacher.get('tokens_per_s'), ',.0f')} tokens/s"
     )
     n_cands = len(_candidates(summary))
@@ -360,7 +458,8 @@ def _render_html(summary: Mapping[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{title}</title><style>{_CSS}</style></head><body>",
         f"<h1>Search {title}</h1>",
-        f'<p class="meta">budget <b>{_count(budget)}</b>{band_text}'
+        f'<p class="meta">budget <b>{budget}</b>{band_text}'
+        f" · objectives probe loss and <b>{second}</b>"
         f" · space <code>{_e(summary.get('space'))}</code>"
         f" · created {_e(summary.get('created'))} · {n_cands} candidates, {n_failed} failed</p>",
         f'<p class="meta">{teacher_line}</p>',

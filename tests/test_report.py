@@ -243,3 +243,136 @@ def test_summary_json_round_trips_through_the_typed_summary() -> None:
         assert {k: after[k] for k in before} == before
     for before, after in zip(data["winners"], again["winners"], strict=True):
         assert after == before
+
+
+SHAPE_EVIL = "<img src=x onerror=alert('shape')> $x^2$ & co"
+
+
+def range_summary() -> dict[str, Any]:
+    """The sample as a 60M–80M range search: hand shapes, latency spreads, budget points."""
+    summary = sample_summary()
+    spreads = {"t1": (13.4, 14.2), "t2": (13.1, 13.9), "t3": (13.0, 13.8), "t5": (14.0, 14.5)}
+    candidates = []
+    for c in summary["candidates"]:
+        c = dict(c)
+        if c["trial_id"] in spreads and c["latency_ms"] is not None:
+            low, high = spreads[c["trial_id"]]
+            c.update(latency_low_ms=low, latency_high_ms=high, latency_rounds=5, teacher_latency_ms=27.0)
+            c.update(speedup=27.0 / c["latency_ms"], speedup_low=27.0 / high, speedup_high=27.0 / low)
+        candidates.append(c)
+    candidates[2]["name"] = "width-only-67M"
+    candidates[4]["name"] = "depth-only@71M"
+    winners = [
+        {**summary["winners"][0], "budget_point": 80_000_000},
+        {**summary["winners"][1], "budget_point": 60_000_000},
+    ]
+    teacher = {**summary["teacher"], "latency_low_ms": 26.5, "latency_high_ms": 27.75}
+    return {
+        **summary,
+        "budget_low": 60_000_000,
+        "budget": 80_000_000,
+        "objective": "params",
+        "teacher": teacher,
+        "candidates": candidates,
+        "winners": winners,
+    }
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _markup(text: str) -> str:
+    """The page without plotly's library, which is megabytes of minified code."""
+    return text.replace(max(_parse(text).scripts, key=len), "")
+
+
+def test_range_report_shows_range_shapes_spreads_and_budget_points(tmp_path: Path) -> None:
+    summary = range_summary()
+    write_report(tmp_path, Summary.from_json(summary))
+    width, height = _png_size((tmp_path / "pareto.png").read_bytes())
+    assert width > height > 400  # two panels side by side
+    text = _markup((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert text.count('class="plotly-graph-div"') == 2
+
+    # The header, the page title and the shaded band name the range (plotly writes JSON in ASCII).
+    assert "budget <b>60M–80M</b> ±5%" in text and "objectives probe loss and <b>parameters</b>" in text
+    assert "<title>smollm2-70m &lt;b&gt;run&lt;/b&gt;: 60M–80M from smollm2-135m</title>" in text
+    assert "budget 60M\\u201380M" in text or "budget 60M–80M" in text
+
+    # Hand shapes are marked in the ranking and named in both figures (as markers with text).
+    ranking = text[text.index("<h2>Ranking") : text.index("<h2>Retrained")]
+    assert "hand shape width-only-67M" in ranking and "hand shape depth-only@71M" in ranking
+    assert text.count("hand-designed shapes") == 2  # the legend entry of each figure
+
+    # Latency and speed-up with their spread where it is known, alone where it is not.
+    assert "13.80 (13.40–14.20)" in ranking
+    assert f"{27 / 13.8:.2f}× ({27 / 14.2:.2f}–{27 / 13.4:.2f}×)" in ranking
+    assert '<td class="n">13.30</td>' in ranking  # t4: no spread recorded
+    assert "latency 27.00 (26.50–27.75) ms" in text  # the teacher
+    assert "latency: fastest–slowest round" in text.encode().decode("unicode_escape")  # error bars
+    assert '"error_x":{"array"' in text.replace(" ", "")
+
+    # The winners' budget points: a column, and a dotted line each in the parameters figure.
+    winners = text[text.index("<h2>Retrained") : text.index("<h2>Benchmarks")]
+    assert "<th>budget point</th>" in winners
+    assert '<td class="n">80M</td>' in winners and '<td class="n">60M</td>' in winners
+    assert "60M (#2)" in text and "80M (#1)" in text
+
+
+def test_range_report_with_the_latency_objective(tmp_path: Path) -> None:
+    summary = range_summary()
+    summary["objective"] = "latency"
+    summary["winners"][0]["budget_point"] = 14.0
+    del summary["winners"][1]["budget_point"]
+    write_report(tmp_path, Summary.from_json(summary))
+    assert _png_size((tmp_path / "pareto.png").read_bytes())[0] > 0
+    text = _markup((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "objectives probe loss and <b>latency</b>" in text
+    winners = text[text.index("<h2>Retrained") : text.index("<h2>Benchmarks")]
+    assert '<td class="n">14.00 ms</td>' in winners and winners.count("—") >= 1
+    assert "14.00 ms (#1)" in text  # its line is in the latency figure
+
+
+def test_old_summary_without_range_fields_renders_as_before(tmp_path: Path) -> None:
+    summary = sample_summary()
+    write_report(tmp_path, Summary.from_json(summary))
+    width, height = _png_size((tmp_path / "pareto.png").read_bytes())
+    assert width > height
+    text = _markup((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "budget <b>70M</b> ±5%" in text and "budget \\u00b15%" in text  # the header, the band
+    assert "budget point" not in text and "hand shape" not in text and "hand-designed" not in text
+    ranking = text[text.index("<h2>Ranking") : text.index("<h2>Retrained")]
+    assert '<td class="n">13.80</td>' in ranking
+    assert f'<td class="n">{134_515_008 / 69e6:.2f}×</td>' in ranking
+    assert "latency 27.00 ms" in text
+    # A hand-made summary: a range without a band, a name that is not a string, odd budget points.
+    odd = {
+        **summary,
+        "budget_low": 60_000_000,
+        "band": None,
+        "objective": None,
+        "candidates": [{**c, "name": 7, "latency_low_ms": None} for c in summary["candidates"]],
+        "winners": [{**w, "budget_point": None} for w in summary["winners"]],
+    }
+    write_report(tmp_path / "odd", Summary.from_json(odd))
+    text = (tmp_path / "odd" / "report.html").read_text(encoding="utf-8")
+    assert "budget <b>60M–70M</b>" in text and "budget point" not in text
+
+
+def test_hand_shape_names_are_escaped(tmp_path: Path) -> None:
+    summary = range_summary()
+    summary["candidates"][0]["name"] = SHAPE_EVIL  # a winner too
+    write_report(tmp_path, Summary.from_json(summary))
+    assert (tmp_path / "pareto.png").read_bytes().startswith(PNG_SIGNATURE)
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in text and "onerror=alert('shape')>" not in text
+    escaped = "&lt;img src=x onerror=alert(&#x27;shape&#x27;)&gt; $x^2$ &amp; co"
+    assert f"hand shape {escaped}" in text  # the ranking and the winners table
+    # In the figures' JSON (where plotly writes `&` as \u0026 and `<` as \u003c): the marker's
+    # label and its hover text, escaped too, since plotly reads both as a small HTML subset.
+    figures = text.replace("\\u0026", "&")
+    assert figures.count(escaped) >= 2 + 2 * 2  # the two tables; label and hover in both figures
+    assert "\\u003cimg" not in text
+    assert not [a for a in _parse(text).attrs if a[0] == "img"]
