@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from minitron.budget import format_count
 from minitron.model.architecture import Architecture, count_params
 from search.records import TrialRecord, TrialStatus
+from search.settings import SearchSettings
 from search.space import KnownArchitecture, SearchSpace
 
 STRATA = 10
@@ -140,3 +141,19 @@ def seeded_shapes(space: SearchSpace, low: int, high: int, winners: int) -> list
     taken = {k.arch for k in own}
     hand = [k for k in hand_shapes(space, budget_points(low, high, max(winners, 2))) if k.arch not in taken]
     return own + hand
+
+
+def range_winners(
+    settings: SearchSettings, band: float, records: Sequence[TrialRecord]
+) -> list[tuple[TrialRecord, float | None]]:
+    """A range search's winners along its front: `top_k` budget points over the range (in
+    parameters), or over the measured latencies with `--objective latency`."""
+    assert settings.budget_low is not None, "one budget ranks its winners by probe loss"
+    top_k, key = settings.plan.top_k, OBJECTIVE_KEYS[settings.plan.objective]
+    if not top_k:
+        return []
+    if key == "params":
+        points = budget_points(settings.budget_low, settings.budget, top_k)
+    else:
+        points = latency_points(records, top_k)
+    return list(front_winners(records, key, points, band))

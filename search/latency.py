@@ -23,6 +23,8 @@ from minitron.model.speed import Timing, compare_latency, measure_speed
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import Placement, cpu_description
+from search.records import TrialRecord
+from search.settings import SearchSettings
 
 ROUNDS = 5
 """Rounds per candidate (teacher then candidate, each one sequence)."""
@@ -102,3 +104,29 @@ def run_latency_task(job: LatencyJob, importance: Importance, cpus: float, gpus:
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(measure_latencies)
     result: dict[str, Any] = ray.get(task.remote(job, importance))
     return result
+
+
+def measure_run(
+    settings: SearchSettings, teacher: str, importance: Importance, trials: list[TrialRecord], seq_len: int
+) -> tuple[dict[str, Any], str | None]:
+    """The latency stage of a run: every scored trial's architecture timed against the teacher in
+    one Ray task with a trial's resources; with the dashboard's address."""
+    from minitron.model.teacher import checkpoint_folder
+    from search.ray_runtime import start_ray
+
+    archs = list(dict.fromkeys(r.architecture for r in trials if r.status.scored))
+    checkpoint = checkpoint_folder(teacher)
+    job = LatencyJob(
+        teacher=teacher,
+        options=settings.teacher_options(),
+        checkpoint=str(checkpoint) if checkpoint else None,
+        depth=settings.plan.depth,
+        placement=settings.probe.placement,
+        seq_len=seq_len,
+        architectures=archs,
+    )
+    resources = settings.resources
+    dashboard = start_ray(resources)
+    print(f"[latency] timing {len(archs)} candidates in turn with the teacher on one worker", flush=True)
+    measured = run_latency_task(job, importance, resources.cpus_per_trial, resources.gpus_per_trial)
+    return measured, dashboard

@@ -27,12 +27,12 @@ from minitron.eval.loss import cached_validation_loss
 from minitron.faults import kill_point
 from minitron.importance.cache import importance_for, importance_missing
 from minitron.importance.scores import Importance
-from minitron.model.teacher import Teacher, checkpoint_folder, load_teacher, load_tokenizer
+from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
 from minitron.runtime import cpu_description
 from search.candidates import Candidate, feasible
 from search.checks import check_corpus, check_run_dir, create_run_dir
 from search.dryrun import check_teacher_matches
-from search.front import OBJECTIVE_KEYS, budget_points, front_winners, latency_points, seeded_shapes
+from search.front import range_winners, seeded_shapes
 from search.records import TrialLog, TrialRecord, rank, with_latency, with_names
 from search.rundir import RunDir
 from search.settings import SETTINGS_FORMAT, SearchSettings
@@ -95,15 +95,9 @@ class Context:
         """The winners, each with its budget point (None for one budget): the best `top_k` by probe
         loss for one budget; along the front, one per budget point, for a range."""
         settings = self.settings
-        top_k = settings.plan.top_k
         if settings.budget_low is None:
-            return [(r, None) for r in choose_winners(rank(self.trials), top_k)]
-        key = OBJECTIVE_KEYS[settings.plan.objective]
-        if key == "params":
-            points = budget_points(settings.budget_low, settings.budget, top_k) if top_k else []
-        else:
-            points = latency_points(self.trials, top_k) if top_k else []
-        return [(r, p) for r, p in front_winners(self.trials, key, points, self.space.band)]
+            return [(r, None) for r in choose_winners(rank(self.trials), settings.plan.top_k)]
+        return range_winners(settings, self.space.band, self.trials)
 
 
 def _teacher(ctx: Context, done: bool) -> None:
@@ -281,25 +275,13 @@ def _latency(ctx: Context, done: bool) -> None:
     """Every probed candidate timed in turn with the teacher on one worker (`search.latency`); the
     trials then carry those latencies and speed-ups, the teacher record its own."""
     if not done:
-        from search.latency import LatencyJob, run_latency_task
-        from search.ray_runtime import start_ray
+        from search.latency import measure_run
 
         assert ctx.importance is not None and ctx.validation is not None
-        archs = list(dict.fromkeys(r.architecture for r in ctx.trials if r.status.scored))
-        checkpoint = checkpoint_folder(ctx.teacher_spec)
-        job = LatencyJob(
-            teacher=ctx.teacher_spec,
-            options=ctx.settings.teacher_options(),
-            checkpoint=str(checkpoint) if checkpoint else None,
-            depth=ctx.settings.plan.depth,
-            placement=ctx.settings.probe.placement,
-            seq_len=int(ctx.validation.shape[1]),
-            architectures=archs,
+        seq_len = int(ctx.validation.shape[1])
+        measured, ctx.dashboard = measure_run(
+            ctx.settings, ctx.teacher_spec, ctx.importance, ctx.trials, seq_len
         )
-        resources = ctx.settings.resources
-        ctx.dashboard = ctx.dashboard or start_ray(resources)
-        print(f"[latency] timing {len(archs)} candidates in turn with the teacher on one worker", flush=True)
-        measured = run_latency_task(job, ctx.importance, resources.cpus_per_trial, resources.gpus_per_trial)
         write_json(ctx.run.latency, measured)
     measured = _read_json(ctx.run.latency)
     ctx.trials = with_latency(ctx.trials, measured)

@@ -45,7 +45,7 @@ INFEASIBLE_PENALTY = 1e3
 MAX_REJECTIONS = 5000
 #: Suggestions in a row for strata that have had their share before one of the emptiest strata's
 #: candidates is enqueued instead.
-STRATUM_TRIES = 200
+STRATUM_TRIES = 30
 
 
 def define_architecture(

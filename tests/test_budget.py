@@ -1,6 +1,6 @@
 import pytest
 
-from minitron.budget import format_count, parse_budget
+from minitron.budget import format_count, parse_budget, parse_budget_range
 from minitron.errors import MinitronError
 
 
@@ -42,3 +42,29 @@ def test_format_count():
     assert format_count(70_000_000) == "70M"
     assert format_count(900_000) == "900k"
     assert format_count(12) == "12"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("50M:110M", (50_000_000, 110_000_000)),
+        ("70M", (70_000_000, 70_000_000)),
+        (" 1B : 2B ", (10**9, 2 * 10**9)),
+    ],
+)
+def test_parse_budget_range(text, expected):
+    assert parse_budget_range(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("110M:50M", "runs backwards"),
+        ("50M:", "needs both ends"),
+        (":50M", "needs both ends"),
+        ("a:5M", "budget"),
+    ],
+)
+def test_parse_budget_range_rejects(text, message):
+    with pytest.raises(MinitronError, match=message):
+        parse_budget_range(text)

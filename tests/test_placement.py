@@ -20,6 +20,7 @@ from minitron.importance.cache import importance_dir, importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.model.speed import measure_speed
 from minitron.runtime import Placement, teacher_dtype
+from search.latency import measure_latencies
 from tests.tiny import tiny_batches, tiny_model
 
 
@@ -58,7 +59,7 @@ def asked(monkeypatch):
         raise _Asked
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    for module in ("search.runner", "search.trial", "minitron.model.teacher"):
+    for module in ("search.runner", "search.trial", "search.latency", "minitron.model.teacher"):
         monkeypatch.setattr(f"{module}.load_teacher", load_teacher)
     return calls
 
@@ -77,9 +78,9 @@ GPU = {"device": torch.device("cuda"), "dtype": torch.bfloat16}
 
 
 def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
-    """The driver's stages (importance, depth losses, targets, its losses), the speed task and an
+    """The driver's stages (importance, depth losses, targets, its losses), the latency task and an
     online-teacher winner all load the teacher on the GPU in bf16 when one is present."""
-    from search import runner, trial, winner_job
+    from search import runner, winner_job
     from search.rundir import RunDir
     from search.space import load_space
 
@@ -89,7 +90,7 @@ def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
     with pytest.raises(_Asked):
         runner._teacher(ctx, done=False)
     with pytest.raises(_Asked):
-        trial.measure_teacher_speed("tiny", settings.teacher_options(), settings.probe.placement, 16)
+        measure_latencies(_latency_job(settings), None)
     job = winner_job.WinnerJob(1, "t", space.teacher, str(tmp_path / "w"), "tiny", settings)
     fake_importance = type("I", (), {"meta": {}})()  # no fingerprint: the teacher is loaded whole
     with pytest.raises(_Asked):
@@ -99,12 +100,18 @@ def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
     assert not (tmp_path / "run").exists(), "nothing is written before the teacher loads"
 
 
-def test_bf16_switched_off_keeps_the_teacher_in_fp32(asked):
-    from search import trial
+def _latency_job(settings):
+    from search.latency import LatencyJob
 
+    return LatencyJob(
+        "tiny", settings.teacher_options(), None, settings.plan.depth, settings.probe.placement, 16, []
+    )
+
+
+def test_bf16_switched_off_keeps_the_teacher_in_fp32(asked):
     settings = _settings(bf16=False)
     with pytest.raises(_Asked):
-        trial.measure_teacher_speed("tiny", settings.teacher_options(), settings.probe.placement, 16)
+        measure_latencies(_latency_job(settings), None)
     assert asked == [{"device": torch.device("cuda"), "dtype": torch.float32}]
 
 

@@ -5,6 +5,7 @@ from ray.tune.search import Searcher
 
 from minitron.model.architecture import count_params
 from search.candidates import feasible
+from search.front import seeded_shapes
 from search.sampling import architecture_of, make_searcher
 from search.space import load_space
 
@@ -83,3 +84,32 @@ def test_in_flight_architectures_are_not_handed_out_twice(tmp_path):
     searcher = make_searcher(space, BUDGET, "random", 1, f"sqlite:///{tmp_path}/r.db", "r", [])
     pending = [architecture_of(searcher.suggest(f"t{i}")) for i in range(10)]  # none completes
     assert len(set(pending)) == 10
+
+
+def test_a_budget_range_spreads_its_trials_over_the_strata_and_tells_optuna_both_objectives(tmp_path):
+    """Two objectives (probe loss, parameters); every stratum of the range gets a trial before any
+    gets a second, seeded hand shapes first whatever their stratum."""
+    space = load_space("smollm2-135m")
+    low, high = 50_000_000, 110_000_000
+    pool = {c.arch: c.params for c in feasible(space, high, low)}
+    seeds = [k.arch for k in seeded_shapes(space, low, high, 3)]
+    for sampler in ("tpe", "nsga2"):
+        searcher = make_searcher(
+            space, high, sampler, 0, f"sqlite:///{tmp_path}/{sampler}.db", sampler, seeds, low=low, pool=pool
+        )
+        strata = searcher.strata
+        assert searcher.metric == ["probe_loss", "params"]
+        archs = []
+        for i in range(len(seeds) + 10):
+            config = searcher.suggest(f"t{i}")
+            arch = architecture_of(config)
+            archs.append(arch)
+            searcher.on_trial_complete(f"t{i}", {"probe_loss": 6.0 - pool[arch] / 1e8, "params": pool[arch]})
+        assert archs[: len(seeds)] == seeds, sampler
+        assert len(set(archs)) == len(archs) and set(archs) <= set(pool), sampler
+        reachable = {strata.of(p) for p in pool.values()}
+        assert {strata.of(pool[a]) for a in archs} == reachable, f"{sampler}: every stratum has a trial"
+        study = searcher._ot_study
+        done = [t for t in study.trials if t.state.name == "COMPLETE" and t.values[0] < 100]
+        assert len(done) >= len(archs) and all(len(t.values) == 2 for t in done)
+        assert searcher.rejected["stratum_full"] > 0, "suggestions for full strata were turned down"

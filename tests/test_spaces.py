@@ -161,7 +161,7 @@ def test_the_budget_picks_the_smallest_teacher_worth_cutting(budget, expected):
     choice = space_for_budget(budget)
     assert choice.space.name == expected
     assert choice.candidates == feasible(load_space(expected), budget)
-    line = choice.line(budget)
+    line = choice.line(budget, budget)
     assert f"space {expected} (teacher {choice.space.teacher_name}" in line and "--space NAME" in line
 
 
