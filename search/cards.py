@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from minitron.atomic import write_text
-from minitron.budget import format_count
+from minitron.budget import format_budget, format_count
 from minitron.model.architecture import Architecture
 from minitron.model.card import model_card, teacher_origin
 from search.settings import SearchSettings
@@ -50,10 +50,10 @@ def _how_it_was_made(
         f"{settings.seq_len} tokens from `{settings.data}`; layers dropped by the `{settings.plan.depth}` "
         "method; heads, neurons and channels kept by score.",
         f"Search: {settings.plan.sampler} sampling of architectures within ±{(summary.band or 0):.0%} of "
-        f"{format_count(summary.budget or 0)} parameters, each probed by distillation on up to "
+        f"{_budget(summary)} parameters, each probed by distillation on up to "
         f"{settings.probe.tokens:,} tokens ({settings.plan.scheduler} scheduler); "
         f"ranked {row.rank if row else '?'} of "
-        f"{len(summary.candidates)}{probe}.",
+        f"{len(summary.candidates)}{probe}{_point(summary, winner)}.",
         f"Retraining: forward KL to the teacher ({_source(settings)}) on "
         f"{provenance.get('tokens_trained', 0):,} tokens of "
         f"`{settings.data}` (batch {retrain.batch_size} × {retrain.seq_len}, peak learning rate "
@@ -62,6 +62,23 @@ def _how_it_was_made(
         "(the test split was never used to choose).",
         "Full record: `provenance.json` beside this card.",
     ]
+
+
+def _point(summary: Summary, winner: WinnerRow) -> str:
+    """Where on a range's front this winner was chosen."""
+    point = winner.budget_point
+    if point is None:
+        return ""
+    where = format_count(round(point)) if summary.objective == "params" else f"{point:.1f} ms"
+    return f"; the best candidate at the {where} budget point of the front"
+
+
+def _budget(summary: Summary) -> str:
+    """The budget, or a range's ends and the objective its front traded the loss against."""
+    budget = summary.budget or 0
+    if summary.budget_low is None:
+        return format_count(budget)
+    return f"{format_budget(summary.budget_low, budget)} (a Pareto front against {summary.objective})"
 
 
 def _results(summary: Summary, winner: WinnerRow) -> str:

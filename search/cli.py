@@ -64,7 +64,7 @@ def pick_space(args: argparse.Namespace, low: int, budget: int) -> tuple[Any, li
 
 def dry_run(args: argparse.Namespace) -> int:
     from minitron.model.teacher import local_config
-    from search.dryrun import check_teacher_matches, render_json, render_table
+    from search.dryrun import check_teacher_matches, render_json, render_table, strata_line
 
     low, budget = parse_budget_range(args.budget)
     check_options(args, low != budget)
@@ -84,6 +84,8 @@ def dry_run(args: argparse.Namespace) -> int:
         print(render_json(candidates, memory))
     else:
         print(render_table(space, teacher, (low, budget), candidates, memory))
+        if low != budget:
+            print(strata_line(space, (low, budget), candidates))
         print(probes)
         print(summary_line(plans, memory_settings, capacity))
     return 0

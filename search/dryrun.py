@@ -77,3 +77,20 @@ def render_table(
         *(fmt(r) for r in rows),
     ]
     return "\n".join(lines)
+
+
+def strata_line(space: SearchSpace, bounds: tuple[int, int], candidates: list[Candidate]) -> str:
+    """For a budget range: the strata trials are spread over and how many candidates each holds."""
+    from search.front import STRATA, Strata
+
+    low, high = bounds[0] * (1 - space.band), bounds[1] * (1 + space.band)
+    strata = Strata(low, high)
+    counts = [0] * STRATA
+    for c in candidates:
+        counts[strata.of(c.params)] += 1
+    width = (high - low) / STRATA
+    return (
+        f"strata: trials are spread over {STRATA} parts of {format_count(int(low))} to "
+        f"{format_count(int(high))} ({format_count(int(width))} each), holding "
+        f"{', '.join(map(str, counts))} candidates"
+    )

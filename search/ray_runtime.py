@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -115,6 +117,9 @@ def start_ray(resources: Resources) -> str | None:
         "log_to_driver": False,
         "logging_level": logging.WARNING,
     }
+    # Ray's core installs a crash handler for SIGTERM that ends the driver at once; ours (see
+    # minitron.commands.common) stops the run as Ctrl-C does, saying how to resume: keep ours.
+    on_term = signal.getsignal(signal.SIGTERM)
     try:
         if resources.address:
             check_address(resources.address)
@@ -143,6 +148,8 @@ def start_ray(resources: Resources) -> str | None:
     except (ConnectionError, RuntimeError, ValueError, OSError) as err:  # e.g. TMPDIR too long for sockets
         where = resources.address or "a local Ray"
         raise MinitronError(f"cannot start or reach Ray at {where}: {str(err).splitlines()[0]}") from None
+    if callable(on_term) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
     url = getattr(context, "dashboard_url", None)
     if url:
         url = url if url.startswith("http") else f"http://{url}"

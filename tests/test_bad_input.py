@@ -93,6 +93,29 @@ def _(w: World) -> tuple[list[str], str]:
     return ["--budget", "5M", "--space", "smollm2-135m"], "the space reaches 33.04M to 127.9M parameters"
 
 
+@row("Budget range written backwards")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        "--budget",
+        "110M:50M",
+    ], "budget range '110M:50M' runs backwards; write the smaller end first, e.g. 50M:110M"
+
+
+@row("Budget range with ASHA")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        "--budget",
+        "50M:110M",
+        "--scheduler",
+        "asha",
+    ], "--scheduler asha compares probe losses of candidates"
+
+
+@row("Latency objective without a range")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "70M", "--objective", "latency"], "--objective latency goes with a budget range"
+
+
 @row("Budget no shipped space reaches (no --space)")
 def _(w: World) -> tuple[list[str], str]:
     return [

@@ -113,3 +113,7 @@ def test_a_budget_range_spreads_its_trials_over_the_strata_and_tells_optuna_both
         done = [t for t in study.trials if t.state.name == "COMPLETE" and t.values[0] < 100]
         assert len(done) >= len(archs) and all(len(t.values) == 2 for t in done)
         assert searcher.rejected["stratum_full"] > 0, "suggestions for full strata were turned down"
+    latency = make_searcher(
+        space, high, "tpe", 0, f"sqlite:///{tmp_path}/l.db", "l", [], low=low, objective="latency"
+    )
+    assert latency.metric == ["probe_loss", "latency_ms"] and latency.mode == ["min", "min"]

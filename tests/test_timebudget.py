@@ -37,6 +37,12 @@ def test_estimates_scale_with_the_work_and_the_rate():
     assert cached["importance"] == 0, "importance read from the cache costs nothing"
     depth_only = estimate(settings(), 134_500_000, 70_000_000, (False, 3), Rate(1e11, "t"), ALL)
     assert 0 < depth_only["importance"] < base["importance"]
+    # the latency stage: a worker that loads the teacher, then a cut and a few rounds per trial
+    latency = estimate(settings(trials=16), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), {"latency"})
+    assert (
+        latency["latency"]
+        > estimate(settings(), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), {"latency"})["latency"]
+    )
     # only what is left to do is estimated (a resumed run)
     assert set(estimate(settings(), 1, 1, (False, 0), Rate(1e9, "t"), {"benchmarks"})) == {"benchmarks"}
 
