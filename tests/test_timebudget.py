@@ -38,7 +38,9 @@ def test_estimates_scale_with_the_work_and_the_rate():
     depth_only = estimate(settings(), 134_500_000, 70_000_000, (False, 3), Rate(1e11, "t"), ALL)
     assert 0 < depth_only["importance"] < base["importance"]
     # the latency stage: a worker that loads the teacher, then a cut and a few rounds per trial
-    latency = estimate(settings(trials=16), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), {"latency"})
+    latency = estimate(
+        settings(trials=16, overhead=1.0), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), {"latency"}
+    )
     assert (
         latency["latency"]
         > estimate(settings(), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), {"latency"})["latency"]
