@@ -68,6 +68,37 @@ def llama_params(layers: int, hidden: int, mlp: int, heads: int = 9, kv_heads: i
     return 49_152 * hidden + layers * (attention + 3 * hidden * mlp + 2 * hidden) + hidden
 
 
+def _row(
+    i: int,
+    shape: tuple[int, int, int],
+    params: int,
+    teacher_params: int,
+    probe: float,
+    latency: float,
+    teacher_latency: float,
+    stopped: bool,
+) -> dict[str, Any]:
+    """One synthetic candidate of the ranking."""
+    layers, hidden, mlp = shape
+    arch = {"num_hidden_layers": layers, "hidden_size": hidden, "intermediate_size": mlp}
+    return {
+        "trial_id": f"trial_{i:03d}",
+        "architecture": arch | {"num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64},
+        "params": params,
+        "fraction": params / teacher_params,
+        "zero_shot_loss": probe + 3.1,
+        "probe_loss": probe,
+        "final_loss": None,
+        "latency_ms": latency,
+        "tokens_per_s": 256_000 / latency,
+        "speedup": teacher_latency / latency,
+        "status": "stopped early" if stopped else "completed",
+        "error": None,
+        "rank": None,
+        "winner": False,
+    }
+
+
 def synthetic_summary() -> dict[str, Any]:
     """A plausible 70M search over SmolLM2-135M, deterministic, with every kind of row."""
     teacher_params = llama_params(30, 576, 1536)
@@ -84,29 +115,7 @@ def synthetic_summary() -> dict[str, Any]:
         probe += 0.4 if stopped else 0.0  # stopped at an early rung, so its loss is higher
         latency = 4.0 + layers * 0.6 + hidden / 300
         candidates.append(
-            {
-                "trial_id": f"trial_{i:03d}",
-                "architecture": {
-                    "num_hidden_layers": layers,
-                    "hidden_size": hidden,
-                    "intermediate_size": mlp,
-                    "num_attention_heads": 9,
-                    "num_key_value_heads": 3,
-                    "head_dim": 64,
-                },
-                "params": params,
-                "fraction": params / teacher_params,
-                "zero_shot_loss": probe + 3.1,
-                "probe_loss": probe,
-                "final_loss": None,
-                "latency_ms": latency,
-                "tokens_per_s": 256_000 / latency,
-                "speedup": 27.0 / latency,
-                "status": "stopped early" if stopped else "completed",
-                "error": None,
-                "rank": None,
-                "winner": False,
-            }
+            _row(i, (layers, hidden, mlp), params, teacher_params, probe, latency, 27.0, stopped)
         )
     candidates[7].update(
         status="failed",
@@ -181,38 +190,17 @@ def synthetic_range_summary() -> dict[str, Any]:
         probe += 0.12 if name == "depth-only@90M" else 0.0  # cutting whole layers costs more
         latency = teacher_latency * (params / teacher_params) * (1 + 0.04 * ((i * 3) % 5 - 2) / 2)
         low, high = latency * (0.97 + 0.005 * (i % 3)), latency * (1.03 - 0.004 * (i % 4))
-        candidates.append(
-            {
-                "trial_id": f"trial_{i:03d}",
-                "name": name,
-                "architecture": {
-                    "num_hidden_layers": layers,
-                    "hidden_size": hidden,
-                    "intermediate_size": mlp,
-                    "num_attention_heads": 9,
-                    "num_key_value_heads": 3,
-                    "head_dim": 64,
-                },
-                "params": params,
-                "fraction": params / teacher_params,
-                "zero_shot_loss": probe + 3.1,
-                "probe_loss": probe,
-                "final_loss": None,
-                "latency_ms": latency,
-                "latency_low_ms": low,
-                "latency_high_ms": high,
-                "latency_rounds": 5,
-                "teacher_latency_ms": teacher_latency,
-                "tokens_per_s": 256_000 / latency,
-                "speedup": teacher_latency / latency,
-                "speedup_low": teacher_latency / high,
-                "speedup_high": teacher_latency / low,
-                "status": "stopped early" if stopped else "completed",
-                "error": None,
-                "rank": None,
-                "winner": False,
-            }
+        row = _row(i, (layers, hidden, mlp), params, teacher_params, probe, latency, teacher_latency, stopped)
+        row.update(
+            name=name,
+            latency_low_ms=low,
+            latency_high_ms=high,
+            latency_rounds=5,
+            teacher_latency_ms=teacher_latency,
+            speedup_low=teacher_latency / high,
+            speedup_high=teacher_latency / low,
         )
+        candidates.append(row)
     ranked = sorted((c for c in candidates if c["status"] == "completed"), key=lambda c: c["probe_loss"])
     for rank, c in enumerate(ranked, 1):
         c["rank"] = rank
