@@ -98,11 +98,19 @@ def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]
 
 
 def run_latency_task(job: LatencyJob, importance: Importance, cpus: float, gpus: float) -> dict[str, Any]:
-    """`measure_latencies` in a Ray task with a trial's resources."""
+    """`measure_latencies` in a Ray task with a trial's resources (run again, twice at most, if its
+    worker dies). Speed-ups are a report's figures, not its results: when the task fails for good,
+    the run goes on without them and says why."""
     import ray
 
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(measure_latencies)
-    result: dict[str, Any] = ray.get(task.remote(job, importance))
+    from search.ray_runtime import WORKER_RETRIES, error_line
+
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=WORKER_RETRIES)(measure_latencies)
+    try:
+        result: dict[str, Any] = ray.get(task.remote(job, importance))
+    except ray.exceptions.RayError as err:
+        print(f"[latency] failed, the report has no speed-ups: {error_line(err)}", flush=True)
+        return {"teacher": {}, "candidates": {}, "rounds": job.rounds, "error": error_line(err)}
     return result
 
 

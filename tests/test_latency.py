@@ -75,3 +75,21 @@ def test_a_range_search_keeps_the_first_rungs_of_trials_not_yet_started(tmp_path
         reserving(f"t{i}", at(1000))
     assert reserving.spent == {"t1": 2000} | {f"t{i}": 1000 for i in range(2, 9)}
     assert not reserving("t8", at(1000)), "all started: what is left is free (10,000 - 9,000 >= 1,000)"
+
+
+def test_a_failed_latency_task_leaves_the_run_without_speedups(tmp_path):
+    """Speed-ups are figures of the report: a latency task that fails is said, and the run goes on."""
+    import ray
+
+    from minitron.importance.selection import DepthMethod
+    from minitron.runtime import Placement
+    from search.latency import LatencyJob, run_latency_task
+
+    job = LatencyJob(str(tmp_path / "missing"), {}, None, DepthMethod.BLOCK, Placement(threads=1), 16, [])
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        measured = run_latency_task(job, None, cpus=1, gpus=0)  # type: ignore[arg-type]
+    finally:
+        ray.shutdown()
+    assert measured["candidates"] == {} and measured["teacher"] == {}
+    assert "does not exist" in measured["error"]
