@@ -9,7 +9,7 @@ from minitron.budget import format_budget, format_count
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, Family
 from minitron.model.memory import Memory
-from search.candidates import Candidate
+from search.candidates import Candidate, feasible_bounds
 from search.space import SearchSpace
 
 
@@ -42,7 +42,7 @@ def render_table(
     """The candidates as a table; `bounds`: the budget (twice) or a budget range's ends."""
     total = space.teacher_params
     budget_low, budget = bounds
-    low, high = budget_low * (1 - space.band), budget * (1 + space.band)
+    low, high = feasible_bounds(space, budget, budget_low)
     header: tuple[str, ...] = ("layers", "hidden", "mlp", "q/kv heads", "head_dim", "params", "of teacher")
     header += ("probe GiB", "retrain GiB", "fits", "name")
     rows = [
@@ -83,14 +83,13 @@ def strata_line(space: SearchSpace, bounds: tuple[int, int], candidates: list[Ca
     """For a budget range: the strata trials are spread over and how many candidates each holds."""
     from search.front import STRATA, Strata
 
-    low, high = bounds[0] * (1 - space.band), bounds[1] * (1 + space.band)
-    strata = Strata(low, high)
+    strata = Strata.over(space, *bounds)
     counts = [0] * STRATA
     for c in candidates:
         counts[strata.of(c.params)] += 1
-    width = (high - low) / STRATA
+    width = (strata.high - strata.low) / STRATA
     return (
-        f"strata: trials are spread over {STRATA} parts of {format_count(int(low))} to "
-        f"{format_count(int(high))} ({format_count(int(width))} each), holding "
+        f"strata: trials are spread over {STRATA} parts of {format_count(int(strata.low))} to "
+        f"{format_count(int(strata.high))} ({format_count(int(width))} each), holding "
         f"{', '.join(map(str, counts))} candidates"
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from minitron.budget import format_count
 from minitron.model.architecture import Architecture, count_params
+from search.candidates import feasible_bounds
 from search.records import TrialRecord, TrialStatus
 from search.settings import SearchSettings
 from search.space import KnownArchitecture, SearchSpace
@@ -39,6 +40,11 @@ class Strata:
     low: float
     high: float
     parts: int = STRATA
+
+    @classmethod
+    def over(cls, space: SearchSpace, low: int, high: int) -> Strata:
+        """The strata of the range `low`..`high`: its feasible interval (the bands included)."""
+        return cls(*feasible_bounds(space, high, low))
 
     def of(self, params: float) -> int:
         """The part `params` falls in (0-based; the ends belong to the first and last part)."""
@@ -60,6 +66,7 @@ def hand_shapes(space: SearchSpace, points: Sequence[float]) -> list[KnownArchit
     one of the two recipes gets none of that recipe."""
     teacher = space.teacher
     grid = space.grid()
+    params = {a: count_params(space.family, a) for a in grid}
     same_heads = [
         a
         for a in grid
@@ -81,9 +88,7 @@ def hand_shapes(space: SearchSpace, points: Sequence[float]) -> list[KnownArchit
     for point in points:
         for recipe, shapes in recipes.items():
             near = [
-                (abs(count_params(space.family, a) - point), a)
-                for a in shapes
-                if abs(count_params(space.family, a) - point) <= space.band * point
+                (abs(params[a] - point), a) for a in shapes if abs(params[a] - point) <= space.band * point
             ]
             if near:
                 arch = min(near, key=lambda pair: (pair[0], -pair[1].hidden_size))[1]
@@ -130,7 +135,7 @@ def _x(record: TrialRecord, key: str) -> float | None:
 def seeded_shapes(space: SearchSpace, low: int, high: int, winners: int) -> list[KnownArchitecture]:
     """What a range search probes first: the space's own known shapes inside the range, then the
     hand shapes at the budget points of its winners (both ends at least)."""
-    least, most = low * (1 - space.band), high * (1 + space.band)
+    least, most = feasible_bounds(space, high, low)
     teacher_params = space.teacher_params
     own = [
         k

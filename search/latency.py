@@ -24,7 +24,7 @@ from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import Placement, cpu_description
 from search.records import TrialRecord
-from search.settings import SearchSettings
+from search.settings import Resources, SearchSettings
 
 ROUNDS = 5
 """Rounds per candidate (teacher then candidate, each one sequence)."""
@@ -97,17 +97,16 @@ def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]
     return {"teacher": teacher_out, "candidates": candidates, "rounds": job.rounds, "seq_len": job.seq_len}
 
 
-def run_latency_task(job: LatencyJob, importance: Importance, cpus: float, gpus: float) -> dict[str, Any]:
+def run_latency_task(job: LatencyJob, importance: Importance, resources: Resources) -> dict[str, Any]:
     """`measure_latencies` in a Ray task with a trial's resources (run again, twice at most, if its
     worker dies). Speed-ups are a report's figures, not its results: when the task fails for good,
     the run goes on without them and says why."""
     import ray
 
-    from search.ray_runtime import WORKER_RETRIES, error_line
+    from search.ray_runtime import error_line, remote
 
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=WORKER_RETRIES)(measure_latencies)
     try:
-        result: dict[str, Any] = ray.get(task.remote(job, importance))
+        result: dict[str, Any] = ray.get(remote(measure_latencies, resources).remote(job, importance))
     except ray.exceptions.RayError as err:
         print(f"[latency] failed, the report has no speed-ups: {error_line(err)}", flush=True)
         return {"teacher": {}, "candidates": {}, "rounds": job.rounds, "error": error_line(err)}
@@ -136,5 +135,5 @@ def measure_run(
     resources = settings.resources
     dashboard = start_ray(resources)
     print(f"[latency] timing {len(archs)} candidates in turn with the teacher on one worker", flush=True)
-    measured = run_latency_task(job, importance, resources.cpus_per_trial, resources.gpus_per_trial)
+    measured = run_latency_task(job, importance, resources)
     return measured, dashboard

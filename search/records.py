@@ -53,8 +53,8 @@ class TrialRecord:
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     teacher_latency_ms: float | None = None
-    """The teacher's latency on the kind of device and with the resources trials get, measured once
-    per run (`teacher.json`)."""
+    """The teacher's median latency in the latency stage's rounds beside this candidate
+    (`search.latency`); None until that stage has run."""
     speedup: float | None = None
     device: str | None = None
     name: str | None = None

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from minitron.budget import format_count
+from minitron.budget import format_budget, format_count
 from search.pareto import pareto_front
 from search.records import TrialStatus
 
@@ -133,7 +133,9 @@ def _budget_range(summary: Mapping[str, Any]) -> tuple[float | None, float | Non
 def _budget_text(summary: Mapping[str, Any]) -> str:
     """`50M–110M` for a range, `70M` for one budget (a dash when unknown)."""
     low, high = _budget_range(summary)
-    return _count(high) if low is None else f"{_count(low)}–{_count(high)}"
+    if low is None or high is None:
+        return _count(high)
+    return format_budget(int(low), int(high))
 
 
 def _band_label(summary: Mapping[str, Any]) -> str:

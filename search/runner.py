@@ -286,7 +286,7 @@ def _latency(ctx: Context, done: bool) -> None:
     measured = _read_json(ctx.run.latency)
     ctx.trials = with_latency(ctx.trials, measured)
     assert ctx.teacher_record is not None
-    teacher = {k: v for k, v in (measured.get("teacher") or {}).items() if k != "tokens_per_s" or v}
+    teacher = measured.get("teacher") or {}
     if teacher and ctx.teacher_record.latency_ms != teacher.get("latency_ms"):
         ctx.teacher_record = dataclasses.replace(ctx.teacher_record, **teacher)
         write_json(ctx.run.teacher, ctx.teacher_record.to_json())

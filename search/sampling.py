@@ -257,8 +257,7 @@ def make_searcher(
     strata = None
     if low is not None:
         metric, mode = ["probe_loss", OBJECTIVE_KEYS[objective]], ["min", "min"]
-        least, most = low * (1 - space.band), budget * (1 + space.band)
-        strata = Strata(least, most)
+        strata = Strata.over(space, low, budget)
     on_grid = {
         a: p for a, p in (pool or {}).items() if all(getattr(a, f) in space.choices[f] for f in ARCH_FIELDS)
     }

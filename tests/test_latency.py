@@ -84,11 +84,12 @@ def test_a_failed_latency_task_leaves_the_run_without_speedups(tmp_path):
     from minitron.importance.selection import DepthMethod
     from minitron.runtime import Placement
     from search.latency import LatencyJob, run_latency_task
+    from search.settings import Resources
 
     job = LatencyJob(str(tmp_path / "missing"), {}, None, DepthMethod.BLOCK, Placement(threads=1), 16, [])
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        measured = run_latency_task(job, None, cpus=1, gpus=0)  # type: ignore[arg-type]
+        measured = run_latency_task(job, None, Resources(cpus_per_trial=1))  # type: ignore[arg-type]
     finally:
         ray.shutdown()
     assert measured["candidates"] == {} and measured["teacher"] == {}
