@@ -10,14 +10,17 @@ The student is a ~69M candidate pruned from SmolLM2-135M (L24-h432-m1024-q9kv3).
 utilization = (6 × student params + 2 × teacher params when the teacher runs online) × tokens/s ÷ the
 peak matmul FLOP/s of this device in the same precision, measured in the same run; the targets'
 share of that peak is 2 × teacher params × tokens/s ÷ peak. "probe/plain" compares training tokens/s
-(the probe's validations left out, as the plain loop has none); "wall/plain" counts them in. Prints
-a table and writes JSON.
+(the probe's validations left out, as the plain loop has none); "wall/plain" counts them in. The
+probe is the search's: the student's softmax over the batch's candidate tokens (`Head.CANDIDATES`);
+"vocab probe/plain" is the same probe over the student's whole vocabulary. Prints a table and
+writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ from minitron.distill.loop import train as train_loop
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.schedule import Schedule
 from minitron.distill.sources import OnlineTeacher, training_windows
+from minitron.distill.step import Head, LossWeights
 from minitron.distill.targets import compute_targets
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
@@ -137,6 +141,11 @@ def main() -> None:
         cfg = ProbeConfig(batch_size=args.batch_size, eval_every=8, placement=Placement(bf16=bf16))
         result = probe(copy.deepcopy(base), targets, cfg, validation)
         train_tps = result.tokens / result.train_seconds
+        # the same probe with the student's softmax over its whole vocabulary (before the
+        # candidate head became the probes' default)
+        whole = dataclasses.replace(cfg, weights=LossWeights(head=Head.VOCABULARY))
+        vocab_result = probe(copy.deepcopy(base), targets, whole, validation)
+        vocab_tps = vocab_result.tokens / vocab_result.train_seconds
         seconds = online_steps(
             copy.deepcopy(base), teacher.model, ids, args.retrain_steps, args.batch_size, bf16
         )
@@ -151,8 +160,12 @@ def main() -> None:
                 "probe_wall_tokens_per_s": result.tokens / result.seconds,
                 "probe_vs_plain": train_tps / plain_tps,
                 "probe_wall_vs_plain": result.tokens / result.seconds / plain_tps,
-                "probe_mfu": 6 * n_student * train_tps / peaks[name],
+                # 6 x params is the whole head's FLOPs: the vocabulary probe's utilization
+                "vocabulary_probe_mfu": 6 * n_student * vocab_tps / peaks[name],
                 "probe_final_val_loss": result.loss,
+                "vocabulary_probe_tokens_per_s": vocab_tps,
+                "vocabulary_probe_vs_plain": vocab_tps / plain_tps,
+                "vocabulary_probe_final_val_loss": vocab_result.loss,
                 "retrain_tokens_per_s": online_tps,
                 "retrain_mfu": (6 * n_student + 2 * n_teacher) * online_tps / peaks[name],
             }
@@ -179,8 +192,9 @@ def main() -> None:
         "probe tok/s",
         "probe/plain",
         "wall/plain",
-        "probe MFU",
+        "vocab MFU",
         "probe val loss",
+        "vocab probe/plain",
         "retrain tok/s",
         "retrain MFU",
     )
@@ -194,8 +208,9 @@ def main() -> None:
             f"{r['probe_tokens_per_s']:.0f}",
             f"{r['probe_vs_plain']:.2f}x",
             f"{r['probe_wall_vs_plain']:.2f}x",
-            f"{r['probe_mfu']:.1%}",
+            f"{r['vocabulary_probe_mfu']:.1%}",
             f"{r['probe_final_val_loss']:.4f}",
+            f"{r['vocabulary_probe_vs_plain']:.2f}x",
             f"{r['retrain_tokens_per_s']:.0f}",
             f"{r['retrain_mfu']:.1%}",
         )

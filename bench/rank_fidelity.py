@@ -2,14 +2,17 @@
 
     python bench/rank_fidelity.py [--budget 70M] [--others 6] [--reference-tokens 128k]
                                   [--probes 2k,4k,8k,16k,32k] [--lrs 2e-4,6e-4,1.2e-3]
+                                  [--probe-head candidates|vocabulary]
 
 On the embedded teacher (SmolLM2-135M) and corpus: the two hand shapes (width-only, depth-only)
 plus `--others` candidates of the default space's feasible set at `--budget`, drawn by a fixed seed
 from distinct depths (so they spread over depth and width). Each one is
 1. pruned (block depth method, the default) and its zero-shot validation loss measured;
-2. probed as the search probes: on the cached top-64 teacher targets, the probe recipe, one probe
-   per length in `--probes` (each with its own full schedule), plus the validation losses the
-   longest probe passes on its way (its ASHA rungs: what successive halving compares);
+2. probed as the search probes: on the cached top-64 teacher targets, the probe recipe (the
+   student's softmax over the batch's candidate tokens; `--probe-head vocabulary`: over its
+   whole vocabulary, the probes before 2026-11-29), one probe per length in `--probes` (each
+   with its own full schedule), plus the validation losses the longest probe passes on its way
+   (its ASHA rungs: what successive halving compares);
 3. trained long as the reference: `--reference-tokens` on the same cached targets with the
    retraining recipe, its test loss measured on the test split (which nothing here chooses with).
 Before the references, the retraining learning rate is chosen among `--lrs` on the width-only
@@ -46,6 +49,7 @@ from minitron.distill.loop import train
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.retrain import RetrainConfig
 from minitron.distill.sources import CachedTargets, training_windows
+from minitron.distill.step import Head, LossWeights
 from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES, validation_loss
 from minitron.importance.cache import importance_for
@@ -73,9 +77,13 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return score / (n * (n - 1) / 2)
 
 
-def probe_key(arch: Architecture, length: int, lr: float) -> str:
-    """Runs of the original probe learning rate keep their first keys."""
-    return f"probe/{arch.short()}/{length}" + ("" if lr == 3e-4 else f"/lr={lr:g}")
+def probe_key(arch: Architecture, length: int, lr: float, head: Head) -> str:
+    """Runs of the original probe learning rate and head (the whole vocabulary) keep their first keys."""
+    return (
+        f"probe/{arch.short()}/{length}"
+        + ("" if lr == 3e-4 else f"/lr={lr:g}")
+        + ("" if head is Head.VOCABULARY else f"/head={head}")
+    )
 
 
 def regret(ranking: list[float], truth: list[float]) -> float:
@@ -170,6 +178,12 @@ def main() -> None:
     parser.add_argument("--probes", default="2k,4k,8k,16k,32k")
     parser.add_argument("--lrs", default="2e-4,6e-4,1.2e-3")
     parser.add_argument("--probe-lrs", default="3e-4,1.2e-3", help="probe learning rates compared")
+    parser.add_argument(
+        "--probe-head",
+        default=str(Head.CANDIDATES),
+        choices=Head.names(),
+        help="the probes' softmax over the batch's candidate tokens (the search's) or the vocabulary",
+    )
     parser.add_argument("--out", default="results/bench/rank_fidelity")
     args = parser.parse_args()
     budget = parse_budget(args.budget)
@@ -180,6 +194,7 @@ def main() -> None:
     )
     lrs = [float(x) for x in args.lrs.split(",")]
     probe_lrs = [float(x) for x in args.probe_lrs.split(",")]
+    head = Head(args.probe_head)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = Runs(out / "runs.json")
@@ -232,11 +247,15 @@ def main() -> None:
         row["zero_shot"] = runs.get(key)
         for lr in probe_lrs:
             for length in probe_lengths:
-                key = probe_key(arch, length, lr)
+                key = probe_key(arch, length, lr, head)
                 if runs.get(key) is None:
                     longest = length == probe_lengths[-1]
                     cfg = ProbeConfig(
-                        tokens=length, lr=lr, rungs=len(probe_lengths) if longest else 1, seed=SEED
+                        tokens=length,
+                        lr=lr,
+                        rungs=len(probe_lengths) if longest else 1,
+                        weights=LossWeights(head=head),
+                        seed=SEED,
                     )
                     result = probe(student(arch), targets, cfg, validation)
                     record = {
@@ -247,7 +266,7 @@ def main() -> None:
                     runs.put(key, record)
                     print(f"{key}: {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
                 row[f"probe {length // 1024}k, lr {lr:g}"] = runs.get(key)["loss"]
-            longest = runs.get(probe_key(arch, probe_lengths[-1], lr))
+            longest = runs.get(probe_key(arch, probe_lengths[-1], lr, head))
             for record in longest["history"]:
                 row[f"rung {int(record['tokens']) // 1024}k of {probe_lengths[-1] // 1024}k, lr {lr:g}"] = (
                     record["val_loss"]
@@ -270,6 +289,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "budget": budget,
+        "probe_head": str(head),
         "reference_tokens": retrain_cfg.steps * retrain_cfg.batch_size * SEQ_LEN,
         "retrain_lr_sweep": {f"{lr:g}": v for lr, v in sweep.items()},
         "retrain_lr": best_lr,

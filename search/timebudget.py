@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from minitron.budget import format_count
+from minitron.distill.step import Head
 from minitron.runtime import precision, synchronize
 from search.latency import ROUNDS
 from search.settings import SearchSettings
@@ -35,6 +36,10 @@ TRIAL_SECONDS = 8.0
 """Fixed cost per trial beyond its FLOPs: a worker process, the cut from the teacher, its speed."""
 LATENCY_SECONDS = (10.0, 1.0)
 """The latency stage's fixed costs: a worker that loads the teacher, and the cut of each candidate."""
+CANDIDATE_HEAD_TIME = 0.72
+"""A probe step with the candidate head (`Head.CANDIDATES`) takes this share of the time of a step
+over the whole vocabulary (`bench/distill_throughput.py` on the 2-core CPU: 0.74 in fp32, 0.71 in
+bf16)."""
 BATCH_ONE_SLOWDOWN = 2.0
 """One sequence at a time runs the matmuls at about half the batched rate."""
 BENCHMARK_TOKENS = 150
@@ -100,6 +105,9 @@ def estimate(
     student_forward = 2 * student_params / rate.flops
     student_train = 3 * student_forward / TRAIN_EFFICIENCY[rate.bf16]
     student_eval = student_forward * EVAL_SLOWDOWN[rate.bf16]
+    probe_train = student_train * (
+        CANDIDATE_HEAD_TIME if settings.probe.weights.head is Head.CANDIDATES else 1.0
+    )
     validation = plan.validation_sequences * seq
     test = settings.retrain.test_sequences * seq
     # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
@@ -110,7 +118,7 @@ def estimate(
         "importance": (cfg.num_samples * seq * width + depth) * forward,
         "teacher targets": settings.target_sequences * seq * forward,
         "search": (
-            settings.probe_budget * student_train
+            settings.probe_budget * probe_train
             + plan.trials * ((plan.rungs + 1) * validation * student_eval + TRIAL_SECONDS)
         )
         / max(settings.resources.concurrency, 1),

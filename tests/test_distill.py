@@ -9,11 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from minitron.data.tokens import pack
-from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers, kl_full, kl_topk, next_token_ce
+from minitron.distill.losses import (
+    IntermediateLoss,
+    evenly_mapped_layers,
+    kl_full,
+    kl_topk,
+    kl_topk_candidates,
+    next_token_ce,
+)
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.schedule import Schedule, lr_at
-from minitron.distill.sources import OnlineTeacher, training_windows
-from minitron.distill.step import LossWeights
+from minitron.distill.sources import Batch, OnlineTeacher, training_windows
+from minitron.distill.step import Head, LossWeights, batch_loss
 from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.errors import MinitronError
 from minitron.runtime import Placement
@@ -64,6 +71,63 @@ def test_topk_with_the_whole_vocabulary_is_the_full_kl():
     p = F.softmax(values, -1)
     expected = (p * (p.log() - F.log_softmax(student, -1).gather(-1, indices))).sum(-1).mean()
     torch.testing.assert_close(kl_topk(student, values, indices), expected)
+
+
+def masked_kl(student_logits, values, indices, temperature=1.0):
+    """The candidate head's loss the long way: `kl_topk` on the full logits with every token outside
+    the batch's candidates (the union of its top-k) masked out of the student's softmax."""
+    keep = torch.zeros(student_logits.shape[-1], dtype=torch.bool)
+    keep[indices.long().unique()] = True
+    return kl_topk(student_logits.masked_fill(~keep, float("-inf")), values, indices, temperature)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_the_candidate_head_is_the_kl_over_the_batch_candidates(temperature):
+    torch.manual_seed(2)
+    hidden = torch.randn(2, 5, 8, requires_grad=True)
+    weight = torch.randn(31, 8, requires_grad=True)
+    values, indices = (torch.randn(2, 5, 31) * 2).topk(4, dim=-1)
+    got = kl_topk_candidates(hidden, weight, values, indices.int(), temperature)
+    got_grads = torch.autograd.grad(got, (hidden, weight))
+    expected = masked_kl(hidden @ weight.T, values, indices, temperature)
+    expected_grads = torch.autograd.grad(expected, (hidden, weight))
+    assert indices.unique().numel() < 31, "some tokens are outside the candidates"
+    torch.testing.assert_close(got, expected)
+    for a, b in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b)
+    assert (got_grads[1].abs().sum(-1) > 0).sum() == indices.unique().numel(), "only candidates learn"
+    # with every token a candidate it is the exact top-k KL over the whole vocabulary
+    values, indices = (torch.randn(2, 5, 31) * 2).topk(31, dim=-1)
+    torch.testing.assert_close(
+        kl_topk_candidates(hidden, weight, values, indices, temperature),
+        kl_topk(hidden @ weight.T, values, indices, temperature),
+    )
+
+
+def test_a_probe_step_on_the_candidate_head_equals_the_masked_full_head():
+    teacher, student = tiny_model(), tiny_model(seed=3)
+    ids = tiny_batches(4, 12)
+    targets = compute_targets(teacher, ids, k=8, progress=False)
+    batch = Batch(ids, None, targets.values, targets.indices)
+    weights = LossWeights(head=Head.CANDIDATES)
+    loss, states = batch_loss(student, batch, weights)
+    grads = torch.autograd.grad(loss, list(student.parameters()))
+    expected = masked_kl(student(input_ids=ids).logits, targets.values, targets.indices)
+    expected_grads = torch.autograd.grad(expected, list(student.parameters()))
+    assert states is None and targets.indices.unique().numel() < student.config.vocab_size
+    torch.testing.assert_close(loss, expected)
+    for a, b in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b)
+    # full teacher logits, or hidden states asked for, take the whole vocabulary
+    with torch.no_grad():
+        t = teacher(input_ids=ids).logits
+    full, _ = batch_loss(student, Batch(ids, t), weights)
+    torch.testing.assert_close(full, kl_full(student(input_ids=ids).logits, t))
+    exact, states = batch_loss(student, batch, weights, hidden_states=True)
+    torch.testing.assert_close(exact, kl_topk(student(input_ids=ids).logits, targets.values, targets.indices))
+    assert states is not None
+    with pytest.raises(ValueError, match="CE term needs the student's whole vocabulary"):
+        LossWeights(ce=0.5, head=Head.CANDIDATES)
 
 
 def test_cached_targets_with_k_equal_to_vocabulary_give_the_full_loss():

@@ -137,7 +137,12 @@ def test_teacher_correction_fine_tunes_with_cross_entropy_only(tiny_world, tmp_p
     )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "corrected" / "provenance.json").read_text())
-    assert record["retrain"]["weights"] == {"kd": 0.0, "ce": 1.0, "temperature": 1.0}
+    assert record["retrain"]["weights"] == {
+        "kd": 0.0,
+        "ce": 1.0,
+        "temperature": 1.0,
+        "head": "vocabulary",
+    }
     assert record["teacher"] == "" and record["tokens_trained"] == 256
     history = record["history"]
     assert history[-1]["val_loss"] < history[0]["val_loss"], "fine-tuning on the corpus lowers its loss"

@@ -8,6 +8,7 @@ import pytest
 
 from minitron.distill.probe import ProbeConfig
 from minitron.distill.retrain import RetrainConfig
+from minitron.distill.step import Head
 from minitron.errors import MinitronError
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod
@@ -123,3 +124,13 @@ def test_other_resources_change_threads_and_nothing_else():
         == settings
     )
     assert dataclasses.replace(moved.probe, placement=Placement(threads=2)) == settings.probe
+
+
+def test_probes_use_the_candidate_head_and_older_runs_keep_the_whole_vocabulary():
+    settings = default_run()
+    assert settings.probe.weights.head is Head.CANDIDATES
+    assert settings.retrain.weights.head is Head.VOCABULARY, "the deliverable trains on the exact KL"
+    saved = settings.to_json()
+    assert SearchSettings.from_json(saved).probe.weights.head is Head.CANDIDATES
+    del saved["probe"]["weights"]["head"]  # a config.json written before the candidate head
+    assert SearchSettings.from_json(saved).probe.weights.head is Head.VOCABULARY

@@ -20,7 +20,7 @@ from minitron.distill.losses import IntermediateLoss
 from minitron.distill.schedule import Schedule
 from minitron.distill.sharded import Sharding
 from minitron.distill.sources import Source
-from minitron.distill.step import Callback, History, LossWeights, Trainer, distillation_loss
+from minitron.distill.step import Callback, Head, History, LossWeights, Trainer, batch_loss
 from minitron.errors import MinitronError
 from minitron.eval.loss import validation_loss
 from minitron.runtime import Placement, precision, show_progress
@@ -101,6 +101,9 @@ def train(
     if sharding is not None:
         if aux is not None:
             raise MinitronError("sharded retraining does not support the intermediate loss")
+        if cfg.weights.head is Head.CANDIDATES:
+            # the decoder would run without the sharded root's hooks that gather its parameters
+            raise MinitronError("sharded retraining needs the student's whole vocabulary (head=vocabulary)")
         part = sharding.part(cfg.batch_size)
         sharding.shard(student)
     if aux is not None:
@@ -137,17 +140,9 @@ def train(
         t0 = time.perf_counter()
         batch = source.batch(step, cfg.batch_size, device, bf16, part)
         with precision(device, bf16):
-            out = student(input_ids=batch.input_ids, use_cache=False, output_hidden_states=aux is not None)
-        loss = distillation_loss(
-            out.logits,
-            batch.input_ids,
-            cfg.weights,
-            teacher_logits=batch.teacher_logits,
-            top_values=batch.top_values,
-            top_indices=batch.top_indices,
-        )
-        if aux is not None and batch.teacher_states is not None:
-            inter = aux(out.hidden_states, batch.teacher_states)
+            loss, states = batch_loss(student, batch, cfg.weights, hidden_states=aux is not None)
+        if aux is not None and batch.teacher_states is not None and states is not None:
+            inter = aux(states, batch.teacher_states)
             # Minitron weighs the intermediate term to the size of the logit term
             loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
         trainer.step(step, loss)

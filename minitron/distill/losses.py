@@ -38,6 +38,32 @@ def kl_topk(
     return kl.mean() * temperature**2
 
 
+def kl_topk_candidates(
+    hidden: torch.Tensor,
+    head_weight: torch.Tensor,
+    top_values: torch.Tensor,
+    top_indices: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """`kl_topk` with the student's softmax over the batch's candidate tokens, not the vocabulary.
+
+    The candidates are the union of the teacher's top-k over every position of the batch (about
+    10k of SmolLM2's 49k tokens for 4 x 256 positions at k = 64), so the student's output head is a
+    matmul with only those rows of `head_weight` [vocab, hidden]: a fifth of the head, the largest
+    matmul of a small student. `hidden` is the student's final hidden state [..., hidden]. Tokens
+    outside the candidates get no gradient; within them the loss is the same KL as `kl_topk` with
+    the student's normalizer taken over the candidates. For probes, which rank candidates by their
+    full-vocabulary validation loss: on `bench/rank_fidelity.py`'s 8 candidates an 8k-token probe
+    with it ranked exactly as one with the whole vocabulary (see docs/speed.md).
+    """
+    candidates, position = torch.unique(top_indices, return_inverse=True)
+    logits = (hidden @ head_weight[candidates].T).float() / temperature
+    s = F.log_softmax(logits, dim=-1).gather(-1, position.long())
+    t = F.log_softmax(top_values.float() / temperature, dim=-1)
+    kl = (t.exp() * (t - s)).sum(-1)
+    return kl.mean() * temperature**2
+
+
 def next_token_ce(student_logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy on a packed batch (position t predicts token t + 1)."""
     logits = student_logits[:, :-1].float()
