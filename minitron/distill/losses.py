@@ -33,9 +33,7 @@ def kl_topk(
     `top_values`/`top_indices` are the teacher's k largest logits per position, [..., k].
     """
     s = F.log_softmax(student_logits.float() / temperature, dim=-1).gather(-1, top_indices.long())
-    t = F.log_softmax(top_values.float() / temperature, dim=-1)
-    kl = (t.exp() * (t - s)).sum(-1)
-    return kl.mean() * temperature**2
+    return _topk_kl(s, top_values, temperature)
 
 
 def kl_topk_candidates(
@@ -59,8 +57,14 @@ def kl_topk_candidates(
     candidates, position = torch.unique(top_indices, return_inverse=True)
     logits = (hidden @ head_weight[candidates].T).float() / temperature
     s = F.log_softmax(logits, dim=-1).gather(-1, position.long())
+    return _topk_kl(s, top_values, temperature)
+
+
+def _topk_kl(student_log_probs: torch.Tensor, top_values: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The renormalized top-k teacher distribution's KL against the student's log-probabilities at
+    the same k tokens [..., k], averaged over positions and scaled by τ²."""
     t = F.log_softmax(top_values.float() / temperature, dim=-1)
-    kl = (t.exp() * (t - s)).sum(-1)
+    kl = (t.exp() * (t - student_log_probs)).sum(-1)
     return kl.mean() * temperature**2
 
 
