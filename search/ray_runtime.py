@@ -70,13 +70,18 @@ def check_fits(resources: Resources, nodes: list[tuple[float, float]], where: st
             f"a trial asks for {resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but "
             f"{where} has {have}; lower --cpus-per-trial / --gpus-per-trial"
         )
-    places = sum(_trials_fitting(resources, cpus, gpus) for cpus, gpus in nodes)
+    places = retraining_places(resources, nodes)
     if places < resources.retrain_workers:
         raise MinitronError(
             f"--retrain-workers {resources.retrain_workers} needs {resources.retrain_workers} workers of "
             f"{resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but {where} holds "
             f"{places:g}; lower --retrain-workers or the per-trial resources"
         )
+
+
+def retraining_places(resources: Resources, nodes: list[tuple[float, float]]) -> float:
+    """How many tasks with a trial's resources the nodes of (CPUs, GPUs) run at once."""
+    return sum(_trials_fitting(resources, cpus, gpus) for cpus, gpus in nodes)
 
 
 def _trials_fitting(resources: Resources, cpus: float, gpus: float) -> float:

@@ -94,10 +94,12 @@ def estimate(
     importance: tuple[bool, int],
     rate: Rate,
     todo: set[str],
+    lockstep: bool = False,
 ) -> dict[str, float]:
     """Estimated seconds of each stage in `todo` (stage names of `search.runner.STAGES`, less the
     teacher's, which is over when this is known), for candidates of about `student_params`;
-    `importance`: whether the width scores are to compute, and for how many block sizes depth losses."""
+    `importance`: whether the width scores are to compute, and for how many block sizes depth losses;
+    `lockstep`: the winners are expected to share one online teacher pass (`search.winners.lockstep`)."""
     width, depth_sizes = importance
     plan, cfg = settings.plan, settings.importance
     seq = settings.seq_len
@@ -110,6 +112,7 @@ def estimate(
     )
     validation = plan.validation_sequences * seq
     test = settings.retrain.test_sequences * seq
+    teacher_online = forward if plan.retrain_teacher == "online" else 0.0
     # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
     # running half the layers on average (every start: about half the layers count of them)
     per_size = cfg.depth_shortlist + 2 if cfg.depth_shortlist else 15
@@ -125,10 +128,9 @@ def estimate(
         "latency": LATENCY_SECONDS[0]
         + plan.trials
         * (LATENCY_SECONDS[1] + (ROUNDS + 1) * seq * (forward + student_forward) * BATCH_ONE_SLOWDOWN),
-        "retrain winners": plan.top_k
-        * (
-            settings.retrain.tokens * (student_train + (forward if plan.retrain_teacher == "online" else 0.0))
-            + (validation + test) * student_eval
+        "retrain winners": (
+            plan.top_k * (settings.retrain.tokens * student_train + (validation + test) * student_eval)
+            + (1 if lockstep else plan.top_k) * settings.retrain.tokens * teacher_online
         )
         / max(settings.resources.retrain_workers, 1),
         "benchmarks": (1 + plan.top_k)

@@ -7,6 +7,11 @@ for the run (the same top-k logits the probes used, over the whole retraining st
 which nothing in the search chose with, is what the report quotes. A
 winner whose folder already holds `provenance.json` is finished and skipped; an interrupted one
 resumes from its checkpoint.
+
+Where the winners would run one after another anyway (one place for a retraining task, as on a
+laptop) and all of them fit one task's memory, they are retrained in one task, in lock-step on one
+teacher pass per step (`lockstep`): each winner's job and weights are the same, and the teacher's
+forward pass is paid once instead of once per winner.
 """
 
 from __future__ import annotations
@@ -17,20 +22,61 @@ from minitron.distill.targets import TeacherTargets
 from minitron.faults import kill_point
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture
+from minitron.model.memory import trained_together, training_memory
+from search.memory_plan import Capacity, fits, trial_capacity
 from search.records import TrialRecord
 from search.rundir import RunDir
 from search.settings import SearchSettings
+from search.space import SearchSpace
 from search.summary import WinnerResult
-from search.winner_job import WinnerJob, finished_result, retrain_winner
+from search.winner_job import WinnerJob, finished_result, retrain_winner, retrain_winners_together
 
 
 def winner_dir(run: RunDir, rank: int, arch: Architecture) -> Path:
     return run.winners / f"{rank}-{arch.short()}"
 
 
+def lockstep(
+    settings: SearchSettings,
+    space: SearchSpace,
+    archs: list[Architecture],
+    places: float,
+    capacity: Capacity | None,
+) -> bool:
+    """Whether winners of `archs` are retrained in one task on one teacher pass: with the teacher
+    online, one process per winner (no `--retrain-workers`), fewer `places` for retraining tasks
+    than winners (they would queue), and all of them within a task's `capacity` (students' weights
+    and moments together, one step's activations, the teacher once)."""
+    import torch
+
+    from minitron.runtime import teacher_dtype, use_bf16
+
+    if len(archs) < 2 or settings.plan.retrain_teacher != "online" or settings.resources.retrain_workers > 1:
+        return False
+    if places >= len(archs) or capacity is None:
+        return False
+    cfg = settings.retrain
+    device = torch.device("cuda" if settings.resources.gpus_per_trial > 0 else "cpu")
+    bf16 = use_bf16(device, cfg.placement.bf16)
+    memories = [
+        training_memory(
+            space.family,
+            arch,
+            cfg.batch_size,
+            cfg.seq_len,
+            bf16,
+            teacher_params=space.teacher_params,
+            teacher_bytes_per_param=teacher_dtype(device, cfg.placement.bf16).itemsize,
+        )
+        for arch in archs
+    ]
+    return bool(fits(trained_together(memories), capacity))
+
+
 def retrain_winners(
     run: RunDir,
     settings: SearchSettings,
+    space: SearchSpace,
     teacher: str,
     importance: Importance,
     winners: list[TrialRecord],
@@ -51,7 +97,7 @@ def retrain_winners(
         return results
     import ray
 
-    from search.ray_runtime import error_line, remote, start_ray
+    from search.ray_runtime import cluster_nodes, error_line, remote, retraining_places, start_ray
 
     start_ray(settings.resources)
     shared, cached = ray.put(importance), ray.put(targets)
@@ -68,6 +114,26 @@ def retrain_winners(
             )
             result = retrain_sharded(job, shared, cached, settings.resources, run.root / "train")
             results[job.trial_id] = result
+            if result.error:
+                print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
+            else:
+                kill_point("retrain")
+        return results
+    places = retraining_places(settings.resources, cluster_nodes())
+    if lockstep(settings, space, [job.arch for job in jobs], places, trial_capacity(settings.resources)):
+        names = " and ".join(job.arch.short() for job in jobs)
+        print(
+            f"[winners] retraining {names} in lock-step ({tokens:,} tokens each on {source}, one "
+            "teacher pass per step for all)",
+            flush=True,
+        )
+        try:
+            answers = ray.get(remote(retrain_winners_together, settings.resources).remote(jobs, shared))
+        except ray.exceptions.RayError as err:
+            last = error_line(err)
+            answers = [WinnerResult(job.out, None, error=last).to_json() for job in jobs]
+        for job, answer in zip(jobs, answers, strict=True):
+            results[job.trial_id] = result = WinnerResult.from_json(answer)
             if result.error:
                 print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
             else:

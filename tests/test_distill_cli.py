@@ -195,3 +195,110 @@ def test_retraining_on_cached_full_targets_equals_the_teacher_online(
     )
     assert cached.test_loss == pytest.approx(online.test_loss, rel=1e-5)
     assert online.history[-1]["val_loss"] < online.history[0]["val_loss"]
+
+
+def _lockstep_students(root, tokenizer_dir, tmp_path):
+    """Two different students of the tiny teacher, saved, so each arm loads the same weights."""
+    teacher = AutoModelForCausalLM.from_pretrained(root / "teacher")
+    vocab = teacher.config.vocab_size
+    folders = []
+    for name, overrides in {
+        "a": {"num_hidden_layers": 1, "seed": 5},
+        "b": {"intermediate_size": 24, "seed": 7},
+    }.items():
+        folder = tmp_path / f"student-{name}"
+        tiny_model(vocab_size=vocab, **overrides).save_pretrained(folder)
+        folders.append(folder)
+    return teacher, folders
+
+
+def _teacher_calls(teacher):
+    calls = []
+    teacher.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def test_retraining_in_lockstep_equals_retraining_each_alone(tiny_world, student, tmp_path, wiki_tokens):
+    """Two students on one teacher pass per step end with the weights, histories and test losses
+    they reach alone, to the bit, and the teacher runs once per step instead of once per student
+    per step; one student starts from a later checkpoint (an interrupted earlier run), so the two
+    stand at different steps until they meet."""
+    from minitron.distill.retrain import RetrainConfig, Trainee, retrain, retrain_together
+    from minitron.runtime import Placement
+
+    root, _ = tiny_world
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    teacher, folders = _lockstep_students(root, student, tmp_path)
+    cfg = RetrainConfig(
+        tokens=6 * 2 * 32, seq_len=32, batch_size=2, lr=1e-3, eval_every=3, eval_sequences=2,
+        test_sequences=2, checkpoint_every=2, placement=Placement(bf16=False),
+    )  # fmt: skip
+    calls = _teacher_calls(teacher)
+    alone = [
+        retrain(
+            AutoModelForCausalLM.from_pretrained(f),
+            teacher,
+            wiki_tokens,
+            cfg,
+            tmp_path / f"alone-{i}",
+            tokenizer,
+            progress=False,
+        )
+        for i, f in enumerate(folders)
+    ]
+    assert len(calls) == 2 * cfg.steps
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt(record):
+        if record["step"] >= 3:  # after the checkpoint of step 2, before that of step 4
+            raise Interrupt
+
+    first = AutoModelForCausalLM.from_pretrained(folders[0])
+    with pytest.raises(Interrupt):
+        retrain(first, teacher, wiki_tokens, cfg, tmp_path / "together-0", tokenizer, callback=interrupt)
+    assert json.loads((tmp_path / "together-0" / "checkpoint" / "state.json").read_text())["step"] == 2
+    calls.clear()
+    trainees = [
+        Trainee(AutoModelForCausalLM.from_pretrained(f), tmp_path / f"together-{i}")
+        for i, f in enumerate(folders)
+    ]
+    together = retrain_together(trainees, teacher, wiki_tokens, cfg, tokenizer)
+    assert len(calls) == cfg.steps  # the second student's steps 0 and 1 alone, then one pass for both
+    for one, both in zip(alone, together, strict=True):
+        assert not isinstance(both, Exception)
+        # the training loss between validations is averaged over this session's steps only
+        assert [h["val_loss"] for h in both.history] == [h["val_loss"] for h in one.history]
+        assert both.test_loss == one.test_loss
+        assert both.provenance["job"] == one.provenance["job"]
+        a, b = load_file(one.out / "model.safetensors"), load_file(both.out / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert together[0].provenance["resumed_at_step"] == 2
+    assert json.dumps(together[1].history) == json.dumps(alone[1].history)  # NaN: the first train loss
+    assert not (tmp_path / "together-0" / "checkpoint").exists()
+
+
+def test_a_student_that_fails_in_lockstep_leaves_the_others_to_finish(
+    tiny_world, student, tmp_path, wiki_tokens
+):
+    from minitron.distill.retrain import RetrainConfig, Trainee, retrain, retrain_together
+    from minitron.runtime import Placement
+
+    root, _ = tiny_world
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    teacher, folders = _lockstep_students(root, student, tmp_path)
+    cfg = RetrainConfig(
+        tokens=4 * 2 * 32, seq_len=32, batch_size=2, eval_every=2, eval_sequences=2, test_sequences=2,
+        checkpoint_every=0, placement=Placement(bf16=False),
+    )  # fmt: skip
+    wrong = tiny_model(vocab_size=teacher.config.vocab_size - 1, num_hidden_layers=1)  # logits do not match
+    right = AutoModelForCausalLM.from_pretrained(folders[1])
+    trainees = [Trainee(wrong, tmp_path / "wrong"), Trainee(right, tmp_path / "b")]
+    results = retrain_together(trainees, teacher, wiki_tokens, cfg, tokenizer)
+    assert isinstance(results[0], Exception) and not (tmp_path / "wrong" / "provenance.json").exists()
+    again = AutoModelForCausalLM.from_pretrained(folders[1])
+    alone = retrain(again, teacher, wiki_tokens, cfg, tmp_path / "alone", tokenizer, progress=False)
+    assert not isinstance(results[1], Exception)
+    assert results[1].test_loss == alone.test_loss
+    assert json.dumps(results[1].history) == json.dumps(alone.history)

@@ -70,3 +70,48 @@ def test_the_plan_is_within_a_quarter_of_a_real_probes_peak(precision):
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0.75 <= row["estimate"] / row["measured"] <= 1.25, row
+
+
+def test_students_trained_together_hold_their_states_but_one_step_and_one_teacher():
+    from minitron.model.memory import trained_together
+
+    family = Family("llama", 49152, True)
+    a = training_memory(
+        family, Architecture(12, 576, 1536, 9, 3, 64), 4, 256, False, teacher_params=134_515_008
+    )
+    b = training_memory(
+        family, Architecture(30, 432, 768, 9, 3, 48), 4, 256, False, teacher_params=134_515_008
+    )
+    both = trained_together([a, b])
+    assert both.weights == a.weights + b.weights and both.optimizer == a.optimizer + b.optimizer
+    assert both.gradients == max(a.gradients, b.gradients)
+    assert both.activations == max(a.activations, b.activations) and both.teacher == a.teacher
+    assert max(a.total, b.total) < both.total < a.total + b.total
+
+
+def test_winners_share_a_teacher_pass_only_where_they_would_queue_and_fit():
+    """The default search's two winners on a 2-CPU laptop: one place for a retraining task, so they
+    go in lock-step; not with room to run both at once, not on cached targets, not sharded, not
+    where they do not fit a task's memory together, and not where that memory is unknown."""
+    import dataclasses
+
+    from search.memory_plan import Capacity
+    from search.space import load_space
+    from search.winners import lockstep
+    from tests.test_settings import default_run
+
+    settings = default_run()
+    space = load_space(settings.space)
+    archs = [Architecture(12, 576, 1536, 9, 3, 64), Architecture(30, 432, 768, 9, 3, 48)]
+    laptop = Capacity(24 * 2**30, "24 GiB")
+    assert lockstep(settings, space, archs, 1, laptop)
+    assert not lockstep(settings, space, archs[:1], 1, laptop)
+    assert not lockstep(settings, space, archs, 2, laptop), "both can run at once"
+    assert not lockstep(settings, space, archs, 1, None)
+    assert not lockstep(settings, space, archs, 1, Capacity(2 * 2**30, "2 GiB"))
+    cached = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, retrain_teacher="cached"))
+    assert not lockstep(cached, space, archs, 1, laptop), "no teacher pass to share"
+    sharded = dataclasses.replace(
+        settings, resources=dataclasses.replace(settings.resources, retrain_workers=2)
+    )
+    assert not lockstep(sharded, space, archs, 1, laptop)

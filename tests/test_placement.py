@@ -94,7 +94,7 @@ def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
     job = winner_job.WinnerJob(1, "t", space.teacher, str(tmp_path / "w"), "tiny", settings)
     fake_importance = type("I", (), {"meta": {}})()  # no fingerprint: the teacher is loaded whole
     with pytest.raises(_Asked):
-        winner_job._student_and_teacher(job, fake_importance, online=True)
+        winner_job._students_and_teacher([job], fake_importance, online=True)
     assert asked[:2] == [GPU, GPU]
     assert asked[2] == {"device": None, "dtype": None}, "a whole teacher to cut from stays fp32 on the CPU"
     assert not (tmp_path / "run").exists(), "nothing is written before the teacher loads"

@@ -53,6 +53,17 @@ def test_more_winners_cost_more_retraining():
     one = estimate(settings(top_k=1, overhead=1.0), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), ALL)
     two = estimate(settings(top_k=2, overhead=1.0), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), ALL)
     assert two["retrain winners"] == pytest.approx(2 * one["retrain winners"])
+    shared = estimate(
+        settings(top_k=2, overhead=1.0),
+        134_500_000,
+        70_000_000,
+        (False, 0),
+        Rate(1e11, "t"),
+        ALL,
+        lockstep=True,
+    )
+    # one teacher pass for both: 2 x (student) + 1 x (teacher) instead of 2 x (student + teacher)
+    assert one["retrain winners"] < shared["retrain winners"] < two["retrain winners"]
 
 
 def test_calibration_times_a_forward_pass_or_a_matmul():

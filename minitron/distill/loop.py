@@ -1,5 +1,5 @@
 """The one distillation loop: probes, winner retraining, the distill command and the benches all
-train through `train`.
+train through `train` (or, several students at once on one teacher pass, `in_lockstep`).
 
 What differs between them is data, not code: where targets come from (`sources`: cached teacher
 top-k or the teacher online), where learning rates and validations fall (`schedule.Schedule`),
@@ -9,6 +9,7 @@ and whether checkpoints are written (`checkpoint.Checkpointing`, only retraining
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,6 +69,11 @@ class TrainResult:
         return self.history[-1]["val_loss"]
 
 
+Run = Generator[int, None, TrainResult]
+"""A training in progress (`training`): yields the step it stands at, first where it starts, then
+after every step, and returns its `TrainResult`."""
+
+
 def train(
     student: Any,
     source: Source,
@@ -88,6 +94,86 @@ def train(
     With `sharding`, this process is one of a data-parallel group (`minitron.distill.sharded`): the
     student is sharded in place, each step trains on this process's rows of the global batch, and
     `checkpoint` must be a `ShardedCheckpointing`."""
+    return run_to_end(
+        training(
+            student,
+            source,
+            schedule,
+            cfg,
+            validation,
+            callback=callback,
+            checkpoint=checkpoint,
+            aux=aux,
+            eval_batch_size=eval_batch_size,
+            progress=progress,
+            desc=desc,
+            sharding=sharding,
+        )
+    )
+
+
+def run_to_end(run: Run) -> TrainResult:
+    """Drive one `training` to its end."""
+    while True:
+        try:
+            next(run)
+        except StopIteration as stop:
+            result: TrainResult = stop.value
+            return result
+
+
+def in_lockstep(runs: list[Run]) -> list[TrainResult | Exception]:
+    """Drive several `training`s one step at a time, always the one furthest behind first, so runs
+    that read a shared source (`sources.Shared`) ask for each step's batch back to back and its
+    teacher pass is made once. Each run keeps its own torch RNG state between its steps, so a
+    run's numbers do not depend on the others. A run that raises ends with its exception in its
+    place of the result; the others go on."""
+    results: list[TrainResult | Exception | None] = [None] * len(runs)
+    at: dict[int, int] = {}
+    states: dict[int, torch.Tensor] = {}
+    devices: dict[int, list[torch.Tensor]] = {}
+
+    def advance(i: int) -> None:
+        if i in states:
+            torch.set_rng_state(states[i])
+            if devices.get(i):
+                torch.cuda.set_rng_state_all(devices[i])
+        try:
+            at[i] = next(runs[i])
+        except StopIteration as stop:
+            results[i] = stop.value
+            at.pop(i, None)
+        except Exception as err:  # this run's failure is its result
+            results[i] = err
+            at.pop(i, None)
+        else:
+            states[i] = torch.get_rng_state()
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                devices[i] = torch.cuda.get_rng_state_all()
+
+    for i in range(len(runs)):  # each starts (restores its checkpoint) and says where it stands
+        advance(i)
+    while at:
+        advance(min(at, key=lambda i: (at[i], i)))
+    return [r for r in results if r is not None]
+
+
+def training(
+    student: Any,
+    source: Source,
+    schedule: Schedule,
+    cfg: TrainSettings,
+    validation: torch.Tensor,
+    *,
+    callback: Callback | None = None,
+    checkpoint: Checkpointing | None = None,
+    aux: IntermediateLoss | None = None,
+    eval_batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "train",
+    sharding: Sharding | None = None,
+) -> Run:
+    """`train` one step at a time (a `Run`): the same arguments, the same work."""
     start = time.perf_counter()
     available = source.steps_available(cfg.batch_size)
     if available is not None and available < schedule.steps:
@@ -136,6 +222,7 @@ def train(
     bar = tqdm(
         total=schedule.steps, initial=step, desc=desc, disable=not show_progress(progress), unit="step"
     )
+    yield step
     while step < schedule.steps:
         t0 = time.perf_counter()
         batch = source.batch(step, cfg.batch_size, device, bf16, part)
@@ -155,6 +242,7 @@ def train(
         if checkpoint is not None and checkpoint.due(step, schedule.steps):
             seconds = earlier + time.perf_counter() - session
             checkpoint.save(step, history.records, seconds, student, trainer.optimizer, aux)
+        yield step
     bar.close()
     student.eval()
     return TrainResult(

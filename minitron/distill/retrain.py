@@ -27,11 +27,11 @@ import torch
 from minitron.atomic import staging_dir
 from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.distill.checkpoint import Checkpointing
-from minitron.distill.loop import train
+from minitron.distill.loop import Run, TrainResult, in_lockstep, run_to_end, training
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers
 from minitron.distill.schedule import Schedule
 from minitron.distill.sharded import ShardedCheckpointing, Sharding
-from minitron.distill.sources import CachedTargets, OnlineTeacher, Source
+from minitron.distill.sources import CachedTargets, OnlineTeacher, Shared, Source
 from minitron.distill.step import Callback, LossWeights
 from minitron.distill.targets import TeacherTargets
 from minitron.errors import MinitronError
@@ -155,83 +155,168 @@ def retrain(
     With `sharding` this process is one worker of a data-parallel group (`minitron.distill.sharded`):
     every worker calls `retrain` with the same arguments; rank 0 writes the final checkpoint.
     """
+    _check(cfg, teacher, targets)
+    source = _source(teacher, tokens, cfg, targets)
+    trainee = Trainee(student, Path(out), provenance, kept_layers)
+    job = _Job(trainee, teacher, tokens, cfg, tokenizer, teacher_id, targets)
+    return job.finish(run_to_end(job.run(source, callback, progress, sharding)), sharding)
+
+
+@dataclass
+class Trainee:
+    """One of the students `retrain_together` trains."""
+
+    student: Any
+    """Trained in place."""
+    out: Path
+    """Where its final checkpoint goes (its own `checkpoint/` to resume from)."""
+    provenance: dict[str, Any] | None = None
+    """Extra fields for its `provenance.json`."""
+    kept_layers: list[int] | None = None
+    """The teacher layers it kept (maps the intermediate loss)."""
+
+
+def retrain_together(
+    trainees: list[Trainee],
+    teacher: Any,
+    tokens: TokenizedCorpus,
+    cfg: RetrainConfig,
+    tokenizer: Any,
+    teacher_id: str = "",
+    progress: bool = False,
+) -> list[RetrainResult | Exception]:
+    """`retrain` several students with the teacher online, in lock-step on one teacher pass per step.
+
+    Every student is the job `retrain` would run alone (the same identity, checkpoints and resume,
+    the same data order), and ends with the same weights: the teacher's output for a step is made
+    once and handed to each (`sources.Shared`, `loop.in_lockstep`). What it saves is the teacher's
+    forward pass of every student but the first, a third of a step for a 70M student of a 135M
+    teacher in fp32. Results in the order of `trainees`; a student whose training fails has its
+    exception there, and the others go on."""
+    _check(cfg, teacher, None)
+    source = Shared(_source(teacher, tokens, cfg, None))
+    jobs = [_Job(t, teacher, tokens, cfg, tokenizer, teacher_id, None) for t in trainees]
+    runs = [job.run(source, None, progress, None) for job in jobs]
+    results: list[RetrainResult | Exception] = []
+    for job, trained in zip(jobs, in_lockstep(runs), strict=True):
+        if isinstance(trained, Exception):
+            results.append(trained)
+            continue
+        try:
+            results.append(job.finish(trained, None))
+        except Exception as err:  # this student's failure is its result
+            results.append(err)
+    return results
+
+
+def _check(cfg: RetrainConfig, teacher: Any | None, targets: TeacherTargets | None) -> None:
     if cfg.weights.kd and teacher is None and targets is None:
         raise MinitronError("a KD weight needs a teacher")
-    steps = cfg.steps
-    if steps < 1:
+    if cfg.steps < 1:
         raise MinitronError(
             f"--tokens {cfg.tokens:,} is less than one step of {cfg.batch_size} x {cfg.seq_len} tokens"
         )
-    validation = pack(tokens.validation, cfg.seq_len, cfg.eval_sequences)
-    test = pack(tokens.test, cfg.seq_len, cfg.test_sequences)
-    job = job_identity(cfg, student, teacher_id, tokens.key, None if targets is None else targets.meta)
-    out = Path(out)
-    device, bf16 = cfg.placement.apply()
-    aux = None
+    if targets is not None and cfg.intermediate:
+        raise MinitronError("the intermediate loss needs the teacher online, not cached targets")
+
+
+def _source(
+    teacher: Any | None, tokens: TokenizedCorpus, cfg: RetrainConfig, targets: TeacherTargets | None
+) -> Source:
     if targets is not None:
-        if cfg.intermediate:
-            raise MinitronError("the intermediate loss needs the teacher online, not cached targets")
-        source: Source = CachedTargets(targets)
-    else:
-        if teacher is not None:
-            teacher.to(device).eval()
-        want_states = cfg.intermediate and teacher is not None
-        source = OnlineTeacher(
-            teacher if cfg.weights.kd else None, pack(tokens.train, cfg.seq_len), cfg.seed, want_states
+        return CachedTargets(targets)
+    device, _ = cfg.placement.apply()
+    if teacher is not None:
+        teacher.to(device).eval()
+    want_states = cfg.intermediate and teacher is not None
+    return OnlineTeacher(
+        teacher if cfg.weights.kd else None, pack(tokens.train, cfg.seq_len), cfg.seed, want_states
+    )
+
+
+class _Job:
+    """One student's retraining: its training run, then its test loss and final checkpoint."""
+
+    def __init__(
+        self,
+        trainee: Trainee,
+        teacher: Any | None,
+        tokens: TokenizedCorpus,
+        cfg: RetrainConfig,
+        tokenizer: Any,
+        teacher_id: str,
+        targets: TeacherTargets | None,
+    ) -> None:
+        self.trainee, self.teacher, self.tokens, self.cfg = trainee, teacher, tokens, cfg
+        self.tokenizer, self.teacher_id, self.targets = tokenizer, teacher_id, targets
+        self.validation = pack(tokens.validation, cfg.seq_len, cfg.eval_sequences)
+        self.test = pack(tokens.test, cfg.seq_len, cfg.test_sequences)
+        self.job = job_identity(
+            cfg, trainee.student, teacher_id, tokens.key, None if targets is None else targets.meta
         )
-        if want_states and teacher is not None:
+
+    def run(
+        self, source: Source, callback: Callback | None, progress: bool, sharding: Sharding | None
+    ) -> Run:
+        cfg, student, out = self.cfg, self.trainee.student, self.trainee.out
+        aux = None
+        if self.targets is None and cfg.intermediate and self.teacher is not None:
             aux = IntermediateLoss(
                 student.config.hidden_size,
-                teacher.config.hidden_size,
-                _layer_map(student, teacher, kept_layers),
+                self.teacher.config.hidden_size,
+                _layer_map(student, self.teacher, self.trainee.kept_layers),
             )
-    result = train(
-        student,
-        source,
-        cfg.schedule(),
-        cfg,
-        validation,
-        callback=callback,
-        checkpoint=(
-            Checkpointing(out / "checkpoint", job, cfg.checkpoint_every)
-            if sharding is None
-            else ShardedCheckpointing(out / "checkpoint", job, cfg.checkpoint_every, sharding)
-        ),
-        aux=aux,
-        eval_batch_size=cfg.batch_size,
-        progress=progress,
-        desc="retrain",
-        sharding=sharding,
-    )
-    test_loss = validation_loss(student, test, cfg.batch_size, progress=False).loss
-    record = {
-        **(provenance or {}),
-        "job": job,
-        "teacher": teacher_id,
-        "targets": None if targets is None else targets.meta,
-        "architecture": Architecture.from_mapping(student.config).as_dict(),
-        "params": sum(p.numel() for p in student.parameters()),
-        "retrain": {**dataclasses.asdict(cfg), "bf16_used": bf16, "device_used": str(device)},
-        "data": tokens.key,
-        "tokens_trained": result.tokens,
-        "history": result.history,
-        "final_val_loss": result.loss,
-        "test_loss": test_loss,
-        "test_tokens": int(test.numel() - len(test)),
-        "train_seconds": round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
-        "wall_seconds_this_session": round(result.seconds, 1),
-        "resumed_at_step": result.resumed_at,
-        "versions": _versions(),
-    }
-    if sharding is None:
-        _save_final(out, student, tokenizer, record)
-    else:  # gathered onto rank 0 into a fresh model from the student's config
-        record["workers"] = sharding.world
-        full = sharding.full_model(student)
-        if full is not None:
-            _save_final(out, full, tokenizer, record)
-        sharding.barrier()
-    return RetrainResult(out=out, history=result.history, provenance=record, test_loss=test_loss)
+        return training(
+            student,
+            source,
+            cfg.schedule(),
+            cfg,
+            self.validation,
+            callback=callback,
+            checkpoint=(
+                Checkpointing(out / "checkpoint", self.job, cfg.checkpoint_every)
+                if sharding is None
+                else ShardedCheckpointing(out / "checkpoint", self.job, cfg.checkpoint_every, sharding)
+            ),
+            aux=aux,
+            eval_batch_size=cfg.batch_size,
+            progress=progress,
+            desc="retrain",
+            sharding=sharding,
+        )
+
+    def finish(self, result: TrainResult, sharding: Sharding | None) -> RetrainResult:
+        cfg, student, out, targets = self.cfg, self.trainee.student, self.trainee.out, self.targets
+        device, bf16 = cfg.placement.apply()
+        test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False).loss
+        record = {
+            **(self.trainee.provenance or {}),
+            "job": self.job,
+            "teacher": self.teacher_id,
+            "targets": None if targets is None else targets.meta,
+            "architecture": Architecture.from_mapping(student.config).as_dict(),
+            "params": sum(p.numel() for p in student.parameters()),
+            "retrain": {**dataclasses.asdict(cfg), "bf16_used": bf16, "device_used": str(device)},
+            "data": self.tokens.key,
+            "tokens_trained": result.tokens,
+            "history": result.history,
+            "final_val_loss": result.loss,
+            "test_loss": test_loss,
+            "test_tokens": int(self.test.numel() - len(self.test)),
+            "train_seconds": round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
+            "wall_seconds_this_session": round(result.seconds, 1),
+            "resumed_at_step": result.resumed_at,
+            "versions": _versions(),
+        }
+        if sharding is None:
+            _save_final(out, student, self.tokenizer, record)
+        else:  # gathered onto rank 0 into a fresh model from the student's config
+            record["workers"] = sharding.world
+            full = sharding.full_model(student)
+            if full is not None:
+                _save_final(out, full, self.tokenizer, record)
+            sharding.barrier()
+        return RetrainResult(out=out, history=result.history, provenance=record, test_loss=test_loss)
 
 
 def _versions() -> dict[str, str]:

@@ -133,3 +133,33 @@ class OnlineTeacher:
         with torch.no_grad(), precision(device, bf16):
             out = self.teacher(input_ids=input_ids, use_cache=False, output_hidden_states=self.hidden_states)
         return Batch(input_ids, out.logits, teacher_states=out.hidden_states if self.hidden_states else None)
+
+
+class Shared:
+    """One source read by several runs in lock-step (`minitron.distill.loop.in_lockstep`): a step's
+    batch is made once, on the first ask, and handed to every run that asks for the same step next.
+
+    Why: retraining several winners with the teacher online costs a teacher forward pass per
+    winner per step, the same pass on the same sequences; in lock-step it is paid once. Only the
+    last batch is kept, so runs standing at different steps (one resumed from a later checkpoint)
+    each pay for their own until they meet. The batch is read, never written, by the loss."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._key: tuple[Any, ...] | None = None
+        self._batch: Batch | None = None
+        self.made = 0
+        """Batches this source made (the rest were handed out again)."""
+
+    def steps_available(self, batch_size: int) -> int | None:
+        return self.source.steps_available(batch_size)
+
+    def batch(
+        self, step: int, batch_size: int, device: torch.device, bf16: bool, part: Rows | None = None
+    ) -> Batch:
+        key = (step, batch_size, str(device), bf16, part)
+        if self._batch is None or key != self._key:
+            self._batch, self._key = None, None  # free the last one before making the next
+            self._batch, self._key = self.source.batch(step, batch_size, device, bf16, part), key
+            self.made += 1
+        return self._batch

@@ -65,11 +65,12 @@ class Trainer:
         """Optimizer step number `index` (0-based) on `loss`, at the schedule's learning rate."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(index)
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
+        # freed now, not at the next step: students trained in lock-step then hold one gradient
+        self.optimizer.zero_grad(set_to_none=True)
 
 
 class History:

@@ -97,3 +97,16 @@ def training_memory(
         activations=tokens * activation_bytes_per_token(family, arch, bf16),
         teacher=teacher,
     )
+
+
+def trained_together(memories: list[Memory]) -> Memory:
+    """Peak memory of one process training several students one step after another on one teacher
+    (`minitron.distill.retrain.retrain_together`): every student's weights and optimizer moments
+    are held throughout, but only one step's gradients and activations, and the teacher once."""
+    return Memory(
+        weights=sum(m.weights for m in memories),
+        gradients=max((m.gradients for m in memories), default=0),
+        optimizer=sum(m.optimizer for m in memories),
+        activations=max((m.activations for m in memories), default=0),
+        teacher=max((m.teacher for m in memories), default=0),
+    )
