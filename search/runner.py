@@ -40,6 +40,7 @@ from search.space import KnownArchitecture, SearchSpace, load_space
 from search.stages import Stage, run_stages
 from search.summary import Summary, TeacherRecord, WinnerResult, build_summary, choose_winners, print_result
 from search.timebudget import calibrate, estimate, eta, print_budget
+from search.winners import lockstep_expected, retrain_winners
 
 
 @dataclass
@@ -175,26 +176,9 @@ def _time_budget(ctx: Context) -> None:
     rate = calibrate(teacher, ctx.validation[: ctx.settings.probe.batch_size], bf16)
     student = round(sum(c.params for c in ctx.candidates) / max(len(ctx.candidates), 1))
     teacher_params = ctx.teacher_record.params or 0
-    ctx.estimates = estimate(
-        ctx.settings, teacher_params, student, (width, len(sizes)), rate, todo, lockstep=_lockstep_likely(ctx)
-    )
+    together = lockstep_expected(ctx.settings, ctx.space, [c.arch for c in ctx.candidates])
+    ctx.estimates = estimate(ctx.settings, teacher_params, student, (width, len(sizes)), rate, todo, together)
     print_budget(ctx.estimates, rate, student)
-
-
-def _lockstep_likely(ctx: Context) -> bool:
-    """Whether the winners will probably share a teacher pass (`search.winners.lockstep`, judged
-    before the winners are known: two of the largest candidate, on this machine's local Ray)."""
-    from search.memory_plan import trial_capacity
-    from search.ray_runtime import local_resources, retraining_places
-    from search.winners import lockstep
-
-    settings = ctx.settings
-    if settings.resources.address or not ctx.candidates:
-        return False
-    largest = max(ctx.candidates, key=lambda c: c.params).arch
-    places = retraining_places(settings.resources, [local_resources()])
-    capacity = trial_capacity(settings.resources)
-    return lockstep(settings, ctx.space, [largest] * settings.plan.top_k, places, capacity)
 
 
 def _block_sizes(ctx: Context) -> list[int]:
@@ -312,18 +296,9 @@ def _latency(ctx: Context, done: bool) -> None:
 
 def _retrain(ctx: Context, done: bool) -> None:
     """Reads finished winners back (and retrains the rest) whether or not the stage is done."""
-    from search.winners import retrain_winners
-
     assert ctx.importance is not None
-    cached = ctx.settings.plan.retrain_teacher == "cached"
     ctx.finals = retrain_winners(
-        ctx.run,
-        ctx.settings,
-        ctx.space,
-        ctx.teacher_spec,
-        ctx.importance,
-        ctx.winners,
-        ctx.targets if cached else None,
+        ctx.run, ctx.settings, ctx.space, ctx.teacher_spec, ctx.importance, ctx.winners, ctx.targets
     )
 
 

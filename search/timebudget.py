@@ -113,6 +113,8 @@ def estimate(
     validation = plan.validation_sequences * seq
     test = settings.retrain.test_sequences * seq
     teacher_online = forward if plan.retrain_teacher == "online" else 0.0
+    # a winner validates at each of its schedule's points (step 0 and the end included)
+    retrain_validations = len(settings.retrain.schedule().validate_at) * settings.retrain.eval_sequences * seq
     # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
     # running half the layers on average (every start: about half the layers count of them)
     per_size = cfg.depth_shortlist + 2 if cfg.depth_shortlist else 15
@@ -129,7 +131,8 @@ def estimate(
         + plan.trials
         * (LATENCY_SECONDS[1] + (ROUNDS + 1) * seq * (forward + student_forward) * BATCH_ONE_SLOWDOWN),
         "retrain winners": (
-            plan.top_k * (settings.retrain.tokens * student_train + (validation + test) * student_eval)
+            plan.top_k
+            * (settings.retrain.tokens * student_train + (retrain_validations + test) * student_eval)
             + (1 if lockstep else plan.top_k) * settings.retrain.tokens * teacher_online
         )
         / max(settings.resources.retrain_workers, 1),

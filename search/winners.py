@@ -21,7 +21,7 @@ from pathlib import Path
 from minitron.distill.targets import TeacherTargets
 from minitron.faults import kill_point
 from minitron.importance.scores import Importance
-from minitron.model.architecture import Architecture
+from minitron.model.architecture import Architecture, count_params
 from minitron.model.memory import trained_together, training_memory
 from search.memory_plan import Capacity, fits, trial_capacity
 from search.records import TrialRecord
@@ -73,6 +73,19 @@ def lockstep(
     return bool(fits(trained_together(memories), capacity))
 
 
+def lockstep_expected(settings: SearchSettings, space: SearchSpace, archs: list[Architecture]) -> bool:
+    """`lockstep` judged before the winners are known (for the time budget): `top_k` winners of the
+    largest of `archs`, on this machine's local Ray (False on a cluster)."""
+    from search.ray_runtime import local_resources, retraining_places
+
+    if settings.resources.address or not archs:
+        return False
+    largest = max(archs, key=lambda arch: count_params(space.family, arch))
+    places = retraining_places(settings.resources, [local_resources()])
+    capacity = trial_capacity(settings.resources)
+    return lockstep(settings, space, [largest] * settings.plan.top_k, places, capacity)
+
+
 def retrain_winners(
     run: RunDir,
     settings: SearchSettings,
@@ -82,7 +95,10 @@ def retrain_winners(
     winners: list[TrialRecord],
     targets: TeacherTargets | None = None,
 ) -> dict[str, WinnerResult]:
-    """Retrain every winner (in parallel as resources allow); results by trial id."""
+    """Retrain every winner (in parallel as resources allow); results by trial id. `targets` (the
+    run's cached teacher targets) are used only with `--retrain-teacher cached`."""
+    if settings.plan.retrain_teacher != "cached":
+        targets = None
     results: dict[str, WinnerResult] = {}
     jobs = []
     for rank, winner in enumerate(winners, 1):
