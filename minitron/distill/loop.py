@@ -9,9 +9,9 @@ and whether checkpoints are written (`checkpoint.Checkpointing`, only retraining
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -69,47 +69,10 @@ class TrainResult:
         return self.history[-1]["val_loss"]
 
 
+P = ParamSpec("P")
 Run = Generator[int, None, TrainResult]
 """A training in progress (`training`): yields the step it stands at, first where it starts, then
 after every step, and returns its `TrainResult`."""
-
-
-def train(
-    student: Any,
-    source: Source,
-    schedule: Schedule,
-    cfg: TrainSettings,
-    validation: torch.Tensor,
-    *,
-    callback: Callback | None = None,
-    checkpoint: Checkpointing | None = None,
-    aux: IntermediateLoss | None = None,
-    eval_batch_size: int = 8,
-    progress: bool = False,
-    desc: str = "train",
-    sharding: Sharding | None = None,
-) -> TrainResult:
-    """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences.
-
-    With `sharding`, this process is one of a data-parallel group (`minitron.distill.sharded`): the
-    student is sharded in place, each step trains on this process's rows of the global batch, and
-    `checkpoint` must be a `ShardedCheckpointing`."""
-    return run_to_end(
-        training(
-            student,
-            source,
-            schedule,
-            cfg,
-            validation,
-            callback=callback,
-            checkpoint=checkpoint,
-            aux=aux,
-            eval_batch_size=eval_batch_size,
-            progress=progress,
-            desc=desc,
-            sharding=sharding,
-        )
-    )
 
 
 def run_to_end(run: Run) -> TrainResult:
@@ -158,6 +121,13 @@ def in_lockstep(runs: list[Run]) -> list[TrainResult | Exception]:
     return [r for r in results if r is not None]
 
 
+def _to_the_end(steps: Callable[P, Run]) -> Callable[P, TrainResult]:
+    def run(*args: P.args, **kwargs: P.kwargs) -> TrainResult:
+        return run_to_end(steps(*args, **kwargs))
+
+    return run
+
+
 def training(
     student: Any,
     source: Source,
@@ -173,7 +143,12 @@ def training(
     desc: str = "train",
     sharding: Sharding | None = None,
 ) -> Run:
-    """`train` one step at a time (a `Run`): the same arguments, the same work."""
+    """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences, one step
+    at a time (a `Run`; `train` drives it to the end).
+
+    With `sharding`, this process is one of a data-parallel group (`minitron.distill.sharded`): the
+    student is sharded in place, each step trains on this process's rows of the global batch, and
+    `checkpoint` must be a `ShardedCheckpointing`."""
     start = time.perf_counter()
     available = source.steps_available(cfg.batch_size)
     if available is not None and available < schedule.steps:
@@ -254,3 +229,7 @@ def training(
         earlier_seconds=earlier,
         resumed_at=None if resumed is None else resumed.step,
     )
+
+
+train = _to_the_end(training)
+"""`training` run to its end: the same arguments, the `TrainResult`."""
