@@ -17,3 +17,9 @@ class Interrupted(MinitronError):
     """The user stopped a command (Ctrl-C, SIGTERM); the message says what was kept."""
 
     exit_code = 130
+
+
+def failure_line(err: BaseException) -> str:
+    """A failed job's record of why: the exception's type and the first line of its message."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first}"

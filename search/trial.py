@@ -35,6 +35,7 @@ from ray import tune
 
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.targets import TeacherTargets
+from minitron.errors import failure_line
 from minitron.eval.loss import validation_loss
 from minitron.importance.scores import Importance
 from minitron.importance.selection import DepthMethod
@@ -123,12 +124,11 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
     except Exception as err:  # the trial's own failure: recorded as such, never retried
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        first = (str(err).strip().splitlines() or [""])[0]
         tune.report(
             {
                 "architecture": arch.short(),
                 "params": int(config["params"]),
-                "trial_error": f"{type(err).__name__}: {first}",
+                "trial_error": failure_line(err),
                 "probe_done": False,
             }
         )

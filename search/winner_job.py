@@ -16,6 +16,7 @@ from typing import Any
 
 from minitron.distill.sharded import Sharding
 from minitron.distill.targets import TeacherTargets
+from minitron.errors import failure_line
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture
 from search.settings import SearchSettings
@@ -81,17 +82,12 @@ def retrain_winners_together(jobs: list[WinnerJob], importance: Importance) -> l
     )
     return [
         (
-            WinnerResult(job.out, None, error=_error_line(result))
+            WinnerResult(job.out, None, error=failure_line(result))
             if isinstance(result, Exception)
             else _result(job, result)
         ).to_json()
         for job, result in zip(jobs, results, strict=True)
     ]
-
-
-def _error_line(err: Exception) -> str:
-    first = (str(err).strip().splitlines() or [""])[0]
-    return f"{type(err).__name__}: {first}"
 
 
 def _tokens(s: SearchSettings, tokenizer: Any) -> Any:

@@ -190,9 +190,9 @@ def retrain_together(
     Every student is the job `retrain` would run alone (the same identity, checkpoints and resume,
     the same data order), and ends with the same weights: the teacher's output for a step is made
     once and handed to each (`sources.Shared`, `loop.in_lockstep`). What it saves is the teacher's
-    forward pass of every student but the first, a third of a step for a 70M student of a 135M
-    teacher in fp32. Results in the order of `trainees`; a student whose training fails has its
-    exception there, and the others go on."""
+    forward pass of every student but the first, about a quarter of a 70M student's step with the
+    135M teacher in fp32 (docs/speed.md). Results in the order of `trainees`; a student whose
+    training fails has its exception there, and the others go on."""
     _check(cfg, teacher, None)
     source = Shared(_source(teacher, tokens, cfg, None))
     jobs = [_Job(t, teacher, tokens, cfg, tokenizer, teacher_id, None) for t in trainees]

@@ -148,8 +148,6 @@ class Shared:
         self.source = source
         self._key: tuple[Any, ...] | None = None
         self._batch: Batch | None = None
-        self.made = 0
-        """Batches this source made (the rest were handed out again)."""
 
     def steps_available(self, batch_size: int) -> int | None:
         return self.source.steps_available(batch_size)
@@ -161,5 +159,4 @@ class Shared:
         if self._batch is None or key != self._key:
             self._batch, self._key = None, None  # free the last one before making the next
             self._batch, self._key = self.source.batch(step, batch_size, device, bf16, part), key
-            self.made += 1
         return self._batch
