@@ -8,7 +8,7 @@ The command line lives in `search/cli.py` (also installed as the `minitron-searc
 
 import sys
 
-from search.cli import main
+from search.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -59,8 +59,8 @@ from minitron.model.architecture import Architecture
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
 from minitron.runtime import use_bf16
-from search.candidates import feasible
-from search.space import load_space
+from search.plan.candidates import feasible
+from search.plan.space import load_space
 
 WIDTH_ONLY = Architecture(30, 432, 768, 9, 3, 64)
 DEPTH_ONLY = Architecture(12, 576, 1536, 9, 3, 64)

@@ -4,7 +4,7 @@
 
 Without REPORT.html it writes one from a synthetic summary (20 candidates, winners, a stopped and a
 failed trial whose error holds markup; with `--range`, a 50M–110M range search with hand-designed
-shapes and latency spreads) into a temporary folder with `search.report.write_report`.
+shapes and latency spreads) into a temporary folder with `search.outputs.report.write_report`.
 
 Chromium runs twice on a fresh profile, with every host name resolving to nothing
 (`--host-resolver-rules`), so nothing can leave the machine even if the page asked: once to dump
@@ -31,8 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search.report import write_report
-from search.summary import Summary
+from search.outputs.report import write_report
+from search.outputs.summary import Summary
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -365,7 +365,7 @@ def main() -> int:
 
     passed = all(ok for _, ok, _ in results)
     width = max(len(name) for name, _, _ in results)
-    print(f"report: {args.report or 'synthetic (search.report.write_report)'}")
+    print(f"report: {args.report or 'synthetic (search.outputs.report.write_report)'}")
     for name, ok, detail in results:
         print(f"{name.ljust(width)}  {'pass' if ok else 'FAIL'}  {detail}")
     print(f"{'overall'.ljust(width)}  {'pass' if passed else 'FAIL'}  screenshot: {args.screenshot}")

@@ -42,11 +42,11 @@ from minitron.importance.selection import DepthMethod
 from minitron.model.architecture import Architecture, count_params
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
-from search.cli import resolve_settings
-from search.options import build_parser
-from search.runner import run_search
-from search.settings import SearchSettings
-from search.space import load_space
+from search.cli.options import build_parser
+from search.cli.resolve import resolve_settings
+from search.plan.settings import SearchSettings
+from search.plan.space import load_space
+from search.run.runner import run_search
 
 
 def main() -> None:

@@ -1,8 +1,16 @@
-"""Do a run's speed-ups repeat? Compare the latency stages of two runs of the same command.
+"""Do speed-ups repeat? Compare the latency stages of two runs of the same command, or time one
+small model's speed-up again and again in this process.
 
     python search.py --budget 50M:110M --trials 16 --name range-a
     python search.py --budget 50M:110M --trials 16 --name range-b
     python bench/speedup_repeat.py results/range-a results/range-b [--out FILE]
+    python bench/speedup_repeat.py --models [--pairs 12] [--out FILE]
+
+With `--models` (what `tests/test_latency.py` asserted until timings left the test suite): a
+4-layer model and a 2-layer one, 256 wide, timed in turn 7 rounds at a time (`compare_latency`, as
+the latency stage does), `--pairs` times twice in a row, and the 4-layer model against its own
+copy; prints how often two speed-ups timed back to back agree within ±15 %, and how far a model
+against its copy strays from 1.
 
 For every architecture both runs timed (`latency.json`, each candidate timed in turn with the
 teacher on one worker), prints both speed-ups with their per-round range and their ratio, then the
@@ -14,6 +22,7 @@ show what interleaving buys. Writes JSON; the CPU model and whether bf16 was nat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -46,14 +55,78 @@ def _trial_latency(run: Path) -> dict[str, float]:
     return out
 
 
+def _small(layers: int) -> Any:
+    """A model big enough that one forward pass takes milliseconds, not microseconds of Python."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=97, hidden_size=256, intermediate_size=512, num_hidden_layers=layers,
+        num_attention_heads=8, num_key_value_heads=4, head_dim=32, max_position_embeddings=256,
+    )  # fmt: skip
+    return LlamaForCausalLM(config)
+
+
+def models(pairs: int, out: Path) -> int:
+    """Speed-ups of one pair of models timed twice in a row, `pairs` times; a model against its copy."""
+    import copy
+
+    import torch
+
+    from minitron.model.speed import compare_latency
+
+    torch.set_num_threads(2)
+    teacher, student = _small(4), _small(2)
+    rows = []
+    print(f"{'pair':>4} {'first (range)':>20} {'second (range)':>20} {'2nd/1st':>8} {'copy':>6}")
+    for pair in range(pairs):
+        first, second = (compare_latency(teacher, student, seq_len=128, rounds=7) for _ in range(2))
+        own = compare_latency(teacher, copy.deepcopy(teacher), seq_len=128, rounds=7)
+        ratio = second.speedup / first.speedup
+        inside = second.speedup_low <= first.speedup <= second.speedup_high
+        rows.append(
+            {"first": dataclasses.asdict(first), "second": dataclasses.asdict(second), "ratio": ratio,
+             "copy": own.speedup, "first_in_second_range": inside}
+        )  # fmt: skip
+        print(
+            f"{pair:>4} {first.speedup:>6.3f} ({first.speedup_low:.2f}-{first.speedup_high:.2f}) "
+            f"{second.speedup:>8.3f} ({second.speedup_low:.2f}-{second.speedup_high:.2f}) {ratio:>8.3f} "
+            f"{own.speedup:>6.3f}"
+        )
+    ratios, copies = [r["ratio"] for r in rows], [r["copy"] for r in rows]
+    within = sum(abs(r - 1) <= TOLERANCE for r in ratios)
+    in_range = sum(r["first_in_second_range"] for r in rows)
+    copies_within = sum(0.8 < c < 1.25 for c in copies)
+    worst = max(abs(r - 1) for r in ratios)
+    print(f"\nback to back: within ±{TOLERANCE:.0%} in {within} of {pairs}, worst {worst:.1%}")
+    print(f"the first inside the second's 7-round range: {in_range} of {pairs}")
+    spread = f"{min(copies):.3f}-{max(copies):.3f}"
+    print(f"against its copy: {spread}, within 0.8-1.25 in {copies_within} of {pairs}")
+    machine = cpu_description()
+    print(f"machine: {machine}")
+    write_json(
+        out,
+        {"pairs": rows, "within_tolerance": within, "tolerance": TOLERANCE, "first_in_second_range": in_range,
+         "copies_within_0.8_1.25": copies_within, "machine": machine},
+    )  # fmt: skip
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("first", type=Path)
-    parser.add_argument("second", type=Path)
+    parser.add_argument("first", type=Path, nargs="?", help="a run directory")
+    parser.add_argument("second", type=Path, nargs="?", help="a run directory of the same command")
+    parser.add_argument("--models", action="store_true", help="time small models in this process instead")
+    parser.add_argument("--pairs", type=int, default=12, help="with --models: measurements of two")
     parser.add_argument("--out", default="results/bench/speedup_repeat.json")
     args = parser.parse_args()
+    if args.models:
+        return models(args.pairs, Path(args.out))
+    if args.first is None or args.second is None:
+        parser.error("give two run directories, or --models")
     a, b = _latency(args.first), _latency(args.second)
     shared = sorted(k for k in set(a) & set(b) if "speedup" in a[k] and "speedup" in b[k])
     rows = []

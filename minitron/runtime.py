@@ -143,7 +143,7 @@ def quiet_progress_bars_when_logged() -> None:
     """Switch off every library's progress bars (tqdm, transformers, datasets, lm-eval) when stderr
     is not a terminal. Best called before those libraries are imported (tqdm reads `TQDM_DISABLE`
     when it is first imported); those already imported are switched off directly. Ray workers
-    inherit the setting (see `search.ray_runtime`)."""
+    inherit the setting (see `search.run.ray_runtime`)."""
     if sys.stderr.isatty():
         return
     os.environ.setdefault("TQDM_DISABLE", "1")

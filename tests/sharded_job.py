@@ -20,9 +20,9 @@ from pathlib import Path
 def main() -> None:
     from minitron.importance.scores import Importance
     from minitron.model.architecture import Architecture
-    from search.settings import SearchSettings
-    from search.summary import WinnerResult
-    from search.winner_job import WinnerJob, retrain_winner
+    from search.outputs.summary import WinnerResult
+    from search.plan.settings import SearchSettings
+    from search.run.winner_job import WinnerJob, retrain_winner
 
     setup, out, workers, restarts = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     settings = SearchSettings.from_json(json.loads((setup / "settings.json").read_text()))
@@ -37,7 +37,7 @@ def main() -> None:
         import ray
 
         from search import train_workers
-        from search.ray_runtime import start_ray
+        from search.run.ray_runtime import start_ray
 
         start_ray(settings.resources)
         result = train_workers.retrain_sharded(

@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from search.cli import main
+from search.cli.main import main
 from tests.conftest import ROOT, run_cli
 
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from search.candidates import feasible
-from search.cli import main
-from search.space import load_space
+from search.cli.main import main
+from search.plan.candidates import feasible
+from search.plan.space import load_space
 from tests.conftest import run_cli
 
 HF_FIELDS = {
@@ -144,7 +144,7 @@ def test_debug_shows_the_traceback():
 
 
 def test_help_documents_every_option():
-    from search.options import build_parser
+    from search.cli.options import build_parser
 
     parser = build_parser()
     result = run_cli("--help")

@@ -3,10 +3,11 @@
 import pytest
 
 from minitron.model.architecture import Architecture, count_params
-from search.candidates import feasible
-from search.front import Strata, budget_points, front_winners, hand_shapes, seeded_shapes
-from search.records import TrialRecord, TrialStatus
-from search.space import load_space
+from search.outputs.records import TrialRecord, TrialStatus
+from search.plan.candidates import feasible
+from search.plan.front import Strata, budget_points, hand_shapes, seeded_shapes
+from search.plan.space import load_space
+from search.run.selection import front_winners
 
 
 def test_strata_cut_the_interval_into_equal_parts():

@@ -1,11 +1,10 @@
 """Latency: medians with their spread, candidates timed in turn with the teacher."""
 
-import copy
-
 import torch
 
+from minitron.model import speed
 from minitron.model.speed import Timing, compare_latency, measure_speed
-from search.tuning import ProbeBudget
+from search.run.tuning import ProbeBudget
 from tests.tiny import tiny_model
 
 
@@ -15,31 +14,27 @@ def _model():
                       num_key_value_heads=4, head_dim=32, max_position_embeddings=256)  # fmt: skip
 
 
-def test_two_measurements_of_one_speedup_agree_within_the_stated_spread():
+def test_a_speedup_and_a_latency_come_with_their_rounds_and_spread():
     """What the report states: a candidate's speed-up against its teacher, timed in turn, with the
-    range of its per-round ratios. Measured twice, the two medians agree within 15 %, the bar two
-    whole runs' speed-ups met (docs/measurements.md). Not "within the other's range": that held in
-    20 of 20 pairs, then failed in a full `make test` (1.870, range 1.835-1.989, against 1.754,
-    range 1.341-1.821): a 7-round range is narrower than the drift between two measurements."""
+    range of its per-round ratios, and a latency's median with its fastest and slowest rounds.
+    Whether two measurements agree is a property of the machine, not of the code: timed on a
+    shared 2-core machine it failed at random, so it is measured by `bench/speedup_repeat.py
+    --models` (docs/measurements-latency.md), never asserted here."""
     torch.set_num_threads(2)
     teacher = _model()
     student = tiny_model(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
                          num_key_value_heads=4, head_dim=32, max_position_embeddings=256)  # fmt: skip
-    first, second = (compare_latency(teacher, student, seq_len=128, rounds=7) for _ in range(2))
-    assert first.speedup_low <= first.speedup <= first.speedup_high and first.model.rounds == 7
-    assert abs(second.speedup / first.speedup - 1) < 0.15, (first, second)
+    compared = compare_latency(teacher, student, seq_len=128, rounds=7)
+    assert compared.speedup_low <= compared.speedup <= compared.speedup_high
+    assert compared.reference.rounds == compared.model.rounds == 7
+    for timing in (compared.reference, compared.model):
+        assert 0 < timing.low_ms <= timing.median_ms <= timing.high_ms
     latency = measure_speed(teacher, seq_len=128, repeats=7).latency
     assert (
-        latency is not None and latency.rounds == 7 and latency.low_ms <= latency.median_ms <= latency.high_ms
+        latency is not None
+        and latency.rounds == 7
+        and 0 < latency.low_ms <= latency.median_ms <= latency.high_ms
     )
-
-
-def test_a_model_against_its_copy_has_a_speedup_of_one_within_the_spread():
-    model = _model()
-    compared = compare_latency(model, copy.deepcopy(model), seq_len=128, rounds=7)
-    assert compared.speedup_low <= compared.speedup <= compared.speedup_high
-    assert 0.8 < compared.speedup < 1.25, compared
-    assert compared.reference.rounds == compared.model.rounds == 7
 
 
 class _Recorder(torch.nn.Module):
@@ -64,6 +59,16 @@ def test_teacher_and_candidate_are_timed_in_turn_after_a_warm_up():
         _Recorder("teacher", calls), _Recorder("candidate", calls), seq_len=4, rounds=2, warm=True
     )
     assert calls == ["candidate"] + ["teacher", "candidate"] * 2, "a warm teacher is not warmed again"
+
+
+def test_a_speedup_is_the_median_of_the_per_round_ratios(monkeypatch):
+    """Scripted timings (seconds): the warm-ups of both, then (teacher, candidate) per round."""
+    times = iter([9.0, 9.0, 4.0, 2.0, 6.0, 1.0, 3.0, 3.0])
+    monkeypatch.setattr(speed, "_timed", lambda model, ids: next(times))
+    compared = compare_latency(_Recorder("teacher", []), _Recorder("candidate", []), seq_len=4, rounds=3)
+    assert (compared.speedup, compared.speedup_low, compared.speedup_high) == (2.0, 1.0, 6.0)
+    assert (compared.reference.median_ms, compared.model.median_ms) == (4000.0, 2000.0)
+    assert (compared.reference.low_ms, compared.reference.high_ms) == (3000.0, 6000.0)
 
 
 def test_timing_statistics():
@@ -93,8 +98,8 @@ def test_a_failed_latency_task_leaves_the_run_without_speedups(tmp_path):
 
     from minitron.importance.selection import DepthMethod
     from minitron.runtime import Placement
-    from search.latency import LatencyJob, run_latency_task
-    from search.settings import Resources
+    from search.plan.settings import Resources
+    from search.run.latency import LatencyJob, run_latency_task
 
     job = LatencyJob(str(tmp_path / "missing"), {}, None, DepthMethod.BLOCK, Placement(threads=1), 16, [])
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")

@@ -95,9 +95,9 @@ def test_winners_share_a_teacher_pass_only_where_they_would_queue_and_fit():
     where they do not fit a task's memory together, and not where that memory is unknown."""
     import dataclasses
 
-    from search.memory_plan import Capacity
-    from search.space import load_space
-    from search.winners import lockstep
+    from search.plan.memory_plan import Capacity
+    from search.plan.space import load_space
+    from search.run.winners import lockstep
     from tests.test_settings import default_run
 
     settings = default_run()

@@ -32,7 +32,7 @@ def test_the_wheel_ships_spaces_and_console_scripts(tmp_path: Path) -> None:
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     shipped = {Path(n).name for n in names if n.startswith("search/spaces/")}
     assert shipped == {p.name for p in (ROOT / "spaces").glob("*.yaml")}
-    assert "minitron-search = search.cli:main" in entry_points
+    assert "minitron-search = search.cli.main:main" in entry_points
     assert "minitron = minitron.__main__:main" in entry_points
 
     site = tmp_path / "site"

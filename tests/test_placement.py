@@ -20,7 +20,7 @@ from minitron.importance.cache import importance_dir, importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.model.speed import measure_speed
 from minitron.runtime import Placement, teacher_dtype
-from search.latency import measure_latencies
+from search.run.latency import measure_latencies
 from tests.tiny import tiny_batches, tiny_model
 
 
@@ -59,7 +59,7 @@ def asked(monkeypatch):
         raise _Asked
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    for module in ("search.runner", "search.trial", "search.latency", "minitron.model.teacher"):
+    for module in ("search.run.runner", "search.run.trial", "search.run.latency", "minitron.model.teacher"):
         monkeypatch.setattr(f"{module}.load_teacher", load_teacher)
     return calls
 
@@ -81,8 +81,8 @@ def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
     """The driver's stages (importance, depth losses, targets, its losses), the latency task and an
     online-teacher winner all load the teacher on the GPU in bf16 when one is present."""
     from search import runner, winner_job
-    from search.rundir import RunDir
-    from search.space import load_space
+    from search.outputs.rundir import RunDir
+    from search.plan.space import load_space
 
     settings = _settings()
     space = load_space(settings.space)
@@ -101,7 +101,7 @@ def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
 
 
 def _latency_job(settings):
-    from search.latency import LatencyJob
+    from search.run.latency import LatencyJob
 
     return LatencyJob(
         "tiny", settings.teacher_options(), None, settings.plan.depth, settings.probe.placement, 16, []

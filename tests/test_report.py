@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from search.report import pareto_front, write_report
-from search.summary import Summary
+from search.outputs.report import pareto_front, write_report
+from search.outputs.summary import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -228,7 +228,7 @@ def test_pareto_front() -> None:
 
 
 def test_report_module_never_imports_ray_or_optuna() -> None:
-    code = "import sys, search.report; print(sorted({'ray', 'optuna'} & set(sys.modules)))"
+    code = "import sys, search.outputs.report; print(sorted({'ray', 'optuna'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -4,10 +4,10 @@ import yaml
 from ray.tune.search import Searcher
 
 from minitron.model.architecture import count_params
-from search.candidates import feasible
-from search.front import seeded_shapes
-from search.sampling import architecture_of, make_searcher
-from search.space import load_space
+from search.plan.candidates import feasible
+from search.plan.front import seeded_shapes
+from search.plan.space import load_space
+from search.run.sampling import architecture_of, make_searcher
 
 BUDGET = 70_000_000
 

@@ -13,8 +13,8 @@ from minitron.errors import MinitronError
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod
 from minitron.runtime import Placement
-from search.options import build_parser
-from search.settings import Resources, SearchPlan, SearchSettings
+from search.cli.options import build_parser
+from search.plan.settings import Resources, SearchPlan, SearchSettings
 
 
 def default_run() -> SearchSettings:

@@ -33,7 +33,7 @@ def setup(tmp_path_factory, tiny_world, tiny_space, wiki_tokens):
     from minitron.importance.cache import importance_for
     from minitron.importance.scores import ImportanceConfig
     from minitron.model.teacher import load_teacher
-    from search.settings import Resources, SearchPlan, SearchSettings
+    from search.plan.settings import Resources, SearchPlan, SearchSettings
 
     root, env = tiny_world
     folder = tmp_path_factory.mktemp("sharded")

@@ -10,8 +10,8 @@ from transformers import AutoConfig
 
 from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture, build_config
-from search.candidates import feasible, reach, space_for_budget
-from search.space import SPACES_DIR, load_space
+from search.plan.candidates import feasible, reach, space_for_budget
+from search.plan.space import SPACES_DIR, load_space
 
 SPACE_FILES = sorted(SPACES_DIR.glob("*.yaml"))
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from search.settings import Resources, SearchPlan, SearchSettings
-from search.timebudget import Rate, calibrate, estimate, eta
+from search.plan.settings import Resources, SearchPlan, SearchSettings
+from search.run.timebudget import Rate, calibrate, estimate, eta
 from tests.tiny import tiny_batches, tiny_model
 
 ALL = {"importance", "teacher targets", "search", "retrain winners", "benchmarks"}

@@ -1,4 +1,4 @@
-"""Ray start-up defaults (`search.ray_runtime`): the dashboard stays on localhost unless asked, and a bad
+"""Ray start-up defaults (`search.run.ray_runtime`): the dashboard stays on localhost unless asked, and a bad
 `--address` fails in seconds. `ray.init` is replaced here (a unit test of the arguments we pass);
 the end-to-end search tests start a real local Ray and check the dashboard URL it reports."""
 
@@ -9,7 +9,7 @@ import ray
 
 from minitron.errors import MinitronError
 from search import ray_runtime as tuning
-from search.settings import Resources
+from search.plan.settings import Resources
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_a_trial_fits_when_one_node_has_enough():
 def test_the_probe_budget_ends_the_search_once_spent(tmp_path):
     import pickle
 
-    from search.records import TrialLog, TrialRecord, TrialStatus
-    from search.tuning import ProbeBudget
+    from search.outputs.records import TrialLog, TrialRecord, TrialStatus
+    from search.run.tuning import ProbeBudget
     from tests.tiny import BASE
 
     log = tmp_path / "trials.jsonl"

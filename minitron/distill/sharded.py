@@ -1,7 +1,7 @@
 """Data-parallel training with sharded parameters, gradients and optimizer state (PyTorch FSDP2).
 
 A retraining run spread over the processes of an initialised `torch.distributed` group: Ray Train's
-workers (`search.train_workers`), or `torchrun`'s. Every process builds the same student, shards it
+workers (`search.run.train_workers`), or `torchrun`'s. Every process builds the same student, shards it
 with `fully_shard` (each decoder layer, then the root, so a layer's weights are gathered only while
 it computes) and trains on its share of each global batch: with `batch_size` sequences per step
 over `world` processes, process `rank` takes rows `rank * b .. (rank + 1) * b` (`b = batch_size /

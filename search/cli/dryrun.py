@@ -1,0 +1,130 @@
+"""The dry run: list the feasible candidates of a space at a budget, with their memory plan and the
+probes' cost, without loading weights or writing anything."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from minitron.budget import format_budget, format_count, parse_budget_range
+from minitron.model.memory import Memory
+from search.cli.resolve import check_options, pick_space, resolve_resources, settings_from_args, trial_memory
+from search.plan.candidates import Candidate, feasible_bounds
+from search.plan.settings import SearchSettings
+from search.plan.space import SearchSpace
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """Print the candidates (a table, or JSON with --json), the strata of a range, the probes' plan
+    and the memory plan of the run these options would start."""
+    from minitron.model.teacher import local_config
+    from search.plan.memory_plan import PlanSettings, fits, plan, summary_line
+    from search.plan.space import check_teacher_matches
+
+    low, budget = parse_budget_range(args.budget)
+    check_options(args, low != budget)
+    space, candidates = pick_space(args, low, budget)
+    teacher = args.teacher or space.teacher_name
+    config = local_config(teacher)
+    if config is not None:
+        check_teacher_matches(space, teacher, config)
+    # with --trial-memory the plan is for other machines: their resources are not checked here
+    resources = resolve_resources(args, check=args.trial_memory is None)
+    settings = settings_from_args(args, space, (low, budget), resources, args.name or "")
+    memory_settings, capacity = PlanSettings.of(settings), trial_memory(args, resources)
+    plans = [plan(space, c, memory_settings) for c in candidates]
+    memory = [(probe, retrain, fits(probe, capacity)) for probe, retrain in plans]
+    if args.json:
+        print(render_json(candidates, memory))
+    else:
+        print(render_table(space, teacher, (low, budget), candidates, memory))
+        if low != budget:
+            print(strata_line(space, (low, budget), candidates))
+        print(probe_plan_line(settings))
+        print(summary_line(plans, memory_settings, capacity))
+    return 0
+
+
+def probe_plan_line(settings: SearchSettings) -> str:
+    """What the run's probes would be and cost."""
+    from search.plan.probe_plan import full_probe_steps
+
+    plan, retrain = settings.plan, settings.retrain.tokens
+    per_step = settings.seq_len * settings.probe.batch_size
+    steps = full_probe_steps(plan, retrain, per_step)
+    return (
+        f"probes: {plan.trials} trials of up to {format_count(steps * per_step)} tokens ({plan.scheduler}, "
+        f"{plan.rungs} rungs); they may spend {format_count(settings.probe_budget)} tokens, --overhead "
+        f"{plan.overhead:g} of {format_count(retrain * max(plan.top_k, 1))} retraining tokens"
+    )
+
+
+#: Per candidate: (probe memory, retraining memory, whether the probe fits a trial; None: unknown).
+MemoryRows = list[tuple[Memory, Memory, bool | None]]
+
+
+def render_json(candidates: list[Candidate], memory: MemoryRows) -> str:
+    rows = [
+        c.as_json() | {"probe_memory_bytes": probe.total, "retrain_memory_bytes": retrain.total, "fits": fits}
+        for c, (probe, retrain, fits) in zip(candidates, memory, strict=True)
+    ]
+    return json.dumps(rows, indent=2)
+
+
+def render_table(
+    space: SearchSpace, teacher: str, bounds: tuple[int, int], candidates: list[Candidate], memory: MemoryRows
+) -> str:
+    """The candidates as a table; `bounds`: the budget (twice) or a budget range's ends."""
+    total = space.teacher_params
+    budget_low, budget = bounds
+    low, high = feasible_bounds(space, budget, budget_low)
+    header: tuple[str, ...] = ("layers", "hidden", "mlp", "q/kv heads", "head_dim", "params", "of teacher")
+    header += ("probe GiB", "retrain GiB", "fits", "name")
+    rows = [
+        (
+            str(c.arch.num_hidden_layers),
+            str(c.arch.hidden_size),
+            str(c.arch.intermediate_size),
+            f"{c.arch.num_attention_heads}/{c.arch.num_key_value_heads}",
+            str(c.arch.head_dim),
+            f"{c.params:,}",
+            f"{c.params / total:.1%}",
+            f"{probe.gib():.1f}",
+            f"{retrain.gib():.1f}",
+            {True: "yes", False: "no", None: "?"}[fits],
+            c.name,
+        )
+        for c, (probe, retrain, fits) in zip(candidates, memory, strict=True)
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def fmt(cells: tuple[str, ...]) -> str:  # numbers right-aligned, the name column left-aligned
+        padded = [cell.rjust(w) for cell, w in zip(cells[:-1], widths[:-1], strict=True)]
+        return "  ".join([*padded, cells[-1]]).rstrip()
+
+    lines = [
+        f"teacher  {teacher} ({space.family.model_type} {space.teacher.short()}, {total:,} parameters)",
+        f"space    {space.path}",
+        f"budget   {format_budget(budget_low, budget)} ±{space.band:.0%} ({format_count(int(low))} to "
+        f"{format_count(int(high))}): {len(candidates)} feasible candidates, largest first",
+        "",
+        fmt(header),
+        *(fmt(r) for r in rows),
+    ]
+    return "\n".join(lines)
+
+
+def strata_line(space: SearchSpace, bounds: tuple[int, int], candidates: list[Candidate]) -> str:
+    """For a budget range: the strata trials are spread over and how many candidates each holds."""
+    from search.plan.front import STRATA, Strata
+
+    strata = Strata.over(space, *bounds)
+    counts = [0] * STRATA
+    for c in candidates:
+        counts[strata.of(c.params)] += 1
+    width = (strata.high - strata.low) / STRATA
+    return (
+        f"strata: trials are spread over {STRATA} parts of {format_count(int(strata.low))} to "
+        f"{format_count(int(strata.high))} ({format_count(int(width))} each), holding "
+        f"{', '.join(map(str, counts))} candidates"
+    )

@@ -1,0 +1,247 @@
+"""The command line of `search.py`: every option, its help and its default.
+
+Defaults come from the settings dataclasses (`search.plan.settings` and the library configs they are
+made of), so the command line and the library never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from minitron.budget import format_count
+from minitron.eval.benchmarks import ALL_TASKS
+from minitron.importance.selection import DEPTH_METHODS
+from search.plan.settings import (
+    OBJECTIVES,
+    RANGE_RUNGS,
+    RANGE_WINNERS,
+    RETRAIN_TEACHERS,
+    SCHEDULERS,
+    Resources,
+    SearchSettings,
+)
+from search.plan.space import DEFAULT_SPACE_NAME
+from search.run.samplers import SAMPLERS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = SearchSettings(budget=0, space="", teacher="")  # the defaults, each kept in one place
+    plan = settings.plan
+    parser = argparse.ArgumentParser(
+        prog="search.py",
+        description="Search pruned architectures of a teacher LLM that fit a parameter budget "
+        "(Minitron: activation-guided structured pruning + knowledge distillation), probe them with "
+        "Ray Tune + Optuna, retrain the winners and write a report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = parser.add_argument_group("what to search")
+    what.add_argument(
+        "--budget",
+        help="target parameter count, e.g. 70M, 4.5B, 900k or 4500000000; or a range LOW:HIGH, e.g. "
+        "50M:110M, searched as a Pareto front of probe loss against --objective (required unless --resume)",
+    )
+    what.add_argument(
+        "--space",
+        default=None,
+        help="search space: a YAML file, or the name of one in spaces/ (default: chosen by --budget, "
+        f"the shipped space of the smallest teacher at least 1.25x the budget; {DEFAULT_SPACE_NAME} at 70M)",
+    )
+    what.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher: an embedded name (smollm2-135m), a checkpoint directory, a .gguf "
+        "file or a hub id (default: the space's teacher)",
+    )
+    what.add_argument(
+        "--data",
+        default=settings.data,
+        help="corpus for calibration, probes, validation and retraining: wiki-en, a "
+        ".txt/.jsonl file or a directory of them",
+    )
+    how = parser.add_argument_group("search")
+    how.add_argument("--trials", type=int, default=plan.trials, help="candidates to probe (Ray Tune trials)")
+    how.add_argument(
+        "--overhead",
+        type=float,
+        default=plan.overhead,
+        help="what the search may cost: probe tokens of all trials / retraining tokens of all winners; "
+        "the probe length follows from it and the search stops once it is spent",
+    )
+    how.add_argument(
+        "--probe-tokens",
+        default=None,
+        help="training tokens of a full probe (default: the most --overhead pays for)",
+    )
+    how.add_argument(
+        "--rungs",
+        type=int,
+        default=None,
+        help=f"validations per probe at 1, 2, 4, ... times the first (where ASHA compares trials; default "
+        f"{plan.rungs}, with a budget range {RANGE_RUNGS})",
+    )
+    how.add_argument(
+        "--probe-top-k",
+        type=int,
+        default=plan.probe_top_k,
+        help="teacher logits kept per position for probes",
+    )
+    how.add_argument("--sampler", choices=tuple(SAMPLERS), default=plan.sampler, help="Optuna sampler")
+    how.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        default=None,
+        help=f"asha: successive halving (the better half of the probes go on at each rung); none: every "
+        f"probe runs to the end (default {plan.scheduler}; none with a budget range, whose candidates of "
+        "different sizes must be compared after equal training)",
+    )
+    how.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=plan.objective,
+        help="with a budget range, what the front trades probe loss against: the parameter count, or the "
+        "latency of one sequence measured on the trial's device",
+    )
+    how.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help=f"winners to retrain (default: the space's top_k; 0: only rank the candidates); with a budget "
+        f"range, the budget points spread evenly over it, each retraining the best candidate that fits "
+        f"it (default {RANGE_WINNERS})",
+    )
+    how.add_argument(
+        "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"
+    )
+    how.add_argument(
+        "--retrain-teacher",
+        choices=RETRAIN_TEACHERS,
+        default=plan.retrain_teacher,
+        help="cached: winners train on the teacher's cached top-k logits (computed once, fast); online: "
+        "the teacher runs on every batch (for retraining too long to cache)",
+    )
+    how.add_argument(
+        "--depth",
+        choices=DEPTH_METHODS,
+        default=plan.depth.value,
+        help="which layers a shallower candidate drops: the contiguous block costing the least loss "
+        "(block) or the least Winogrande accuracy (block_accuracy, slower), per-layer loss, "
+        "Block Importance, or the last layers",
+    )
+    how.add_argument(
+        "--depth-accuracy-items",
+        type=int,
+        default=plan.depth_accuracy_items,
+        help="Winogrande items scored per block removal with --depth block_accuracy",
+    )
+    how.add_argument(
+        "--seed", type=int, default=settings.seed, help="seed of sampling, probe batches and training"
+    )
+    how.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=settings.importance.num_samples,
+        help=f"calibration sequences (of {settings.seq_len} tokens) for importance",
+    )
+    how.add_argument(
+        "--eval-sequences",
+        type=int,
+        default=plan.validation_sequences,
+        help=f"validation sequences (of {settings.seq_len} tokens) for zero-shot, probe and final losses "
+        "(the final test loss reads its own split)",
+    )
+    bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
+    bench.add_argument(
+        "--eval",
+        default=",".join(settings.eval.tasks),
+        help=f"tasks scored for the teacher and every winner: comma-separated from {', '.join(ALL_TASKS)}; "
+        "`all` for every one, `none` to skip",
+    )
+    bench.add_argument(
+        "--eval-limit",
+        default=str(settings.eval.limit),
+        help="items per task (per subject for mmlu); `full` scores the whole sets",
+    )
+    bench.add_argument(
+        "--eval-fewshot", type=int, default=None, help="few-shot examples per item (default: 0)"
+    )
+    safety = parser.add_argument_group("safety (both off by default)")
+    safety.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a teacher whose weights are pickle files (.bin/.pt), with torch.load(weights_only=True)",
+    )
+    safety.add_argument(
+        "--trust-remote-code", action="store_true", help="run Python code shipped with the teacher checkpoint"
+    )
+    res = parser.add_argument_group("resources")
+    res.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=None,
+        help="CPUs per trial (default: all CPUs here, or CPUs per GPU when GPUs are present)",
+    )
+    res.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial (default: 1 when a GPU is present, else 0)",
+    )
+    res.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="trials at once (default: as many as the local resources fit)",
+    )
+    res.add_argument(
+        "--retrain-workers",
+        type=int,
+        default=None,
+        help="Ray Train workers per winner's retraining (FSDP2: data-parallel with sharded weights, "
+        "gradients and optimizer state), each with a trial's resources (default 1: one process)",
+    )
+    res.add_argument(
+        "--trial-memory",
+        type=float,
+        default=None,
+        help="GiB of memory one trial has, for the memory plan (default: its share of this machine's GPU, "
+        "or of its RAM on CPUs; give it to plan for other machines, e.g. 80 for an H100, or with --address)",
+    )
+    res.add_argument(
+        "--address",
+        default=None,
+        help="attach to a running Ray cluster (`auto` or host:port) instead of starting one",
+    )
+    res.add_argument(
+        "--dashboard-host",
+        default=None,
+        help=f"interface the local Ray dashboard binds to (default {Resources().dashboard_host}; anything "
+        "but localhost is warned about)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", default=settings.out, help="parent folder of run directories")
+    out.add_argument(
+        "--name", default=None, help="run directory name, one folder name (default: date, time and budget)"
+    )
+    out.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the run in RUN_DIR with its saved settings",
+    )
+    out.add_argument(
+        "--overwrite", action="store_true", help="replace an existing run directory of that name"
+    )
+    out.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the feasible candidates (architecture, parameters, fraction of the "
+        "teacher) without loading weights",
+    )
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: print the candidates as a JSON list of objects with "
+        "Hugging Face field names plus params",
+    )
+    out.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return parser

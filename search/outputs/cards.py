@@ -1,0 +1,97 @@
+"""Model cards for the retrained winners: each winner folder gets a Hugging Face `README.md`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from minitron.atomic import write_text
+from minitron.budget import format_budget, format_count
+from minitron.model.architecture import Architecture
+from minitron.model.card import model_card, teacher_origin
+from search.outputs.summary import Summary, WinnerRow, benchmark_table
+from search.plan.settings import SearchSettings
+
+
+def write_model_cards(summary: Summary, settings: SearchSettings) -> None:
+    """Write `README.md` into every winner folder that holds a finished model."""
+    origin = teacher_origin(settings.teacher)
+    for winner in summary.winners:
+        folder = Path(winner.result.path) if winner.result.path else None
+        if folder is None or not (folder / "provenance.json").exists():
+            continue
+        provenance = json.loads((folder / "provenance.json").read_text())
+        arch = Architecture(**winner.architecture)
+        text = model_card(
+            title=f"{arch.short()} ({format_count(winner.params or 0)} parameters), winner {winner.rank} of "
+            f"search {summary.name}",
+            origin=origin,
+            teacher=settings.teacher,
+            datasets=[settings.data],
+            made=_how_it_was_made(summary, settings, winner, provenance),
+            results=_results(summary, winner),
+            tags=["minitron", "pruning", "knowledge-distillation", "minitron-search"],
+        )
+        write_text(folder / "README.md", text)
+
+
+def _how_it_was_made(
+    summary: Summary, settings: SearchSettings, winner: WinnerRow, provenance: dict[str, object]
+) -> list[str]:
+    teacher = summary.teacher
+    row = next((c for c in summary.candidates if c.trial.trial_id == winner.trial_id), None)
+    probe = f", probe loss {row.trial.probe_loss:.4f}" if row and row.trial.probe_loss else ""
+    retrain = settings.retrain
+    return [
+        f"Teacher: `{settings.teacher}`, {Architecture(**teacher.architecture).short()} "
+        f"({format_count(teacher.params or 0)} parameters); this model keeps "
+        f"{(winner.params or 0) / (teacher.params or 1):.1%} of them.",
+        f"Importance: activations on {settings.importance.num_samples} calibration sequences of "
+        f"{settings.seq_len} tokens from `{settings.data}`; layers dropped by the `{settings.plan.depth}` "
+        "method; heads, neurons and channels kept by score.",
+        f"Search: {settings.plan.sampler} sampling of architectures within ±{(summary.band or 0):.0%} of "
+        f"{_budget(summary)} parameters, each probed by distillation on up to "
+        f"{settings.probe.tokens:,} tokens ({settings.plan.scheduler} scheduler); "
+        f"ranked {row.rank if row else '?'} of "
+        f"{len(summary.candidates)}{probe}{_point(summary, winner)}.",
+        f"Retraining: forward KL to the teacher ({_source(settings)}) on "
+        f"{provenance.get('tokens_trained', 0):,} tokens of "
+        f"`{settings.data}` (batch {retrain.batch_size} × {retrain.seq_len}, peak learning rate "
+        f"{retrain.lr:g}, cosine decay to {retrain.min_lr:g}); validation loss "
+        f"{winner.result.final_loss:.4f}, test loss {_loss(winner.result.test_loss)} nats/token "
+        "(the test split was never used to choose).",
+        "Full record: `provenance.json` beside this card.",
+    ]
+
+
+def _point(summary: Summary, winner: WinnerRow) -> str:
+    """Where on a range's front this winner was chosen."""
+    point = winner.budget_point
+    if point is None:
+        return ""
+    where = format_count(round(point)) if summary.objective == "params" else f"{point:.1f} ms"
+    return f"; the best candidate at the {where} budget point of the front"
+
+
+def _budget(summary: Summary) -> str:
+    """The budget, or a range's ends and the objective its front traded the loss against."""
+    budget = summary.budget or 0
+    if summary.budget_low is None:
+        return format_count(budget)
+    return f"{format_budget(summary.budget_low, budget)} (a Pareto front against {summary.objective})"
+
+
+def _results(summary: Summary, winner: WinnerRow) -> str:
+    """The teacher-vs-this-model benchmark table, lm-eval's numbers."""
+    table = benchmark_table(summary, {"teacher": "teacher", winner.trial_id: "this model"})
+    return f"lm-eval scores, 0-100 (change against the teacher in brackets):\n\n{table}" if table else ""
+
+
+def _loss(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.4f}"
+
+
+def _source(settings: SearchSettings) -> str:
+    if settings.plan.retrain_teacher == "cached":
+        return f"its {settings.plan.probe_top_k} largest logits per position, cached"
+    return "run online, full distribution"

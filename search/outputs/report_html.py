@@ -1,0 +1,265 @@
+"""`report.html`: plotly figures (library inlined, nothing fetched) and HTML tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from search.outputs.report_data import (
+    _DASH,
+    _budget_point_text,
+    _budget_text,
+    _candidates,
+    _count,
+    _e,
+    _finite,
+    _fraction,
+    _is_failed,
+    _label,
+    _latency_text,
+    _name,
+    _num,
+    _objective,
+    _speedup_text,
+    _winner_ranks,
+    cost_line,
+    flat_settings,
+)
+from search.outputs.report_plotly import _figure_html, _plotly_figure
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+.meta { color: #555; margin: 0.2em 0; }
+.caveat { background: #fff4ce; border: 1px solid #e0c200; padding: 0.6em 0.9em; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.winner td { background: #fff8dc; font-weight: 600; }
+td code { white-space: nowrap; }
+.shape { color: #7b2cbf; font-size: 0.85em; white-space: nowrap; }
+pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em; }
+.empty { color: #777; font-style: italic; }
+"""
+
+
+# -------------------------------------------------------------------------------------------- html
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int], classes: Sequence[str]
+) -> str:
+    """An HTML table from already-escaped cells; `numeric` columns are right-aligned."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = []
+    for row, cls in zip(rows, classes, strict=True):
+        cells = "".join(
+            f'<td class="n">{v}</td>' if i in numeric else f"<td>{v}</td>" for i, v in enumerate(row)
+        )
+        body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _ranking(summary: Mapping[str, Any]) -> str:
+    cands, winners = _candidates(summary), _winner_ranks(summary)
+    if not cands:
+        return '<p class="empty">No candidates.</p>'
+    teacher_params = _finite((summary.get("teacher") or {}).get("params"))
+
+    def key(c: Mapping[str, Any]) -> tuple[int, float, float]:
+        rank, loss = _finite(c.get("rank")), _finite(c.get("probe_loss"))
+        group = 0 if rank is not None else 2 if _is_failed(c) else 1  # ranked, unranked, failed
+        return group, rank if rank is not None else 0.0, loss if loss is not None else math.inf
+
+    ordered = sorted(cands, key=key)
+    header = ["rank", "trial", "architecture", "params", "of teacher", "zero-shot loss", "probe loss"]
+    header += ["probe tokens", "retrained: val / test loss", "latency (ms)", "speed-up", "status"]
+    rows = []
+    for c in ordered:
+        fraction = _fraction(c, teacher_params)
+        rows.append(
+            [
+                _e(c.get("rank")),
+                _e(c.get("trial_id")),
+                f"<code>{_e(_label(c.get('architecture')))}</code>" + _shape_tag(c),
+                _count(c.get("params")),
+                _DASH if fraction is None else f"{fraction:.1%}",
+                _num(c.get("zero_shot_loss")),
+                _num(c.get("probe_loss")),
+                _count(c.get("probe_tokens")),
+                f"{_num(c.get('final_loss'))} / {_num(c.get('test_loss'))}" if c.get("winner") else _DASH,
+                _e(_latency_text(c)),
+                _e(_speedup_text(c)),
+                _e(c.get("status")) + (" ★ winner" if str(c.get("trial_id")) in winners else ""),
+            ]
+        )
+    classes = ["winner" if str(c.get("trial_id")) in winners else "" for c in ordered]
+    return _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10}, classes)
+
+
+def _shape_tag(c: Mapping[str, Any]) -> str:
+    """A hand-designed shape's name under its architecture ("" for a searched one)."""
+    name = _name(c)
+    return f'<br><span class="shape" title="hand-designed shape">hand shape {_e(name)}</span>' if name else ""
+
+
+def _winners(summary: Mapping[str, Any]) -> str:
+    winners = [w for w in summary.get("winners") or [] if isinstance(w, Mapping)]
+    if not winners:
+        return '<p class="empty">No winners were retrained.</p>'
+    winners.sort(key=lambda w: (_finite(w.get("rank")) is None, _finite(w.get("rank")) or 0.0))
+    names = {str(c.get("trial_id")): c for c in _candidates(summary) if _name(c)}
+    with_points = any(_finite(w.get("budget_point")) is not None for w in winners)
+    objective = _objective(summary)
+    rows = [
+        [
+            _e(w.get("rank")),
+            _e(w.get("trial_id")),
+            f"<code>{_e(_label(w.get('architecture')))}</code>"
+            + _shape_tag(names.get(str(w.get("trial_id")), {})),
+            _count(w.get("params")),
+            *([_budget_point_text(w.get("budget_point"), objective)] if with_points else []),
+            _num(w.get("final_loss")),
+            f"<b>{_num(w.get('test_loss'))}</b>",
+            f"<code>{_e(w.get('path'))}</code>",
+        ]
+        for w in winners
+    ]
+    header = ["rank", "trial", "architecture", "params"]
+    header += ["budget point"] if with_points else []
+    header += ["validation loss", "test loss", "checkpoint"]
+    numeric = {0, 3, 4, 5, 6} if with_points else {0, 3, 4, 5}
+    note = '<p class="meta">The test split was read only here: nothing in the search chose with it.'
+    if with_points:
+        note += (
+            " A winner's budget point is the budget "
+            + ("(latency)" if objective == "latency" else "(parameters)")
+            + " at which it is the best candidate on the front."
+        )
+    return _table(header, rows, numeric, [""] * len(rows)) + note + "</p>"
+
+
+def _benchmarks(summary: Mapping[str, Any]) -> str:
+    """Teacher vs winners on lm-eval tasks: headline metric in points, winners' change in points."""
+    bench = summary.get("benchmarks")
+    if not isinstance(bench, Mapping) or not bench.get("tasks"):
+        return '<p class="empty">No benchmarks were run (<code>--eval none</code>).</p>'
+    models = bench.get("models") or {}
+    columns = [("teacher", "teacher")] + [
+        (str(w.get("trial_id")), f"winner #{_e(w.get('rank'))}")
+        for w in summary.get("winners") or []
+        if isinstance(w, Mapping)
+    ]
+    teacher_scores = (models.get("teacher") or {}).get("scores") or {}
+    header = ["task", "metric", "items"] + [label for _, label in columns]
+    rows = []
+    for task in bench["tasks"]:
+        n = ((models.get("teacher") or {}).get("n-samples") or {}).get(task, {}).get("effective")
+        row = [_e(task), _e((bench.get("metrics") or {}).get(task)), _e(n)]
+        for key, _ in columns:
+            model = models.get(key) or {}
+            value = _finite((model.get("scores") or {}).get(task))
+            if "error" in model:
+                row.append(f'<span title="{_e(model["error"])}">failed</span>')
+            elif value is None:
+                row.append(_DASH)
+            else:
+                cell = f"{100 * value:.1f}"
+                base = _finite(teacher_scores.get(task))
+                if key != "teacher" and base is not None:
+                    cell += f" ({100 * (value - base):+.1f})"
+                row.append(cell)
+        rows.append(row)
+    note = (
+        f'<div class="caveat"><b>Limited run:</b> {_e(bench["limited"])}.</div>'
+        if bench.get("limited")
+        else ""
+    )
+    shots = f"{_e(bench.get('num_fewshot') or 0)}-shot"
+    caption = (
+        f'<p class="meta">lm-eval {shots}, accuracy in points; winners show their change against the '
+        "teacher in parentheses. Full lm-eval results are in <code>summary.json</code>.</p>"
+    )
+    numeric = set(range(2, len(header)))
+    return note + _table(header, rows, numeric, [""] * len(rows)) + caption
+
+
+def _failures(summary: Mapping[str, Any]) -> str:
+    failed = [c for c in _candidates(summary) if _is_failed(c)]
+    if not failed:
+        return '<p class="empty">No trial failed.</p>'
+    rows = [
+        [
+            _e(c.get("trial_id")),
+            f"<code>{_e(_label(c.get('architecture')))}</code>",
+            _e(c.get("status")),
+            f"<pre>{_e(c.get('error') or '(no error message)')}</pre>",
+        ]
+        for c in failed
+    ]
+    return _table(["trial", "architecture", "status", "error"], rows, set(), [""] * len(rows))
+
+
+def _settings(summary: Mapping[str, Any]) -> str:
+    settings = summary.get("settings") or {}
+    if not isinstance(settings, Mapping) or not settings:
+        return '<p class="empty">No settings recorded.</p>'
+    rows = [
+        [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v, default=str))]
+        for k, v in flat_settings(settings).items()
+    ]
+    return _table(["setting", "value"], rows, set(), [""] * len(rows))
+
+
+def _render_html(summary: Mapping[str, Any]) -> str:
+    teacher = summary.get("teacher") or {}
+    name, band = summary.get("name"), _finite(summary.get("band"))
+    band_text = "" if band is None else f" ±{band:.0%}"
+    budget = _e(_budget_text(summary))
+    second = "latency" if _objective(summary) == "latency" else "parameters"
+    title = f"{_e(name)}: {budget} from {_e(teacher.get('name'))}"
+    teacher_line = (
+        f"teacher <b>{_e(teacher.get('name'))}</b> <code>{_e(_label(teacher.get('architecture')))}</code>, "
+        f"{_count(teacher.get('params'))} parameters, validation loss {_num(teacher.get('zero_shot_loss'))}, "
+        f"test loss {_num(teacher.get('test_loss'))}, "
+        f"latency {_e(_latency_text(teacher))} ms, "
+        f"{_num(teacher.get('tokens_per_s'), ',.0f')} tokens/s"
+    )
+    n_cands = len(_candidates(summary))
+    n_failed = sum(_is_failed(c) for c in _candidates(summary))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Search {title}</h1>",
+        f'<p class="meta">budget <b>{budget}</b>{band_text}'
+        f" · objectives probe loss and <b>{second}</b>"
+        f" · space <code>{_e(summary.get('space'))}</code>"
+        f" · created {_e(summary.get('created'))} · {n_cands} candidates, {n_failed} failed</p>",
+        f'<p class="meta">{teacher_line}</p>',
+        f'<p class="meta">{_e(cost_line(summary))}</p>',
+    ]
+    if summary.get("limited"):
+        parts.append(f'<div class="caveat"><b>Note:</b> {_e(summary["limited"])}</div>')
+    parts += [
+        "<h2>Parameters vs probe loss</h2>",
+        _figure_html(_plotly_figure(summary, "params"), "pareto-plot", include_js=True),
+        "<h2>Latency vs probe loss</h2>",
+        _figure_html(_plotly_figure(summary, "latency_ms"), "latency-plot", include_js=False),
+        "<h2>Ranking</h2>",
+        _ranking(summary),
+        "<h2>Retrained winners</h2>",
+        _winners(summary),
+        "<h2>Benchmarks</h2>",
+        _benchmarks(summary),
+        "<h2>Failed trials</h2>",
+        _failures(summary),
+        "<h2>Settings</h2>",
+        _settings(summary),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,235 @@
+"""The report's interactive figures: plotly, the library inlined into the page (nothing fetched)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+
+from minitron.budget import format_count
+from search.outputs.report_data import (
+    _BAND_COLOR,
+    _CANDIDATE_COLOR,
+    _FRONT_COLOR,
+    _OTHER_STYLE,
+    _POINT_COLOR,
+    _SHAPE_COLOR,
+    _STATUS_STYLE,
+    _WINNER_COLOR,
+    _band,
+    _band_label,
+    _budget_point_text,
+    _budget_points,
+    _e,
+    _front,
+    _hover,
+    _latency_text,
+    _name,
+    _objective,
+    _plotted,
+    _split_axis,
+    _spread_error,
+    _teacher_point,
+    _winner_labels,
+    _winner_ranks,
+)
+
+
+def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
+    """Scatter of `x_key` (params or latency_ms) vs probe loss: candidates by status, the Pareto
+    front on `x_key`, hand-designed shapes, winners, the teacher; on parameters the feasible budget,
+    and the winners' budget points on the axis of the search's objective."""
+    by_params = x_key == "params"
+    cands = _plotted(summary, x_key)
+    winners = _winner_ranks(summary)
+    band = _band(summary) if by_params else None
+    objective = _objective(summary)
+    points = _budget_points(summary) if by_params == (objective == "params") else []
+    tx, ty = _teacher_point(summary, x_key)
+    if by_params and ty is None:
+        tx = None  # the teacher is placed by its loss; without one it is left out
+    split = _split_axis([c[x_key] for c in cands] + list(band or ()) + [p for _, p in points], tx)
+    fig = go.Figure()
+    spread = [(c, e) for c in cands if (e := _spread_error(c)) is not None] if not by_params else []
+    if spread:  # the bars alone, in a trace of their own: a point without a spread gets none
+        fig.add_scatter(
+            x=[c[x_key] for c, _ in spread],
+            y=[c["probe_loss"] for c, _ in spread],
+            mode="markers",
+            name="latency: fastest–slowest round",
+            marker={"color": _CANDIDATE_COLOR, "size": 1, "opacity": 0},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [e[1] for _, e in spread],
+                "arrayminus": [e[0] for _, e in spread],
+                "color": _CANDIDATE_COLOR,
+                "thickness": 1,
+                "width": 3,
+            },
+            hoverinfo="skip",
+        )
+    searched = [c for c in cands if not _name(c)]
+    for status in sorted({str(c.get("status")) for c in searched}):
+        group = [c for c in searched if str(c.get("status")) == status]
+        symbol = _STATUS_STYLE.get(status, _OTHER_STYLE)[0]
+        fig.add_scatter(
+            x=[c[x_key] for c in group],
+            y=[c["probe_loss"] for c in group],
+            mode="markers",
+            name=html.escape(status),
+            marker={"symbol": symbol, "size": 9, "color": _CANDIDATE_COLOR, "line": {"width": 1.5}},
+            text=[_hover(c) for c in group],
+            hovertemplate="%{text}<extra></extra>",
+        )
+    if cands:
+        front = _front(cands, x_key)
+        fig.add_scatter(
+            x=[c[x_key] for c in front],
+            y=[c["probe_loss"] for c in front],
+            mode="lines+markers",
+            line={"shape": "hv", "color": _FRONT_COLOR, "width": 2},
+            marker={"color": _FRONT_COLOR, "size": 6},
+            name="Pareto front",
+            hoverinfo="skip",
+        )
+    shapes = [c for c in cands if _name(c)]
+    if shapes:
+        fig.add_scatter(
+            x=[c[x_key] for c in shapes],
+            y=[c["probe_loss"] for c in shapes],
+            mode="markers+text",
+            name="hand-designed shapes",
+            marker={
+                "symbol": [
+                    "square" if _STATUS_STYLE.get(str(c.get("status")), _OTHER_STYLE)[2] else "square-open"
+                    for c in shapes
+                ],
+                "size": 10,
+                "color": _SHAPE_COLOR,
+                "line": {"width": 1.5, "color": _SHAPE_COLOR},
+            },
+            text=[_e(_name(c)) for c in shapes],
+            textposition="bottom right",
+            textfont={"size": 11, "color": _SHAPE_COLOR},
+            hovertext=[_hover(c) for c in shapes],
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    won = [c for c in cands if str(c.get("trial_id")) in winners]
+    if won:
+        fig.add_scatter(
+            x=[c[x_key] for c in won],
+            y=[c["probe_loss"] for c in won],
+            mode="markers+text",
+            name="winners",
+            marker={
+                "symbol": "star",
+                "size": 18,
+                "color": _WINNER_COLOR,
+                "line": {"width": 1, "color": "#333"},
+            },
+            text=[_e(label) for label in _winner_labels(won, winners, x_key, cands)],
+            textposition="top center",
+            hovertext=[_hover(c, winners[str(c.get("trial_id"))]) for c in won],
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    teacher_axis = "x2" if split else "x"
+    if tx is not None and ty is not None:
+        teacher = summary.get("teacher") or {}
+        teacher_name = _e(teacher.get("name"))
+        teacher_spread = None if by_params else _spread_error(teacher)
+        error_x = (
+            {"type": "data", "symmetric": False, "array": [teacher_spread[1]]}
+            | {"arrayminus": [teacher_spread[0]], "color": "#222", "thickness": 1.5, "width": 4}
+            if teacher_spread is not None
+            else None
+        )
+        latency = f"<br>latency {_latency_text(teacher)} ms" if not by_params else ""
+        fig.add_scatter(
+            error_x=error_x,
+            x=[tx],
+            y=[ty],
+            xaxis=teacher_axis,
+            mode="markers+text",
+            name="teacher",
+            marker={"symbol": "diamond", "size": 12, "color": "#222"},
+            text=["teacher"],
+            textposition="bottom center",
+            hovertext=[f"teacher {teacher_name}<br>zero-shot loss {ty:.3f}{latency}"],
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    elif tx is not None:  # a latency but no loss: a vertical line still places the teacher
+        line = {"dash": "dot", "color": "#222"}
+        fig.add_shape(type="line", xref=teacher_axis, yref="paper", x0=tx, x1=tx, y0=0, y1=1, line=line)
+        fig.add_annotation(text="teacher", xref=teacher_axis, yref="paper", x=tx, y=1, showarrow=False)
+    if band is not None:
+        fig.add_vrect(
+            x0=band[0],
+            x1=band[1],
+            fillcolor=_BAND_COLOR,
+            opacity=0.1,
+            line_width=0,
+            annotation_text=_e(_band_label(summary)),
+            annotation_position="top left",
+        )
+    for rank, point in points:
+        fig.add_vline(
+            x=point,
+            line={"dash": "dot", "width": 1, "color": _POINT_COLOR},
+            annotation_text=f"{_e(_budget_point_text(point, objective))} (#{_e(rank)})",
+            annotation_position="bottom right",
+            annotation_font={"size": 10, "color": _POINT_COLOR},
+        )
+    if not cands:
+        # Plotly sizes an axis without data to -1..6; show the band and teacher line where they are.
+        xs = [*(band or ()), *(p for _, p in points), *([tx] if tx is not None and ty is None else [])]
+        if xs:
+            pad = 0.1 * (max(xs) - min(xs)) or 0.1 * abs(xs[0]) or 1.0
+            fig.update_xaxes(range=[min(xs) - pad, max(xs) + pad])
+        what = "parameters" if by_params else "a latency"
+        fig.add_annotation(
+            text=f"no candidate has {what} and a probe loss",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 16, "color": "#777"},
+        )
+    fig.update_layout(
+        template="plotly_white",
+        height=480,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        xaxis_title="parameters" if by_params else "latency (ms, median of rounds)",
+        yaxis_title="probe loss (nats/token)",
+        legend={"orientation": "h", "y": -0.18},
+    )
+    if by_params:
+        fig.update_layout(xaxis_exponentformat="B")  # 70M, 4.5B rather than SI's 4.5G
+    if split and tx is not None:
+        # A broken x axis: the candidates get the wide panel, the teacher a narrow one beside it.
+        pad = 0.04 * abs(tx) or 1.0
+        tick = format_count(int(tx)) if by_params else f"{tx:.1f}"
+        fig.update_layout(
+            xaxis_domain=[0.0, 0.86],
+            xaxis2={"domain": [0.9, 1.0], "anchor": "y", "range": [tx - pad, tx + pad]},
+        )
+        fig.update_layout(xaxis2_tickvals=[tx], xaxis2_ticktext=[tick], xaxis2_title="teacher")
+    return fig
+
+
+def _figure_html(fig: go.Figure, div_id: str, include_js: bool) -> str:
+    config = {"displaylogo": False, "responsive": True}
+    # The library is inlined once, with the first figure; MathJax is never loaded.
+    return str(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=include_js,
+            include_mathjax=False,
+            div_id=div_id,
+            config=config,
+            default_height="480px",
+        )
+    )

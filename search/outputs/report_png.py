@@ -1,0 +1,395 @@
+"""`pareto.png`: probe loss against parameters and against latency, side by side, drawn with
+matplotlib's Agg canvas (no display)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from minitron.data.assets import cache_dir
+
+# matplotlib keeps a font cache in ~/.cache/matplotlib unless told otherwise; ours goes with our
+# other caches, so a search writes nowhere but its run directory and the cache directory.
+os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib"))
+
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.gridspec import SubplotSpec
+from matplotlib.text import Annotation
+from matplotlib.ticker import FuncFormatter
+from matplotlib.transforms import Bbox, blended_transform_factory
+
+from minitron.budget import format_count
+from search.outputs.report_data import (
+    _BAND_COLOR,
+    _CANDIDATE_COLOR,
+    _FRONT_COLOR,
+    _OTHER_STYLE,
+    _POINT_COLOR,
+    _SHAPE_COLOR,
+    _STATUS_STYLE,
+    _WINNER_COLOR,
+    _band,
+    _band_label,
+    _budget_point_text,
+    _budget_points,
+    _budget_range,
+    _budget_text,
+    _front,
+    _name,
+    _objective,
+    _plotted,
+    _split_axis,
+    _spread_error,
+    _teacher_point,
+    _winner_labels,
+    _winner_ranks,
+)
+
+#: A place a label may take: its anchor (None: where it points now), its offset from there in
+#: points, its horizontal and vertical alignment.
+_Place = tuple[
+    tuple[float, float] | None,
+    tuple[float, float],
+    Literal["left", "center", "right"],
+    Literal["bottom", "center", "top"],
+]
+
+#: Where a hand shape's name may go around its marker (offset points, alignment), in order of taste.
+_NAME_PLACES: list[_Place] = [
+    (None, (7, -4), "left", "top"),
+    (None, (7, 4), "left", "bottom"),
+    (None, (-7, -4), "right", "top"),
+    (None, (-7, 4), "right", "bottom"),
+    (None, (0, -9), "center", "top"),
+    (None, (0, 9), "center", "bottom"),
+]
+#: Where a winner's `#rank` may go around its star, likewise.
+_RANK_PLACES: list[_Place] = [
+    (None, (0, 9), "center", "bottom"),
+    (None, (0, -9), "center", "top"),
+    (None, (10, 0), "left", "center"),
+    (None, (-10, 0), "right", "center"),
+]
+
+# --------------------------------------------------------------------------------------------- png
+
+
+def _pareto_png(summary: Mapping[str, Any]) -> bytes:
+    """Probe loss against parameters (left) and against latency (right) as PNG bytes.
+
+    Each panel shows the candidates by status, its own Pareto front, the hand-designed shapes, the
+    winners and the teacher; the parameters panel shades the feasible budget (one budget ±band, or
+    a range), and the winners' budget points are dotted lines in the panel of the search's objective.
+    """
+    # A bare Figure on the Agg canvas, not pyplot: no display, no global backend switch, and no
+    # figure kept alive in pyplot's registry when the search writes reports repeatedly.
+    fig = Figure(figsize=(14, 5.5), dpi=120)
+    FigureCanvasAgg(fig)
+    outer = fig.add_gridspec(1, 2, wspace=0.12)
+    objective = _objective(summary)
+    panels: list[tuple[list[Axes], list[tuple[Annotation, list[_Place]]]]] = []
+    for spec, x_key in ((outer[0], "params"), (outer[1], "latency_ms")):
+        points = _budget_points(summary) if (x_key == "params") == (objective == "params") else []
+        share = panels[0][0][0] if panels else None
+        panels.append(_panel(fig, spec, summary, x_key, points, share))
+    title = f"{summary.get('name') or 'search'}: budget {_budget_text(summary)}"
+    if objective == "latency":
+        title += " · objective: latency"
+    fig.suptitle(title, parse_math=False)
+    _legend(fig, [axis for axes, _ in panels for axis in axes])
+    for axes, movable in panels:
+        _place_labels(fig, axes[0], movable)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _panel(
+    fig: Figure,
+    spec: SubplotSpec,
+    summary: Mapping[str, Any],
+    x_key: str,
+    budget_points: Sequence[tuple[Any, float]],
+    share: Axes | None,
+) -> tuple[list[Axes], list[tuple[Annotation, list[_Place]]]]:
+    """One panel: probe loss against `x_key` (`params` or `latency_ms`).
+
+    Returns its axes (the main one first, then the teacher's when the x axis is broken) and the
+    labels that may still move to keep clear of each other, with the places each may take.
+    """
+    by_params = x_key == "params"
+    cands, ranks = _plotted(summary, x_key), _winner_ranks(summary)
+    band = _band(summary) if by_params else None
+    tx, ty = _teacher_point(summary, x_key)
+    if by_params and ty is None:
+        tx = None  # the teacher is placed by its loss; without one it is left out
+    xs = [c[x_key] for c in cands] + list(band or ()) + [p for _, p in budget_points]
+    split = _split_axis(xs, tx)
+    if split:  # a broken x axis, as in the HTML: candidates wide, the teacher in a narrow panel
+        sub = spec.subgridspec(1, 2, width_ratios=[7, 1], wspace=0.05)
+        ax = fig.add_subplot(sub[0], sharey=share)
+        teacher_ax = fig.add_subplot(sub[1], sharey=ax)
+    else:
+        ax = teacher_ax = fig.add_subplot(spec, sharey=share)
+    fixed: list[tuple[Annotation, list[_Place]]] = []  # the band's and the budget points' labels
+    names: list[tuple[Annotation, list[_Place]]] = []
+    ranked: list[tuple[Annotation, list[_Place]]] = []
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    if band is not None:
+        label = _band_label(summary)
+        ax.axvspan(band[0], band[1], color=_BAND_COLOR, alpha=0.1, label=label, zorder=0)
+        if _budget_range(summary)[0] is not None:  # a range: name it in the plot too, in a corner
+            corners: list[_Place] = [
+                ((band[1], 1), (-4, -4), "right", "top"),  # large and bad: rarely a point there
+                ((band[0], 0), (4, 4), "left", "bottom"),
+                ((band[1], 0), (-4, 4), "right", "bottom"),
+                ((band[0], 1), (4, -4), "left", "top"),
+            ]
+            text = ax.annotate(
+                label,
+                (band[1], 1),
+                xycoords=top,
+                textcoords="offset points",
+                xytext=corners[0][1],
+                fontsize=8,
+                color="#2d6a2d",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+                parse_math=False,
+            )
+            fixed.append((text, corners))
+    for rank, point in budget_points:
+        ax.axvline(point, color=_POINT_COLOR, ls=":", lw=1, zorder=1)
+        ends: list[_Place] = [
+            ((point, 0), (-2, 4), "right", "bottom"),
+            ((point, 1), (-2, -4), "right", "top"),
+            ((point, 0), (2, 4), "left", "bottom"),
+            ((point, 1), (2, -4), "left", "top"),
+        ]
+        text = ax.annotate(
+            f"{_budget_point_text(point, 'params' if by_params else 'latency')} (#{rank})",
+            (point, 0),
+            xycoords=top,
+            textcoords="offset points",
+            xytext=ends[0][1],
+            rotation=90,
+            fontsize=7,
+            color=_POINT_COLOR,
+            parse_math=False,
+        )
+        fixed.append((text, ends))
+    if budget_points:  # one legend entry for all the lines
+        ax.plot([], [], color=_POINT_COLOR, ls=":", lw=1, label="winners' budget points")
+    if not by_params:
+        spread = [(c, e) for c in cands if (e := _spread_error(c)) is not None]
+        if spread:
+            ax.errorbar(
+                [c[x_key] for c, _ in spread],
+                [c["probe_loss"] for c, _ in spread],
+                xerr=[[e[0] for _, e in spread], [e[1] for _, e in spread]],
+                fmt="none",
+                ecolor=_CANDIDATE_COLOR,
+                elinewidth=1,
+                capsize=2.5,
+                alpha=0.6,
+                label="latency: fastest–slowest round",
+                zorder=2,
+            )
+    searched = [c for c in cands if not _name(c)]
+    for status in sorted({str(c.get("status")) for c in searched}):
+        group = [c for c in searched if str(c.get("status")) == status]
+        _, marker, filled = _STATUS_STYLE.get(status, _OTHER_STYLE)
+        ax.scatter(
+            [c[x_key] for c in group],
+            [c["probe_loss"] for c in group],
+            marker=marker,
+            s=40,
+            facecolors=_CANDIDATE_COLOR if filled else "none",
+            edgecolors=_CANDIDATE_COLOR,
+            label=status.replace("$", r"\$"),
+            zorder=3,
+        )
+    if cands:
+        front = _front(cands, x_key)
+        ax.step(
+            [c[x_key] for c in front],
+            [c["probe_loss"] for c in front],
+            where="post",
+            color=_FRONT_COLOR,
+            marker=".",
+            lw=2,
+            alpha=0.85,
+            label="Pareto front",
+            zorder=2.5,
+        )
+    shapes = [c for c in cands if _name(c)]
+    if shapes:
+        filled_shape = [_STATUS_STYLE.get(str(c.get("status")), _OTHER_STYLE)[2] for c in shapes]
+        ax.scatter(
+            [c[x_key] for c in shapes],
+            [c["probe_loss"] for c in shapes],
+            marker="s",
+            s=48,
+            facecolors=[_SHAPE_COLOR if f else "none" for f in filled_shape],
+            edgecolors=_SHAPE_COLOR,
+            linewidths=1.5,
+            label="hand-designed shapes",
+            zorder=3.5,
+        )
+        for c in shapes:
+            text = ax.annotate(
+                str(_name(c)),
+                (c[x_key], c["probe_loss"]),
+                textcoords="offset points",
+                xytext=_NAME_PLACES[0][1],
+                fontsize=7,
+                color=_SHAPE_COLOR,
+                parse_math=False,
+                zorder=5,
+            )
+            names.append((text, _NAME_PLACES))
+    won = [c for c in cands if str(c.get("trial_id")) in ranks]
+    if won:
+        ax.scatter(
+            [c[x_key] for c in won],
+            [c["probe_loss"] for c in won],
+            marker="*",
+            s=260,
+            color=_WINNER_COLOR,
+            edgecolors="#333",
+            label="winners",
+            zorder=4,
+        )
+        for c, label in zip(won, _winner_labels(won, ranks, x_key, cands), strict=True):
+            if label:
+                text = ax.annotate(
+                    label,
+                    (c[x_key], c["probe_loss"]),
+                    textcoords="offset points",
+                    xytext=_RANK_PLACES[0][1],
+                    fontsize=9,
+                    parse_math=False,
+                    zorder=5,
+                )
+                ranked.append((text, _RANK_PLACES))
+    _teacher(summary, teacher_ax, x_key, tx, ty)
+    if not cands:
+        what = "parameters" if by_params else "a latency"
+        ax.text(
+            0.5,
+            0.8,  # above the teacher, alone in the middle
+            f"no candidate has {what} and a probe loss",
+            transform=ax.transAxes,
+            ha="center",
+            color="#777",
+        )
+    axes = [ax] if teacher_ax is ax else [ax, teacher_ax]
+    for axis in axes:
+        if by_params:
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_count(int(v))))
+        axis.grid(alpha=0.3)
+    if split and tx is not None:
+        pad = 0.04 * abs(tx) or 1.0
+        teacher_ax.set_xlim(tx - pad, tx + pad)
+        teacher_ax.set_xticks([tx], [format_count(int(tx)) if by_params else f"{tx:.1f}"])
+        ax.spines["right"].set_visible(False)
+        teacher_ax.spines["left"].set_visible(False)
+        teacher_ax.tick_params(axis="y", left=False, labelleft=False)
+        slash: dict[str, Any] = {
+            "marker": [(-1, -1), (1, 1)],
+            "markersize": 10,
+            "linestyle": "none",
+            "color": "k",
+            "clip_on": False,
+        }
+        ax.plot([1, 1], [0, 1], transform=ax.transAxes, **slash)
+        teacher_ax.plot([0, 0], [0, 1], transform=teacher_ax.transAxes, **slash)
+    ax.set_xlabel("parameters" if by_params else "latency (ms, median of rounds)")
+    if share is None:
+        ax.set_ylabel("probe loss (nats/token)")
+    ax.set_title("probe loss vs parameters" if by_params else "probe loss vs latency", fontsize=10)
+    return axes, ranked + fixed + names  # the winners' labels choose their places first
+
+
+def _teacher(summary: Mapping[str, Any], ax: Axes, x_key: str, tx: float | None, ty: float | None) -> None:
+    """The teacher as a diamond (with its latency spread); a dotted line when it has no loss."""
+    if tx is None:
+        return
+    if ty is None:  # a latency but no loss: a vertical line still places the teacher
+        ax.axvline(tx, color="#222", ls=":", lw=1)
+        ax.annotate(
+            "teacher",
+            (tx, 1),
+            xycoords=blended_transform_factory(ax.transData, ax.transAxes),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=9,
+        )
+        return
+    spread = _spread_error(summary.get("teacher") or {}) if x_key == "latency_ms" else None
+    if spread is not None:
+        ax.errorbar([tx], [ty], xerr=[[spread[0]], [spread[1]]], fmt="none", ecolor="#222", capsize=2.5)
+    ax.scatter([tx], [ty], marker="D", s=60, color="#222", label="teacher", zorder=4)
+    ax.annotate("teacher", (tx, ty), textcoords="offset points", xytext=(0, 9), ha="center", fontsize=9)
+
+
+def _legend(fig: Figure, axes: Sequence[Axes]) -> None:
+    """One legend for both panels, below them, each entry once."""
+    entries: dict[str, Artist] = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(
+            list(entries.values()),
+            list(entries),
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.02),
+            ncol=math.ceil(len(entries) / math.ceil(len(entries) / 7)),  # rows of at most 7
+            fontsize=8,
+            frameon=False,
+        )
+
+
+def _place_labels(fig: Figure, ax: Axes, movable: Sequence[tuple[Annotation, Sequence[_Place]]]) -> None:
+    """Put each label at the first of its places that overlaps no marker and no label placed so far
+    and stays inside the axes (the first place when none does)."""
+    if not movable:
+        return
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = ax.get_window_extent(renderer)
+    taken = [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y, r in _markers(ax, fig.dpi)]
+    texts = {id(t) for t, _ in movable}
+    taken += [t.get_window_extent(renderer) for t in ax.texts if id(t) not in texts and t.get_text()]
+    for text, places in movable:
+        for i, (anchor, offset, ha, va) in enumerate([*places, places[0]]):
+            if anchor is not None:
+                text.xy = anchor
+            text.xyann = offset
+            text.set_horizontalalignment(ha)
+            text.set_verticalalignment(va)
+            box = text.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if i == len(places) or (inside and not any(box.overlaps(b) for b in taken)):
+                break
+        taken.append(text.get_window_extent(renderer))
+
+
+def _markers(ax: Axes, dpi: float) -> list[tuple[float, float, float]]:
+    """Every scatter marker of an axes as (x, y, radius) in display pixels."""
+    out = []
+    for coll in ax.collections:
+        if not isinstance(coll, PathCollection):
+            continue
+        offsets = coll.get_offset_transform().transform(coll.get_offsets())
+        sizes = list(coll.get_sizes()) or [36.0]
+        for i, (x, y) in enumerate(offsets):
+            out.append((float(x), float(y), (sizes[i % len(sizes)] ** 0.5) / 2 * dpi / 72))
+    return out

@@ -1,0 +1,139 @@
+"""The latency stage: every probed candidate's latency against the teacher's, on one worker.
+
+Why a stage of its own: a speed-up is a ratio of two timings, and two timings taken minutes apart
+in different processes differ by more than the models do (a 2-core machine measured one teacher at
+8.6 s and then 1.2 s). Here one Ray task with a trial's resources (the trials' kind of device)
+loads the teacher once, cuts each candidate in turn, and times teacher and candidate alternately
+(`minitron.model.speed.compare_latency`): the speed-up is the median of the per-round ratios, and
+the report shows their range. Both models run in the teacher's dtype and the trials' precision,
+as they would be deployed side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from minitron.importance.scores import Importance
+from minitron.importance.selection import DepthMethod
+from minitron.model.architecture import Architecture
+from minitron.model.speed import Timing, compare_latency, measure_speed
+from minitron.model.teacher import load_teacher
+from minitron.prune import prune, prune_from_checkpoint
+from minitron.runtime import Placement, cpu_description
+from search.outputs.records import TrialRecord
+from search.plan.settings import Resources, SearchSettings
+
+ROUNDS = 5
+"""Rounds per candidate (teacher then candidate, each one sequence)."""
+
+
+@dataclass(frozen=True)
+class LatencyJob:
+    """What the latency task needs besides the importance."""
+
+    teacher: str
+    """A spec `load_teacher` reads."""
+    options: dict[str, bool]
+    checkpoint: str | None
+    """The teacher's safetensors folder (candidates are cut from it slice by slice), if any."""
+    depth: DepthMethod
+    placement: Placement
+    seq_len: int
+    architectures: list[Architecture]
+    rounds: int = ROUNDS
+
+
+def device_name(device: torch.device) -> str:
+    """The kind of device, as a person names it: the GPU model, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_description()
+
+
+def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]:
+    """The teacher's speed and each candidate's latency and speed-up against it (JSON-ready, by
+    architecture label); a candidate that cannot be cut or run gets an `error` instead."""
+    device, bf16 = job.placement.apply()
+    teacher = load_teacher(job.teacher, offline=True, **job.options, **job.placement.teacher())
+    model = teacher.model
+    dtype = next(model.parameters()).dtype
+    speed = measure_speed(model, seq_len=job.seq_len, bf16=bf16)  # also warms the teacher up
+    rounds: list[Timing] = []
+    candidates: dict[str, Any] = {}
+    for arch in job.architectures:
+        try:
+            if job.checkpoint:
+                student = prune_from_checkpoint(job.checkpoint, arch, importance, job.depth, dtype, device)
+            else:
+                student = prune(model, arch, importance, depth=job.depth)
+            compared = compare_latency(model, student, job.seq_len, job.rounds, bf16=bf16, warm=True)
+        except Exception as err:  # one candidate's failure is recorded, the others are measured
+            candidates[arch.short()] = {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
+            continue
+        finally:
+            student = None
+        rounds.append(compared.reference)
+        candidates[arch.short()] = {
+            "latency_ms": compared.model.median_ms,
+            "latency_low_ms": compared.model.low_ms,
+            "latency_high_ms": compared.model.high_ms,
+            "teacher_latency_ms": compared.reference.median_ms,
+            "speedup": compared.speedup,
+            "speedup_low": compared.speedup_low,
+            "speedup_high": compared.speedup_high,
+            "latency_rounds": compared.model.rounds,
+        }
+    medians = [t.median_ms for t in rounds] or [speed.latency_ms]
+    teacher_out = {
+        "latency_ms": sorted(medians)[len(medians) // 2],
+        "latency_low_ms": min(t.low_ms for t in rounds) if rounds else speed.latency_ms,
+        "latency_high_ms": max(t.high_ms for t in rounds) if rounds else speed.latency_ms,
+        "tokens_per_s": speed.tokens_per_s,
+        "device": device_name(device),
+    }
+    return {"teacher": teacher_out, "candidates": candidates, "rounds": job.rounds, "seq_len": job.seq_len}
+
+
+def run_latency_task(job: LatencyJob, importance: Importance, resources: Resources) -> dict[str, Any]:
+    """`measure_latencies` in a Ray task with a trial's resources (run again, twice at most, if its
+    worker dies). Speed-ups are a report's figures, not its results: when the task fails for good,
+    the run goes on without them and says why."""
+    import ray
+
+    from search.run.ray_runtime import error_line, remote
+
+    try:
+        result: dict[str, Any] = ray.get(remote(measure_latencies, resources).remote(job, importance))
+    except ray.exceptions.RayError as err:
+        print(f"[latency] failed, the report has no speed-ups: {error_line(err)}", flush=True)
+        return {"teacher": {}, "candidates": {}, "rounds": job.rounds, "error": error_line(err)}
+    return result
+
+
+def measure_run(
+    settings: SearchSettings, teacher: str, importance: Importance, trials: list[TrialRecord], seq_len: int
+) -> tuple[dict[str, Any], str | None]:
+    """The latency stage of a run: every scored trial's architecture timed against the teacher in
+    one Ray task with a trial's resources; with the dashboard's address."""
+    from minitron.model.teacher import checkpoint_folder
+    from search.run.ray_runtime import start_ray
+
+    archs = list(dict.fromkeys(r.architecture for r in trials if r.status.scored))
+    checkpoint = checkpoint_folder(teacher)
+    job = LatencyJob(
+        teacher=teacher,
+        options=settings.teacher_options(),
+        checkpoint=str(checkpoint) if checkpoint else None,
+        depth=settings.plan.depth,
+        placement=settings.probe.placement,
+        seq_len=seq_len,
+        architectures=archs,
+    )
+    resources = settings.resources
+    dashboard = start_ray(resources)
+    print(f"[latency] timing {len(archs)} candidates in turn with the teacher on one worker", flush=True)
+    measured = run_latency_task(job, importance, resources)
+    return measured, dashboard

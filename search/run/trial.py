@@ -1,0 +1,227 @@
+"""The Ray Tune trial: prune the teacher to the sampled architecture and probe it.
+
+Shared inputs (importance, probe batches with the teacher's top-k logits, validation sequences)
+reach each trial through Ray's object store once (`tune.with_parameters`), not re-pickled per
+trial. The trial reports `probe_loss` after every probe validation (so ASHA can stop it early) and,
+with every report, the candidate's parameters, zero-shot loss and measured speed (its latency is
+the second objective of a range search; speed-ups against the teacher are measured afterwards,
+both models in turn on one worker: `search.run.latency`).
+
+A trial whose own code fails (an impossible shape, CUDA out of memory, ...) reports
+`trial_error` as its last result and ends: it is recorded as failed, the search goes on and nothing
+re-runs it. Only a lost worker or node reaches Tune as a failure, and Tune runs that trial again
+(`search.run.tuning.WORKER_RETRIES`).
+
+Testing hooks, counted by Tune trial number: `MINITRON_FAIL_TRIALS=2,5:oom` makes the 2nd trial
+raise a RuntimeError and the 5th a torch.OutOfMemoryError; `MINITRON_KILL_TRIAL_WORKERS=3,4:always`
+makes the worker of the 3rd trial SIGKILL itself in its first attempt and that of the 4th in every
+attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.targets import TeacherTargets
+from minitron.errors import failure_line
+from minitron.eval.loss import validation_loss
+from minitron.importance.scores import Importance
+from minitron.importance.selection import DepthMethod
+from minitron.model.architecture import Architecture
+from minitron.model.speed import measure_speed
+from minitron.model.teacher import load_teacher
+from minitron.prune import prune, prune_from_checkpoint
+from minitron.runtime import resolve_device, set_threads
+from search.outputs.records import TrialRecord, TrialStatus
+from search.run.sampling import architecture_of
+
+
+@dataclass
+class SharedInputs:
+    """What every trial needs, put into the object store once."""
+
+    teacher_path: str
+    """A local path `load_teacher` reads (the resolved teacher)."""
+    teacher_options: dict[str, bool]
+    """`allow_pickle` / `trust_remote_code` for `load_teacher`."""
+    teacher_checkpoint: str | None
+    """The teacher's safetensors folder, from which a trial reads only its student's slices; None
+    (a GGUF file, pickle weights) loads the whole teacher in the trial."""
+    importance: Importance
+    targets: TeacherTargets
+    validation: torch.Tensor
+    """Validation sequences for the zero-shot and probe losses."""
+    probe: ProbeConfig
+    depth: DepthMethod
+    """Depth method for pruning."""
+    threads: int | None
+    """CPU threads per trial."""
+    finished: dict[str, TrialRecord]
+    """Trials that completed or failed in an earlier session of this run (by architecture label): a
+    trial that Tune restarts after a driver crash reports the recorded result (or error) instead of
+    probing again."""
+    probe_starts: str
+    """`probe_starts.jsonl` in the run directory: one line appended per probe actually started."""
+
+
+def _hook(variable: str, trial_number: int) -> str | None:
+    """The mode (`""` or what follows `:`) a testing hook gives this trial number, None if none."""
+    for item in os.environ.get(variable, "").split(","):
+        number, _, mode = item.strip().partition(":")
+        if number == str(trial_number):
+            return mode
+    return None
+
+
+def _injected_faults(context: Any, arch: Architecture, starts: str) -> None:
+    number = trial_number(context)
+    kill = _hook("MINITRON_KILL_TRIAL_WORKERS", number)
+    if kill is not None:
+        earlier = Path(starts).read_text().count(f'"trial_id": "{context.get_trial_id()}"')
+        if kill == "always" or earlier == 1:  # this attempt's own start line is already there
+            os.kill(os.getpid(), signal.SIGKILL)
+    fail = _hook("MINITRON_FAIL_TRIALS", number)
+    if fail == "oom":
+        raise torch.OutOfMemoryError(
+            f"injected: CUDA out of memory probing {arch.short()} (MINITRON_FAIL_TRIALS)"
+        )
+    if fail is not None:
+        raise RuntimeError(f"injected failure (MINITRON_FAIL_TRIALS) for {arch.short()}")
+
+
+def trial_number(context: Any) -> int:
+    """The 1-based index Tune gives a trial, read from its folder name (`probe_trial_<id>_<n>_<params>`)."""
+    name = Path(context.get_trial_dir()).name
+    match = re.search(re.escape(context.get_trial_id()) + r"_(\d+)", name)
+    return int(match.group(1)) if match else 0
+
+
+def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
+    """Tune function trainable: one candidate architecture, pruned and probed."""
+    set_threads(shared.threads)
+    arch: Architecture = architecture_of(config)
+    context = tune.get_context()
+    recorded = shared.finished.get(arch.short())
+    if recorded is not None:
+        tune.report(_replayed(recorded))
+        return
+    _log_start(shared.probe_starts, arch, context.get_trial_id())
+    try:
+        _injected_faults(context, arch, shared.probe_starts)
+        _probe(config, shared, arch)
+    except Exception as err:  # the trial's own failure: recorded as such, never retried
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        tune.report(
+            {
+                "architecture": arch.short(),
+                "params": int(config["params"]),
+                "trial_error": failure_line(err),
+                "probe_done": False,
+            }
+        )
+
+
+def _replayed(recorded: TrialRecord) -> dict[str, Any]:
+    """What a trial restarted after a driver crash reports: the recorded result (or error)."""
+    if recorded.status is TrialStatus.FAILED:
+        return {
+            "architecture": recorded.architecture.short(),
+            "params": recorded.params,
+            "trial_error": recorded.error,
+            "probe_done": False,
+            "from_record": True,
+        }
+    keys = (
+        "params",
+        "zero_shot_loss",
+        "latency_ms",
+        "tokens_per_s",
+        "device",
+        "probe_loss",
+        "probe_tokens",
+    )
+    return {
+        **{k: getattr(recorded, k) for k in keys},
+        "architecture": recorded.architecture.short(),
+        "probe_done": True,
+        "from_record": True,
+    }
+
+
+def _student(shared: SharedInputs, arch: Architecture) -> Any:
+    """The candidate, on this trial's device, in fp32 (mixed precision is the probe's autocast).
+
+    Read slice by slice from the teacher's checkpoint when there is one: the trial then holds only
+    its student, never the teacher (an 8B teacher in every concurrent trial would not fit)."""
+    device = resolve_device()
+    if shared.teacher_checkpoint:
+        return prune_from_checkpoint(
+            shared.teacher_checkpoint, arch, shared.importance, shared.depth, torch.float32, device
+        )
+    teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
+    return prune(teacher.model.to(device), arch, shared.importance, depth=shared.depth)
+
+
+def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
+    seq_len = int(shared.validation.shape[1])
+    student = _student(shared, arch)
+    speed = measure_speed(student, seq_len=seq_len, bf16=shared.probe.placement.apply()[1])
+    zero_shot = validation_loss(student, shared.validation, progress=False).loss
+    fixed = {
+        "architecture": arch.short(),
+        "params": int(config["params"]),
+        "zero_shot_loss": zero_shot,
+        "latency_ms": speed.latency_ms,
+        "tokens_per_s": speed.tokens_per_s,
+        "device": speed.device,
+    }
+    sequences, seq_len = shared.targets.input_ids.shape
+    steps = shared.probe.steps(int(sequences), int(seq_len))
+
+    def report(record: dict[str, float]) -> None:
+        done = int(record["step"]) >= steps
+        tune.report(
+            {
+                **fixed,
+                "probe_loss": record["val_loss"],
+                "probe_tokens": record["tokens"],
+                "train_loss": record["train_loss"],
+                "probe_done": done,
+            }
+        )
+
+    probe(student, shared.targets, shared.probe, shared.validation, callback=report)
+
+
+def _log_start(path: str, arch: Architecture, trial_id: str) -> None:
+    """Append one line; a single short O_APPEND write is atomic, so parallel trials do not interleave."""
+    line = (
+        json.dumps(
+            {
+                "trial_id": trial_id,
+                "architecture": arch.short(),
+                "time": time.time(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
+        + "\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

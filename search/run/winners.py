@@ -1,0 +1,152 @@
+"""Retraining the winners: each one a Ray task with a trial's resources, resumable on its own.
+
+A winner is cut again from the teacher (pruning is deterministic given the importance) and distilled
+for the run's retraining tokens into `winners/<rank>-<architecture>/`: on the teacher targets cached
+for the run (the same top-k logits the probes used, over the whole retraining stream) or, with
+`--retrain-teacher online`, with the teacher running on every batch. Its loss on the test split,
+which nothing in the search chose with, is what the report quotes. A
+winner whose folder already holds `provenance.json` is finished and skipped; an interrupted one
+resumes from its checkpoint.
+
+Where the winners would run one after another anyway (one place for a retraining task, as on a
+laptop) and all of them fit one task's memory, they are retrained in one task, in lock-step on one
+teacher pass per step (`lockstep`): each winner's job and weights are the same, and the teacher's
+forward pass is paid once instead of once per winner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minitron.distill.targets import TeacherTargets
+from minitron.faults import kill_point
+from minitron.importance.scores import Importance
+from minitron.model.architecture import Architecture, count_params
+from minitron.model.memory import trained_together
+from search.outputs.records import TrialRecord
+from search.outputs.rundir import RunDir
+from search.outputs.summary import WinnerResult
+from search.plan.memory_plan import Capacity, PlanSettings, fits, retraining_memory, trial_capacity
+from search.plan.settings import SearchSettings
+from search.plan.space import SearchSpace
+from search.run.winner_job import WinnerJob, finished_result, retrain_winner, retrain_winners_together
+
+
+def winner_dir(run: RunDir, rank: int, arch: Architecture) -> Path:
+    return run.winners / f"{rank}-{arch.short()}"
+
+
+def lockstep(
+    settings: SearchSettings,
+    space: SearchSpace,
+    archs: list[Architecture],
+    places: float,
+    capacity: Capacity | None,
+) -> bool:
+    """Whether winners of `archs` are retrained in one task on one teacher pass: with the teacher
+    online, one process per winner (no `--retrain-workers`), fewer `places` for retraining tasks
+    than winners (they would queue), and all of them within a task's `capacity` (students' weights
+    and moments together, one step's activations, the teacher once)."""
+    if len(archs) < 2 or settings.plan.retrain_teacher != "online" or settings.resources.retrain_workers > 1:
+        return False
+    if places >= len(archs) or capacity is None:
+        return False
+    plan = PlanSettings.of(settings)
+    memories = [retraining_memory(space, arch, plan) for arch in archs]
+    return bool(fits(trained_together(memories), capacity))
+
+
+def lockstep_expected(settings: SearchSettings, space: SearchSpace, archs: list[Architecture]) -> bool:
+    """`lockstep` judged before the winners are known (for the time budget): `top_k` winners of the
+    largest of `archs`, on this machine's local Ray (False on a cluster)."""
+    from search.run.ray_runtime import local_resources, retraining_places
+
+    if settings.resources.address or not archs:
+        return False
+    largest = max(archs, key=lambda arch: count_params(space.family, arch))
+    places = retraining_places(settings.resources, [local_resources()])
+    capacity = trial_capacity(settings.resources)
+    return lockstep(settings, space, [largest] * settings.plan.top_k, places, capacity)
+
+
+def retrain_winners(
+    run: RunDir,
+    settings: SearchSettings,
+    space: SearchSpace,
+    teacher: str,
+    importance: Importance,
+    winners: list[TrialRecord],
+    targets: TeacherTargets | None = None,
+) -> dict[str, WinnerResult]:
+    """Retrain every winner (in parallel as resources allow); results by trial id. `targets` (the
+    run's cached teacher targets) are used only with `--retrain-teacher cached`."""
+    if settings.plan.retrain_teacher != "cached":
+        targets = None
+    results: dict[str, WinnerResult] = {}
+    jobs = []
+    for rank, winner in enumerate(winners, 1):
+        out = winner_dir(run, rank, winner.architecture)
+        done = finished_result(out)
+        if done is not None:
+            results[winner.trial_id] = done
+            print(f"[winners] {winner.architecture.short()} already retrained", flush=True)
+            continue
+        jobs.append(WinnerJob(rank, winner.trial_id, winner.architecture, str(out), teacher, settings))
+    if not jobs:
+        return results
+    import ray
+
+    from search.run.ray_runtime import cluster_nodes, error_line, remote, retraining_places, start_ray
+
+    start_ray(settings.resources)
+    shared, cached = ray.put(importance), ray.put(targets)
+    tokens, workers = settings.retrain.tokens, settings.resources.retrain_workers
+    source = "cached teacher targets" if targets is not None else "the teacher online"
+    if workers > 1:  # one winner at a time, each on all its workers
+        from search.run.train_workers import retrain_sharded
+
+        for job in jobs:
+            print(
+                f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source}, "
+                f"{workers} Ray Train workers)",
+                flush=True,
+            )
+            result = retrain_sharded(job, shared, cached, settings.resources, run.root / "train")
+            results[job.trial_id] = result
+            if result.error:
+                print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
+            else:
+                kill_point("retrain")
+        return results
+    places = retraining_places(settings.resources, cluster_nodes())
+    if lockstep(settings, space, [job.arch for job in jobs], places, trial_capacity(settings.resources)):
+        names = " and ".join(job.arch.short() for job in jobs)
+        print(
+            f"[winners] retraining {names} in lock-step ({tokens:,} tokens each on {source}, one "
+            "teacher pass per step for all)",
+            flush=True,
+        )
+        try:
+            answers = ray.get(remote(retrain_winners_together, settings.resources).remote(jobs, shared))
+        except ray.exceptions.RayError as err:
+            last = error_line(err)
+            answers = [WinnerResult(job.out, None, error=last).to_json() for job in jobs]
+        for job, answer in zip(jobs, answers, strict=True):
+            results[job.trial_id] = result = WinnerResult.from_json(answer)
+            if result.error:
+                print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
+            else:
+                kill_point("retrain")
+        return results
+    task = remote(retrain_winner, settings.resources)
+    refs = [task.remote(job, shared, cached) for job in jobs]
+    for job, ref in zip(jobs, refs, strict=True):
+        print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source})", flush=True)
+        try:
+            results[job.trial_id] = WinnerResult.from_json(ray.get(ref))
+            kill_point("retrain")
+        except ray.exceptions.RayError as err:
+            last = error_line(err)
+            results[job.trial_id] = WinnerResult(job.out, None, error=last)
+            print(f"[winners] {job.arch.short()} failed: {last}", flush=True)
+    return results
