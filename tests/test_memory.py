@@ -115,3 +115,33 @@ def test_winners_share_a_teacher_pass_only_where_they_would_queue_and_fit():
         settings, resources=dataclasses.replace(settings.resources, retrain_workers=2)
     )
     assert not lockstep(sharded, space, archs, 1, laptop)
+
+
+def test_the_dry_run_and_the_lockstep_decision_plan_from_the_same_settings():
+    """`PlanSettings.of` is the one place a run's memory plan is read from its settings: batches and
+    sequence length of its configs, the precision and teacher bytes of the device its trials get."""
+    import dataclasses
+
+    from minitron.runtime import DEFAULT_CPU_BF16
+    from search.plan.memory_plan import PlanSettings
+    from tests.test_settings import default_run
+
+    settings = default_run()
+    cpu = PlanSettings.of(settings)
+    assert (cpu.probe_batch, cpu.retrain_batch, cpu.seq_len) == (
+        settings.probe.batch_size, settings.retrain.batch_size, settings.seq_len
+    )  # fmt: skip
+    assert cpu.bf16 == DEFAULT_CPU_BF16 and cpu.teacher_bytes == 4 and cpu.online_teacher
+    gpu = PlanSettings.of(
+        dataclasses.replace(settings, resources=dataclasses.replace(settings.resources, gpus_per_trial=1.0))
+    )
+    assert gpu.bf16 and gpu.teacher_bytes == 2, "a GPU trial's teacher is bf16, whether or not one is here"
+    fp32 = dataclasses.replace(
+        settings,
+        resources=dataclasses.replace(settings.resources, gpus_per_trial=1.0, retrain_workers=2),
+        retrain=dataclasses.replace(
+            settings.retrain, placement=dataclasses.replace(settings.retrain.placement, bf16=False)
+        ),
+    )
+    planned = PlanSettings.of(fp32)
+    assert not planned.bf16 and planned.teacher_bytes == 4 and planned.retrain_workers == 2
