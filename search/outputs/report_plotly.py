@@ -9,32 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from minitron.budget import format_count
-from search.outputs.report_data import (
-    _BAND_COLOR,
-    _CANDIDATE_COLOR,
-    _FRONT_COLOR,
-    _OTHER_STYLE,
-    _POINT_COLOR,
-    _SHAPE_COLOR,
-    _STATUS_STYLE,
-    _WINNER_COLOR,
-    _band,
-    _band_label,
-    _budget_point_text,
-    _budget_points,
-    _e,
-    _front,
-    _hover,
-    _latency_text,
-    _name,
-    _objective,
-    _plotted,
-    _split_axis,
-    _spread_error,
-    _teacher_point,
-    _winner_labels,
-    _winner_ranks,
-)
+from search.outputs import report_data as common
 
 
 def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
@@ -42,111 +17,111 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
     front on `x_key`, hand-designed shapes, winners, the teacher; on parameters the feasible budget,
     and the winners' budget points on the axis of the search's objective."""
     by_params = x_key == "params"
-    cands = _plotted(summary, x_key)
-    winners = _winner_ranks(summary)
-    band = _band(summary) if by_params else None
-    objective = _objective(summary)
-    points = _budget_points(summary) if by_params == (objective == "params") else []
-    tx, ty = _teacher_point(summary, x_key)
+    cands = common._plotted(summary, x_key)
+    winners = common._winner_ranks(summary)
+    band = common._band(summary) if by_params else None
+    objective = common._objective(summary)
+    points = common._budget_points(summary) if by_params == (objective == "params") else []
+    tx, ty = common._teacher_point(summary, x_key)
     if by_params and ty is None:
         tx = None  # the teacher is placed by its loss; without one it is left out
-    split = _split_axis([c[x_key] for c in cands] + list(band or ()) + [p for _, p in points], tx)
+    split = common._split_axis([c[x_key] for c in cands] + list(band or ()) + [p for _, p in points], tx)
     fig = go.Figure()
-    spread = [(c, e) for c in cands if (e := _spread_error(c)) is not None] if not by_params else []
+    spread = [(c, e) for c in cands if (e := common._spread_error(c)) is not None] if not by_params else []
     if spread:  # the bars alone, in a trace of their own: a point without a spread gets none
         fig.add_scatter(
             x=[c[x_key] for c, _ in spread],
             y=[c["probe_loss"] for c, _ in spread],
             mode="markers",
             name="latency: fastest–slowest round",
-            marker={"color": _CANDIDATE_COLOR, "size": 1, "opacity": 0},
+            marker={"color": common._CANDIDATE_COLOR, "size": 1, "opacity": 0},
             error_x={
                 "type": "data",
                 "symmetric": False,
                 "array": [e[1] for _, e in spread],
                 "arrayminus": [e[0] for _, e in spread],
-                "color": _CANDIDATE_COLOR,
+                "color": common._CANDIDATE_COLOR,
                 "thickness": 1,
                 "width": 3,
             },
             hoverinfo="skip",
         )
-    searched = [c for c in cands if not _name(c)]
+    searched = [c for c in cands if not common._name(c)]
     for status in sorted({str(c.get("status")) for c in searched}):
         group = [c for c in searched if str(c.get("status")) == status]
-        symbol = _STATUS_STYLE.get(status, _OTHER_STYLE)[0]
+        symbol = common._STATUS_STYLE.get(status, common._OTHER_STYLE)[0]
         fig.add_scatter(
             x=[c[x_key] for c in group],
             y=[c["probe_loss"] for c in group],
             mode="markers",
             name=html.escape(status),
-            marker={"symbol": symbol, "size": 9, "color": _CANDIDATE_COLOR, "line": {"width": 1.5}},
-            text=[_hover(c) for c in group],
+            marker={"symbol": symbol, "size": 9, "color": common._CANDIDATE_COLOR, "line": {"width": 1.5}},
+            text=[common._hover(c) for c in group],
             hovertemplate="%{text}<extra></extra>",
         )
     if cands:
-        front = _front(cands, x_key)
+        front = common._front(cands, x_key)
         fig.add_scatter(
             x=[c[x_key] for c in front],
             y=[c["probe_loss"] for c in front],
             mode="lines+markers",
-            line={"shape": "hv", "color": _FRONT_COLOR, "width": 2},
-            marker={"color": _FRONT_COLOR, "size": 6},
+            line={"shape": "hv", "color": common._FRONT_COLOR, "width": 2},
+            marker={"color": common._FRONT_COLOR, "size": 6},
             name="Pareto front",
             hoverinfo="skip",
         )
-    shapes = [c for c in cands if _name(c)]
+    shapes = [c for c in cands if common._name(c)]
     if shapes:
-        fig.add_scatter(
-            x=[c[x_key] for c in shapes],
-            y=[c["probe_loss"] for c in shapes],
-            mode="markers+text",
-            name="hand-designed shapes",
+        _labelled_markers(
+            fig,
+            shapes,
+            x_key,
+            "hand-designed shapes",
             marker={
                 "symbol": [
-                    "square" if _STATUS_STYLE.get(str(c.get("status")), _OTHER_STYLE)[2] else "square-open"
+                    "square"
+                    if common._STATUS_STYLE.get(str(c.get("status")), common._OTHER_STYLE)[2]
+                    else "square-open"
                     for c in shapes
                 ],
                 "size": 10,
-                "color": _SHAPE_COLOR,
-                "line": {"width": 1.5, "color": _SHAPE_COLOR},
+                "color": common._SHAPE_COLOR,
+                "line": {"width": 1.5, "color": common._SHAPE_COLOR},
             },
-            text=[_e(_name(c)) for c in shapes],
+            text=[common._e(common._name(c)) for c in shapes],
+            hovertext=[common._hover(c) for c in shapes],
             textposition="bottom right",
-            textfont={"size": 11, "color": _SHAPE_COLOR},
-            hovertext=[_hover(c) for c in shapes],
-            hovertemplate="%{hovertext}<extra></extra>",
+            textfont={"size": 11, "color": common._SHAPE_COLOR},
         )
     won = [c for c in cands if str(c.get("trial_id")) in winners]
     if won:
-        fig.add_scatter(
-            x=[c[x_key] for c in won],
-            y=[c["probe_loss"] for c in won],
-            mode="markers+text",
-            name="winners",
+        _labelled_markers(
+            fig,
+            won,
+            x_key,
+            "winners",
             marker={
                 "symbol": "star",
                 "size": 18,
-                "color": _WINNER_COLOR,
+                "color": common._WINNER_COLOR,
                 "line": {"width": 1, "color": "#333"},
             },
-            text=[_e(label) for label in _winner_labels(won, winners, x_key, cands)],
+            text=[common._e(label) for label in common._winner_labels(won, winners, x_key, cands)],
+            hovertext=[common._hover(c, winners[str(c.get("trial_id"))]) for c in won],
             textposition="top center",
-            hovertext=[_hover(c, winners[str(c.get("trial_id"))]) for c in won],
-            hovertemplate="%{hovertext}<extra></extra>",
         )
     teacher_axis = "x2" if split else "x"
     if tx is not None and ty is not None:
         teacher = summary.get("teacher") or {}
-        teacher_name = _e(teacher.get("name"))
-        teacher_spread = None if by_params else _spread_error(teacher)
+        teacher_name = common._e(teacher.get("name"))
+        teacher_spread = None if by_params else common._spread_error(teacher)
         error_x = (
             {"type": "data", "symmetric": False, "array": [teacher_spread[1]]}
             | {"arrayminus": [teacher_spread[0]], "color": "#222", "thickness": 1.5, "width": 4}
             if teacher_spread is not None
             else None
         )
-        latency = f"<br>latency {_latency_text(teacher)} ms" if not by_params else ""
+        latency = f"<br>latency {common._latency_text(teacher)} ms" if not by_params else ""
         fig.add_scatter(
             error_x=error_x,
             x=[tx],
@@ -168,19 +143,19 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
         fig.add_vrect(
             x0=band[0],
             x1=band[1],
-            fillcolor=_BAND_COLOR,
+            fillcolor=common._BAND_COLOR,
             opacity=0.1,
             line_width=0,
-            annotation_text=_e(_band_label(summary)),
+            annotation_text=common._e(common._band_label(summary)),
             annotation_position="top left",
         )
     for rank, point in points:
         fig.add_vline(
             x=point,
-            line={"dash": "dot", "width": 1, "color": _POINT_COLOR},
-            annotation_text=f"{_e(_budget_point_text(point, objective))} (#{_e(rank)})",
+            line={"dash": "dot", "width": 1, "color": common._POINT_COLOR},
+            annotation_text=f"{common._e(common._budget_point_text(point, objective))} (#{common._e(rank)})",
             annotation_position="bottom right",
-            annotation_font={"size": 10, "color": _POINT_COLOR},
+            annotation_font={"size": 10, "color": common._POINT_COLOR},
         )
     if not cands:
         # Plotly sizes an axis without data to -1..6; show the band and teacher line where they are.
@@ -232,4 +207,29 @@ def _figure_html(fig: go.Figure, div_id: str, include_js: bool) -> str:
             config=config,
             default_height="480px",
         )
+    )
+
+
+def _labelled_markers(
+    fig: go.Figure,
+    points: list[dict[str, Any]],
+    x_key: str,
+    name: str,
+    *,
+    marker: dict[str, Any],
+    text: list[str],
+    hovertext: list[str],
+    **style: Any,
+) -> None:
+    """Named candidates (hand shapes, winners) as labelled markers over their probe loss."""
+    fig.add_scatter(
+        x=[c[x_key] for c in points],
+        y=[c["probe_loss"] for c in points],
+        mode="markers+text",
+        name=name,
+        marker=marker,
+        text=text,
+        hovertext=hovertext,
+        hovertemplate="%{hovertext}<extra></extra>",
+        **style,
     )

@@ -26,31 +26,7 @@ from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox, blended_transform_factory
 
 from minitron.budget import format_count
-from search.outputs.report_data import (
-    _BAND_COLOR,
-    _CANDIDATE_COLOR,
-    _FRONT_COLOR,
-    _OTHER_STYLE,
-    _POINT_COLOR,
-    _SHAPE_COLOR,
-    _STATUS_STYLE,
-    _WINNER_COLOR,
-    _band,
-    _band_label,
-    _budget_point_text,
-    _budget_points,
-    _budget_range,
-    _budget_text,
-    _front,
-    _name,
-    _objective,
-    _plotted,
-    _split_axis,
-    _spread_error,
-    _teacher_point,
-    _winner_labels,
-    _winner_ranks,
-)
+from search.outputs import report_data as common
 
 #: A place a label may take: its anchor (None: where it points now), its offset from there in
 #: points, its horizontal and vertical alignment.
@@ -93,13 +69,13 @@ def _pareto_png(summary: Mapping[str, Any]) -> bytes:
     fig = Figure(figsize=(14, 5.5), dpi=120)
     FigureCanvasAgg(fig)
     outer = fig.add_gridspec(1, 2, wspace=0.12)
-    objective = _objective(summary)
+    objective = common._objective(summary)
     panels: list[tuple[list[Axes], list[tuple[Annotation, list[_Place]]]]] = []
     for spec, x_key in ((outer[0], "params"), (outer[1], "latency_ms")):
-        points = _budget_points(summary) if (x_key == "params") == (objective == "params") else []
+        points = common._budget_points(summary) if (x_key == "params") == (objective == "params") else []
         share = panels[0][0][0] if panels else None
         panels.append(_panel(fig, spec, summary, x_key, points, share))
-    title = f"{summary.get('name') or 'search'}: budget {_budget_text(summary)}"
+    title = f"{summary.get('name') or 'search'}: budget {common._budget_text(summary)}"
     if objective == "latency":
         title += " · objective: latency"
     fig.suptitle(title, parse_math=False)
@@ -125,13 +101,13 @@ def _panel(
     labels that may still move to keep clear of each other, with the places each may take.
     """
     by_params = x_key == "params"
-    cands, ranks = _plotted(summary, x_key), _winner_ranks(summary)
-    band = _band(summary) if by_params else None
-    tx, ty = _teacher_point(summary, x_key)
+    cands, ranks = common._plotted(summary, x_key), common._winner_ranks(summary)
+    band = common._band(summary) if by_params else None
+    tx, ty = common._teacher_point(summary, x_key)
     if by_params and ty is None:
         tx = None  # the teacher is placed by its loss; without one it is left out
     xs = [c[x_key] for c in cands] + list(band or ()) + [p for _, p in budget_points]
-    split = _split_axis(xs, tx)
+    split = common._split_axis(xs, tx)
     if split:  # a broken x axis, as in the HTML: candidates wide, the teacher in a narrow panel
         sub = spec.subgridspec(1, 2, width_ratios=[7, 1], wspace=0.05)
         ax = fig.add_subplot(sub[0], sharey=share)
@@ -143,9 +119,9 @@ def _panel(
     ranked: list[tuple[Annotation, list[_Place]]] = []
     top = blended_transform_factory(ax.transData, ax.transAxes)
     if band is not None:
-        label = _band_label(summary)
-        ax.axvspan(band[0], band[1], color=_BAND_COLOR, alpha=0.1, label=label, zorder=0)
-        if _budget_range(summary)[0] is not None:  # a range: name it in the plot too, in a corner
+        label = common._band_label(summary)
+        ax.axvspan(band[0], band[1], color=common._BAND_COLOR, alpha=0.1, label=label, zorder=0)
+        if common._budget_range(summary)[0] is not None:  # a range: name it in the plot too, in a corner
             corners: list[_Place] = [
                 ((band[1], 1), (-4, -4), "right", "top"),  # large and bad: rarely a point there
                 ((band[0], 0), (4, 4), "left", "bottom"),
@@ -165,7 +141,7 @@ def _panel(
             )
             fixed.append((text, corners))
     for rank, point in budget_points:
-        ax.axvline(point, color=_POINT_COLOR, ls=":", lw=1, zorder=1)
+        ax.axvline(point, color=common._POINT_COLOR, ls=":", lw=1, zorder=1)
         ends: list[_Place] = [
             ((point, 0), (-2, 4), "right", "bottom"),
             ((point, 1), (-2, -4), "right", "top"),
@@ -173,83 +149,85 @@ def _panel(
             ((point, 1), (2, -4), "left", "top"),
         ]
         text = ax.annotate(
-            f"{_budget_point_text(point, 'params' if by_params else 'latency')} (#{rank})",
+            f"{common._budget_point_text(point, 'params' if by_params else 'latency')} (#{rank})",
             (point, 0),
             xycoords=top,
             textcoords="offset points",
             xytext=ends[0][1],
             rotation=90,
             fontsize=7,
-            color=_POINT_COLOR,
+            color=common._POINT_COLOR,
             parse_math=False,
         )
         fixed.append((text, ends))
     if budget_points:  # one legend entry for all the lines
-        ax.plot([], [], color=_POINT_COLOR, ls=":", lw=1, label="winners' budget points")
+        ax.plot([], [], color=common._POINT_COLOR, ls=":", lw=1, label="winners' budget points")
     if not by_params:
-        spread = [(c, e) for c in cands if (e := _spread_error(c)) is not None]
+        spread = [(c, e) for c in cands if (e := common._spread_error(c)) is not None]
         if spread:
             ax.errorbar(
                 [c[x_key] for c, _ in spread],
                 [c["probe_loss"] for c, _ in spread],
                 xerr=[[e[0] for _, e in spread], [e[1] for _, e in spread]],
                 fmt="none",
-                ecolor=_CANDIDATE_COLOR,
+                ecolor=common._CANDIDATE_COLOR,
                 elinewidth=1,
                 capsize=2.5,
                 alpha=0.6,
                 label="latency: fastest–slowest round",
                 zorder=2,
             )
-    searched = [c for c in cands if not _name(c)]
+    searched = [c for c in cands if not common._name(c)]
     for status in sorted({str(c.get("status")) for c in searched}):
         group = [c for c in searched if str(c.get("status")) == status]
-        _, marker, filled = _STATUS_STYLE.get(status, _OTHER_STYLE)
+        _, marker, filled = common._STATUS_STYLE.get(status, common._OTHER_STYLE)
         ax.scatter(
             [c[x_key] for c in group],
             [c["probe_loss"] for c in group],
             marker=marker,
             s=40,
-            facecolors=_CANDIDATE_COLOR if filled else "none",
-            edgecolors=_CANDIDATE_COLOR,
+            facecolors=common._CANDIDATE_COLOR if filled else "none",
+            edgecolors=common._CANDIDATE_COLOR,
             label=status.replace("$", r"\$"),
             zorder=3,
         )
     if cands:
-        front = _front(cands, x_key)
+        front = common._front(cands, x_key)
         ax.step(
             [c[x_key] for c in front],
             [c["probe_loss"] for c in front],
             where="post",
-            color=_FRONT_COLOR,
+            color=common._FRONT_COLOR,
             marker=".",
             lw=2,
             alpha=0.85,
             label="Pareto front",
             zorder=2.5,
         )
-    shapes = [c for c in cands if _name(c)]
+    shapes = [c for c in cands if common._name(c)]
     if shapes:
-        filled_shape = [_STATUS_STYLE.get(str(c.get("status")), _OTHER_STYLE)[2] for c in shapes]
+        filled_shape = [
+            common._STATUS_STYLE.get(str(c.get("status")), common._OTHER_STYLE)[2] for c in shapes
+        ]
         ax.scatter(
             [c[x_key] for c in shapes],
             [c["probe_loss"] for c in shapes],
             marker="s",
             s=48,
-            facecolors=[_SHAPE_COLOR if f else "none" for f in filled_shape],
-            edgecolors=_SHAPE_COLOR,
+            facecolors=[common._SHAPE_COLOR if f else "none" for f in filled_shape],
+            edgecolors=common._SHAPE_COLOR,
             linewidths=1.5,
             label="hand-designed shapes",
             zorder=3.5,
         )
         for c in shapes:
             text = ax.annotate(
-                str(_name(c)),
+                str(common._name(c)),
                 (c[x_key], c["probe_loss"]),
                 textcoords="offset points",
                 xytext=_NAME_PLACES[0][1],
                 fontsize=7,
-                color=_SHAPE_COLOR,
+                color=common._SHAPE_COLOR,
                 parse_math=False,
                 zorder=5,
             )
@@ -261,12 +239,12 @@ def _panel(
             [c["probe_loss"] for c in won],
             marker="*",
             s=260,
-            color=_WINNER_COLOR,
+            color=common._WINNER_COLOR,
             edgecolors="#333",
             label="winners",
             zorder=4,
         )
-        for c, label in zip(won, _winner_labels(won, ranks, x_key, cands), strict=True):
+        for c, label in zip(won, common._winner_labels(won, ranks, x_key, cands), strict=True):
             if label:
                 text = ax.annotate(
                     label,
@@ -333,7 +311,7 @@ def _teacher(summary: Mapping[str, Any], ax: Axes, x_key: str, tx: float | None,
             fontsize=9,
         )
         return
-    spread = _spread_error(summary.get("teacher") or {}) if x_key == "latency_ms" else None
+    spread = common._spread_error(summary.get("teacher") or {}) if x_key == "latency_ms" else None
     if spread is not None:
         ax.errorbar([tx], [ty], xerr=[[spread[0]], [spread[1]]], fmt="none", ecolor="#222", capsize=2.5)
     ax.scatter([tx], [ty], marker="D", s=60, color="#222", label="teacher", zorder=4)
