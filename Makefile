@@ -31,8 +31,10 @@ lint: setup
 	$(PY) -m ruff format --check minitron search search.py bench tests
 	$(PY) -m mypy
 
+# Two pytest workers, each taking whole files (a file's module fixtures run once): much of a test's
+# time is one process importing torch or starting Ray while the other core idles (docs/measured-commands.md).
 unit: assets
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test: lint unit
 
