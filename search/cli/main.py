@@ -5,9 +5,10 @@
     python search.py --space spaces/llama-3.1-8b.yaml --budget 4.5B --dry-run --json
     python search.py --resume results/<name>                                 # continue a killed run
 
-`search.py` and the `minitron-search` console script both run `main` here. This module only parses
-arguments, checks them and wires the stages together; the work lives in `minitron/` (library) and
-the rest of `search/` (spaces, Ray Tune + Optuna, ranking, report).
+`search.py` and the `minitron-search` console script both run `main` here: a new run, a `--resume`
+or a `--dry-run`. The options become settings in `search.cli.resolve` and a dry run's tables in
+`search.cli.dryrun`; the work lives in `minitron/` (the library) and the rest of `search/` (the
+plan, its execution on Ray, the outputs).
 """
 
 from __future__ import annotations
