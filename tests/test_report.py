@@ -376,3 +376,46 @@ def test_hand_shape_names_are_escaped(tmp_path: Path) -> None:
     assert figures.count(escaped) >= 2 + 2 * 2  # the two tables; label and hover in both figures
     assert "\\u003cimg" not in text
     assert not [a for a in _parse(text).attrs if a[0] == "img"]
+
+
+def test_report_and_card_tables_show_per_domain_losses_and_retention(tmp_path: Path) -> None:
+    from search.outputs.quality import domain_table, markdown, retention_table
+
+    data = sample_summary()
+    data["settings"] = {"data": "wiki-en=0.7,code-py=0.3,speeches-en=0"}
+    data["teacher"] |= {"test_loss": 2.9, "test_losses": {"wiki-en": 2.8, "code-py": 1.5, "speeches-en": 3.0}}
+    data["winners"][0] |= {"test_losses": {"wiki-en": 4.1, "code-py": 2.5, "speeches-en": 5.4}}
+    results = {"hellaswag": {"acc_norm,none": 0.46}, "lambada_openai": {"acc,none": 0.29}}
+    counts = {t: {"effective": 400, "original": 5000} for t in results}
+    data["benchmarks"] = {
+        "tasks": ["hellaswag", "lambada_openai"],
+        "limit": 400,
+        "num_fewshot": None,
+        "models": {
+            "teacher": {"results": results, "n-samples": counts},
+            "t1": {
+                "results": {"hellaswag": {"acc_norm,none": 0.31}, "lambada_openai": {"acc,none": 0.02}},
+                "n-samples": counts,
+            },
+        },
+    }
+    summary = Summary.from_json(data)
+    header, rows = domain_table(summary)
+    assert header[:3] == ["test split", "weight", "teacher"]
+    assert [r[:3] for r in rows] == [
+        ["mixture", "—", "2.900"],
+        ["wiki-en", "0.7", "2.800"],
+        ["code-py", "0.3", "1.500"],
+        ["speeches-en", "out of domain", "3.000"],
+    ]
+    assert rows[3][3] == "5.400 (+2.400)" and rows[3][4] == "—"  # winner 2 has no per-domain losses
+    assert "| speeches-en | out of domain |" in markdown(header, rows)
+    kept = retention_table(summary, summary.winners[0])
+    assert [round(r.retention or 0, 3) for r in kept] == [round(0.06 / 0.21, 3), round(0.02 / 0.29, 3)]
+    assert retention_table(summary, summary.winners[1]) == []  # no scores for winner 2
+    write_report(tmp_path, summary)
+    page = (tmp_path / "report.html").read_text()
+    assert "Test loss per domain" in page and "out of domain" in page
+    assert "Retention, winner 1" in page and "Retention, winner 2" not in page
+    one_corpus = Summary.from_json(sample_summary())
+    assert domain_table(one_corpus) == ([], [])

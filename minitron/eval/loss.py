@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from minitron.atomic import write_json
 from minitron.data.assets import cache_dir
-from minitron.data.tokens import SEQ_LEN, pack
+from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.model.fingerprint import model_fingerprint
 from minitron.runtime import show_progress
 
@@ -24,6 +24,9 @@ VALIDATION_SEQUENCES = 16
 #: Test sequences behind the loss quoted for a chosen model (more than validation: nothing is
 #: chosen with it, so it is read once per model, and its estimate should be tight).
 TEST_SEQUENCES = 64
+#: Test sequences per part of a mix, beside the mixture's own `TEST_SEQUENCES` (fewer where a part
+#: holds fewer): read once per chosen model and part.
+DOMAIN_TEST_SEQUENCES = 32
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,20 @@ def zero_shot_loss(
     """
     sequences = pack(tokens.validation, seq_len, max_sequences)
     return validation_loss(model, sequences, batch_size=batch_size, progress=progress, desc="zero-shot loss")
+
+
+def domain_test_sets(
+    tokens: TokenizedCorpus, seq_len: int, sequences: int = DOMAIN_TEST_SEQUENCES
+) -> dict[str, torch.Tensor]:
+    """Each part of a mix with at least one whole test sequence: its first `sequences` of them."""
+    return {d.name: pack(d.test, seq_len, sequences) for d in tokens.domains if d.test.size >= seq_len}
+
+
+def domain_losses(
+    model: Any, sets: dict[str, torch.Tensor], batch_size: int = 4, progress: bool = False
+) -> dict[str, float]:
+    """The model's loss on each part's test sequences (`domain_test_sets`)."""
+    return {
+        name: validation_loss(model, seqs, batch_size, progress, desc=f"test loss {name}").loss
+        for name, seqs in sets.items()
+    }

@@ -55,8 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--data",
         default=settings.data,
-        help="corpus for calibration, probes, validation and retraining: wiki-en, a "
-        ".txt/.jsonl file or a directory of them",
+        help="data for calibration, probes, validation and retraining: `mix` (embedded corpora and the "
+        "teacher's own samples, with an out-of-domain test), one corpus (wiki-en, narrative-en, "
+        "code-py, dialogue-en, speeches-en, a .txt/.jsonl file or a directory of them), or several "
+        "with weights: wiki-en=0.6,notes.jsonl=0.4,teacher-samples=0.2 (weight 0: test only)",
+    )
+    what.add_argument(
+        "--teacher-samples",
+        type=int,
+        default=settings.generation.documents,
+        help="samples drawn from the teacher (temperature 1) for a mix's teacher-samples part, once per "
+        "teacher and setting (cached)",
+    )
+    what.add_argument(
+        "--sample-tokens",
+        type=int,
+        default=settings.generation.max_new_tokens,
+        help="tokens per teacher sample at most",
     )
     how = parser.add_argument_group("search")
     how.add_argument("--trials", type=int, default=plan.trials, help="candidates to probe (Ray Tune trials)")

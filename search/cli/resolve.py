@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 from minitron.budget import parse_budget_range, parse_tokens
+from minitron.data.generated import GenerationConfig
+from minitron.data.mix import check_parts
 from minitron.errors import MinitronError
 from minitron.eval.benchmarks import ALL_TASKS, check_tasks
 from search.plan.settings import RANGE_RUNGS, RANGE_WINNERS, Resources, SearchPlan, SearchSettings
@@ -149,6 +151,7 @@ def resolve_settings(args: argparse.Namespace) -> SearchSettings:
     low, budget = parse_budget_range(args.budget)
     space, candidates = pick_space(args, low, budget)  # fails fast on a budget the space cannot reach
     check_options(args, low != budget)
+    check_data_options(args)
     name = check_name(args.name) if args.name is not None else default_name(low, budget)
     check_out(args.out)
     resources = resolve_resources(args)
@@ -180,12 +183,24 @@ def settings_from_args(
         eval_fewshot=args.eval_fewshot,
         seed=args.seed,
         data=args.data,
+        generation=GenerationConfig(documents=args.teacher_samples, max_new_tokens=args.sample_tokens),
         budget_low=low if is_range else None,
         name=name,
         out=args.out,
         allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code,
     )
+
+
+def check_data_options(args: argparse.Namespace) -> None:
+    """`--data` names corpora that exist, with valid weights; the teacher's samples are sized."""
+    check_parts(args.data)
+    for option, value in (
+        ("--teacher-samples", args.teacher_samples),
+        ("--sample-tokens", args.sample_tokens),
+    ):
+        if value <= 0:
+            raise MinitronError(f"{option} must be a positive number, got {value}")
 
 
 def trial_memory(args: argparse.Namespace, resources: Resources) -> Any:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from minitron.atomic import write_text
 from minitron.budget import format_budget, format_count
+from minitron.eval.retention import format_retention
 from minitron.model.architecture import Architecture
 from minitron.model.card import model_card, teacher_origin
+from search.outputs.quality import domain_table, markdown, retention_table
 from search.outputs.summary import Summary, WinnerRow, benchmark_table
 from search.plan.settings import SearchSettings
 
@@ -82,9 +84,26 @@ def _budget(summary: Summary) -> str:
 
 
 def _results(summary: Summary, winner: WinnerRow) -> str:
-    """The teacher-vs-this-model benchmark table, lm-eval's numbers."""
+    """Test loss per domain, the teacher-vs-this-model benchmark table (lm-eval's numbers) and
+    this model's retention of the teacher's scores."""
+    parts = []
+    header, rows = domain_table(summary, [winner])
+    if rows:
+        header[-1] = "this model"
+        parts.append(
+            "Test loss per domain, nats per token (gap to the teacher in brackets; the part of weight 0 "
+            f"was kept out of training and ranking):\n\n{markdown(header, rows)}"
+        )
     table = benchmark_table(summary, {"teacher": "teacher", winner.trial_id: "this model"})
-    return f"lm-eval scores, 0-100 (change against the teacher in brackets):\n\n{table}" if table else ""
+    if table:
+        parts.append(f"lm-eval scores, 0-100 (change against the teacher in brackets):\n\n{table}")
+    kept = format_retention(retention_table(summary, winner))
+    if kept:
+        parts.append(
+            "Retention of the teacher's scores, (this model − chance) ÷ (teacher − chance), with Wilson "
+            f"95 % intervals over the items:\n\n{kept}"
+        )
+    return "\n".join(parts)
 
 
 def _loss(value: float | None) -> str:

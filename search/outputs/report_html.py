@@ -187,6 +187,46 @@ def _benchmarks(summary: Mapping[str, Any]) -> str:
     return note + _table(header, rows, numeric, [""] * len(rows)) + caption
 
 
+def _quality(summary: Mapping[str, Any]) -> str:
+    """Test loss per part of the mix, and each winner's retention of the teacher's benchmarks."""
+    from minitron.eval.retention import HEADER, cells
+    from search.outputs.quality import domain_table, retention_table
+    from search.outputs.summary import Summary
+
+    typed = Summary.from_json(dict(summary))
+    parts = []
+    header, rows = domain_table(typed)
+    if rows:
+        parts += [
+            "<h2>Test loss per domain</h2>",
+            _table(
+                [_e(h) for h in header],
+                [[_e(c) for c in r] for r in rows],
+                set(range(1, len(header))),
+                [""] * len(rows),
+            ),
+            '<p class="meta">Nats per token on each part\'s own test split (nothing chose with it); the '
+            "part of weight 0 is kept out of training, calibration and ranking. Winners show their gap to "
+            "the teacher in parentheses.</p>",
+        ]
+    for w in typed.winners:
+        kept = retention_table(typed, w)
+        if not kept:
+            continue
+        body = [[_e(c) for c in cells(r)] for r in kept]
+        head = [_e(h) for h in HEADER[:4]] + [f"winner {_e(w.rank)} (95 % CI)", _e(HEADER[5])]
+        parts += [
+            f"<h2>Retention, winner {_e(w.rank)}</h2>",
+            _table(head, body, set(range(1, 6)), [""] * len(body)),
+        ]
+    if len(parts) > 3 or (parts and not rows):
+        parts.append(
+            '<p class="meta">Retention = (winner − chance) ÷ (teacher − chance); intervals are Wilson 95 % '
+            "intervals over the items, the retention's from the winner's.</p>"
+        )
+    return "\n".join(parts)
+
+
 def _failures(summary: Mapping[str, Any]) -> str:
     failed = [c for c in _candidates(summary) if _is_failed(c)]
     if not failed:
@@ -256,6 +296,7 @@ def _render_html(summary: Mapping[str, Any]) -> str:
         _winners(summary),
         "<h2>Benchmarks</h2>",
         _benchmarks(summary),
+        _quality(summary),
         "<h2>Failed trials</h2>",
         _failures(summary),
         "<h2>Settings</h2>",

@@ -36,6 +36,8 @@ class TeacherRecord:
     """Validation loss on the run's validation sequences."""
     test_loss: float | None = None
     """Loss on the run's test sequences (beside the winners' test losses)."""
+    test_losses: dict[str, float] = field(default_factory=dict)
+    """Loss on each part's test sequences, for a mix (the part of weight 0 is out of domain)."""
     latency_ms: float | None = None
     """Median latency over the latency stage's rounds (`search.run.latency`)."""
     latency_low_ms: float | None = None
@@ -73,9 +75,13 @@ class WinnerResult:
     error: str | None = None
     test_loss: float | None = None
     """Loss on the test split after retraining (nothing chose with it): the loss to quote."""
+    test_losses: dict[str, float] = field(default_factory=dict)
+    """Loss on each part's test split after retraining, for a mix."""
 
     def to_json(self) -> dict[str, Any]:
-        data = {"path": self.path, "final_loss": self.final_loss, "test_loss": self.test_loss}
+        data: dict[str, Any] = {"path": self.path, "final_loss": self.final_loss, "test_loss": self.test_loss}
+        if self.test_losses:
+            data["test_losses"] = self.test_losses
         if self.tokens_trained is not None:
             data["tokens_trained"] = self.tokens_trained
         if self.error is not None:

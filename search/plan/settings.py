@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from minitron.data.generated import GenerationConfig
+from minitron.data.mix import DEFAULT_DATA
 from minitron.distill.probe import ProbeConfig
 from minitron.distill.retrain import RetrainConfig
 from minitron.errors import MinitronError
@@ -28,7 +30,7 @@ from minitron.runtime import Placement
 #: Benchmarks of the default run: sized so a teacher + 2 winners take a few minutes on 2 CPU cores.
 #: MMLU (57 subjects) is left out by default: at 100M parameters it scores at chance (25 %).
 DEFAULT_EVAL_TASKS = ("hellaswag", "piqa", "winogrande", "arc_easy", "arc_challenge", "lambada_openai")
-DEFAULT_EVAL_LIMIT = 100
+DEFAULT_EVAL_LIMIT = 400
 SCHEDULERS = ("asha", "none")
 #: The search's second objective beside the probe loss when it searches a budget range.
 OBJECTIVES = ("params", "latency")
@@ -115,8 +117,9 @@ class SearchSettings:
     """Path of the search-space YAML file."""
     teacher: str
     """Teacher spec as given (embedded name, checkpoint dir, .gguf or hub id)."""
-    data: str = "wiki-en"
-    """Corpus for calibration, probes, validation and retraining."""
+    data: str = DEFAULT_DATA
+    """Data for calibration, probes, validation and retraining: one corpus, the default `mix`, or
+    several corpora with weights (`minitron.data.mix`)."""
     budget_low: int | None = None
     """The lower end of a budget range (`--budget 50M:110M`): the search then covers every size
     from it to `budget` and returns a Pareto front; None: one budget."""
@@ -131,6 +134,9 @@ class SearchSettings:
     trust_remote_code: bool = False
     """Run code shipped with a teacher checkpoint (never by default)."""
     plan: SearchPlan = field(default_factory=SearchPlan)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """The teacher's samples, where the data holds `teacher-samples` (runs from before them read
+    the defaults and never use them)."""
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
     """Calibration; its `seq_len` is the run's sequence length everywhere."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)

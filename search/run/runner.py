@@ -17,18 +17,17 @@ import torch
 
 from minitron.atomic import write_json
 from minitron.budget import format_budget
-from minitron.data.corpus import load_corpus
-from minitron.data.tokens import TokenizedCorpus, pack, tokenize_corpus
+from minitron.data.tokens import TokenizedCorpus, pack
 from minitron.distill.sources import training_windows
 from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.errors import Interrupted
 from minitron.eval.benchmarks import check_data
-from minitron.eval.loss import cached_validation_loss
 from minitron.faults import kill_point
 from minitron.importance.cache import importance_for, importance_missing
 from minitron.importance.scores import Importance
 from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
 from minitron.runtime import cpu_description
+from search.outputs.quality import domain_table, markdown
 from search.outputs.records import TrialLog, TrialRecord, rank, with_latency, with_names
 from search.outputs.rundir import RunDir, check_run_dir, create_run_dir
 from search.outputs.summary import Summary, TeacherRecord, WinnerResult, build_summary, print_result
@@ -37,6 +36,7 @@ from search.plan.corpus import check_corpus
 from search.plan.front import seeded_shapes
 from search.plan.settings import SETTINGS_FORMAT, SearchSettings
 from search.plan.space import KnownArchitecture, SearchSpace, check_teacher_matches, load_space
+from search.run.data import measure_teacher, run_tokens
 from search.run.selection import choose_winners, range_winners
 from search.run.stages import Stage, run_stages
 from search.run.timebudget import calibrate, estimate, eta, print_budget
@@ -121,7 +121,11 @@ def _teacher(ctx: Context, done: bool) -> None:
         ctx.teacher = load_teacher(settings.teacher, **options, **settings.teacher_placement())
         tokenizer, config = ctx.teacher.tokenizer, ctx.teacher.model.config
     check_teacher_matches(ctx.space, settings.teacher, config)
-    tokens = tokenize_corpus(load_corpus(settings.data), tokenizer)
+    # the teacher's samples of a mix, when not cached: drawn by the teacher (loaded for them on resume)
+    loaded = ctx.teacher
+    place = {**settings.teacher_options(), **settings.teacher_placement()}
+    model = (lambda: loaded.model) if loaded else (lambda: load_teacher(settings.teacher, **place).model)
+    tokens = run_tokens(settings, tokenizer, model)
     check_corpus(tokens, settings)
     if not ctx.resume:
         saved = {
@@ -143,24 +147,10 @@ def _teacher(ctx: Context, done: bool) -> None:
     if run.teacher.exists():
         ctx.teacher_record = TeacherRecord.load(run.teacher)
     else:
-        _teacher_record(ctx)
+        assert ctx.teacher is not None
+        ctx.teacher_record = measure_teacher(ctx.teacher, ctx.validation, ctx.test, tokens)
+        write_json(run.teacher, ctx.teacher_record.to_json())
     _time_budget(ctx)
-
-
-def _teacher_record(ctx: Context) -> None:
-    run, teacher = ctx.run, ctx.teacher
-    assert teacher is not None and ctx.validation is not None and ctx.test is not None
-    # Its speed is measured by the search stage, where trials run (their device, their threads).
-    ctx.teacher_record = TeacherRecord(
-        name=teacher.name,
-        architecture=teacher.architecture.as_dict(),
-        params=sum(p.numel() for p in teacher.model.parameters()),
-        stage_device=str(next(teacher.model.parameters()).device),
-        stage_dtype=str(next(teacher.model.parameters()).dtype).replace("torch.", ""),
-        zero_shot_loss=cached_validation_loss(teacher.model, ctx.validation, desc="teacher loss").loss,
-        test_loss=cached_validation_loss(teacher.model, ctx.test, desc="teacher test loss").loss,
-    )
-    write_json(run.teacher, ctx.teacher_record.to_json())
 
 
 def _time_budget(ctx: Context) -> None:
@@ -395,5 +385,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
                 f"python search.py --resume {run.root}"
             ) from None
         raise Interrupted("interrupted before the run directory was written; nothing was kept") from None
-    print_result(Summary.load(run.summary), run.report)
+    summary = Summary.load(run.summary)
+    print_result(summary, run.report)
+    print(markdown(*domain_table(summary)))
     return run.root

@@ -91,10 +91,9 @@ def retrain_winners_together(jobs: list[WinnerJob], importance: Importance) -> l
 
 
 def _tokens(s: SearchSettings, tokenizer: Any) -> Any:
-    from minitron.data.corpus import load_corpus
-    from minitron.data.tokens import tokenize_corpus
+    from search.run.data import run_tokens
 
-    return tokenize_corpus(load_corpus(s.data, offline=True), tokenizer)
+    return run_tokens(s, tokenizer, None)
 
 
 def _trainee(job: WinnerJob, student: Any, importance: Importance) -> Any:
@@ -122,6 +121,7 @@ def _result(job: WinnerJob, result: Any) -> WinnerResult:
         final_loss=result.history[-1]["val_loss"],
         tokens_trained=result.provenance["tokens_trained"],
         test_loss=result.test_loss,
+        test_losses=result.test_losses,
     )
 
 
@@ -166,5 +166,9 @@ def finished_result(out: Path) -> WinnerResult | None:
         return None
     record = json.loads(provenance.read_text())
     return WinnerResult(
-        str(out), record["final_val_loss"], record["tokens_trained"], test_loss=record.get("test_loss")
+        str(out),
+        record["final_val_loss"],
+        record["tokens_trained"],
+        test_loss=record.get("test_loss"),
+        test_losses=record.get("test_losses") or {},
     )

@@ -1,0 +1,74 @@
+"""The winners' quality where users judge it: per-domain test losses and benchmark retention.
+
+Both tables are built here once as rows of plain strings and drawn by the report (HTML), the model
+cards and the console (Markdown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from minitron.eval.benchmarks import Scores
+from minitron.eval.retention import Retention, retention_rows
+from search.outputs.summary import Summary, WinnerRow
+
+OUT_OF_DOMAIN = "out of domain"
+
+
+def domain_table(
+    summary: Summary, winners: list[WinnerRow] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): test loss per part of the mix (and the mixture) for the teacher and each
+    winner, with each winner's gap to the teacher; no rows for a run on one corpus."""
+    winners = summary.winners if winners is None else winners
+    teacher = summary.teacher.test_losses
+    if not teacher:
+        return [], []
+    weights = _weights(summary)
+    header = ["test split", "weight", "teacher"] + [f"winner {w.rank}" for w in winners]
+    rows = []
+    names = [("mixture", None)] + [(name, weights.get(name)) for name in teacher]
+    for name, weight in names:
+        base = summary.teacher.test_loss if name == "mixture" else teacher.get(name)
+        weight_text = "—" if name == "mixture" else OUT_OF_DOMAIN if weight == 0 else f"{weight:g}"
+        row = [name, weight_text, _loss(base)]
+        for w in winners:
+            value = w.result.test_loss if name == "mixture" else w.result.test_losses.get(name)
+            gap = f" (+{value - base:.3f})" if value is not None and base is not None else ""
+            row.append(_loss(value) + gap)
+        rows.append(row)
+    return header, rows
+
+
+def retention_table(summary: Summary, winner: WinnerRow) -> list[Retention]:
+    """The winner's chance-normalised retention of the teacher's benchmark scores."""
+    bench = summary.benchmarks or {}
+    models = bench.get("models") or {}
+    teacher, student = models.get("teacher") or {}, models.get(winner.trial_id) or {}
+    if "results" not in teacher or "results" not in student:
+        return []
+    return retention_rows(_scores(teacher), _scores(student), tuple(bench.get("tasks") or ()))
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _weights(summary: Summary) -> dict[str, float]:
+    from minitron.data.mix import parse_data
+
+    data = (summary.settings or {}).get("data")
+    return {p.spec: p.weight for p in parse_data(data)} if isinstance(data, str) else {}
+
+
+def _scores(model: Mapping[str, Any]) -> Scores:
+    return Scores(results=model["results"], n_samples=model.get("n-samples", {}))
+
+
+def _loss(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
