@@ -271,6 +271,16 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--data", "missing.txt"], "corpus 'missing.txt' does not exist"
 
 
+@row("Data mix with a weight that is not a number of 0 or more")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--data", "wiki-en=0.5,code-py=lots"], "'code-py=lots' is not CORPUS=WEIGHT"
+
+
+@row("Teacher samples that are not positive")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--teacher-samples", "0"], "--teacher-samples must be a positive number, got 0"
+
+
 @row("Corpus that is empty")
 def _(w: World) -> tuple[list[str], str]:
     path = w.tmp / "empty.txt"

@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -147,7 +148,18 @@ def teacher_samples(
                 f"the teacher's samples for {teacher_id} are not in the cache ({folder}); "
                 "a run that loads the teacher draws them"
             )
+        print(
+            f"drawing {cfg.documents} samples from the teacher (once; cached in {folder}) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         documents, meta = _draw(model(), tokenizer, cfg)
+        print(
+            f"drew {meta['new_tokens']:,} tokens in {meta['seconds']:.0f} s "
+            f"on {meta['device']} ({meta['dtype']})",
+            file=sys.stderr,
+            flush=True,
+        )
         with staging_dir(folder) as tmp:
             (tmp / "documents.jsonl").write_text(
                 "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents),
