@@ -134,3 +134,13 @@ def test_probes_use_the_candidate_head_and_older_runs_keep_the_whole_vocabulary(
     assert SearchSettings.from_json(saved).probe.weights.head is Head.CANDIDATES
     del saved["probe"]["weights"]["head"]  # a config.json written before the candidate head
     assert SearchSettings.from_json(saved).probe.weights.head is Head.VOCABULARY
+
+
+def test_runs_distil_on_the_mix_by_default_and_older_runs_keep_their_one_corpus():
+    settings = default_run()
+    assert settings.data == "mix" and settings.generation.documents > 0
+    saved = settings.to_json()
+    saved["data"] = "wiki-en"  # a config.json written before the mix: one corpus, no sampling settings
+    del saved["generation"]
+    old = SearchSettings.from_json(saved)
+    assert old.data == "wiki-en" and old.generation == settings.generation

@@ -52,6 +52,13 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         return 2
 
 
+#: What `--data` takes in the library's commands (their default stays one corpus, `wiki-en`).
+DATA_HELP = (
+    "corpus: wiki-en (or another embedded one), a .txt/.jsonl file or a folder; or a mix: `mix` or "
+    "wiki-en=0.6,code-py=0.2,teacher-samples=0.2 (see minitron.data.mix)"
+)
+
+
 def add_common_options(parser: argparse.ArgumentParser, data_help: str) -> None:
     """--teacher, --data, --seq-len and --debug, as every training command names them."""
     parser.add_argument("--teacher", default="smollm2-135m", help=TEACHER_HELP)

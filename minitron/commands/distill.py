@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from minitron.commands.common import (
+    DATA_HELP,
     add_common_options,
     check_folder_path,
     config_from_args,
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokens", required=True, help="training tokens, e.g. 200k or 2M")
     parser.add_argument("--out", required=True, help="folder for checkpoints and the final model")
     parser.add_argument("--overwrite", action="store_true", help="start over even if --out holds another job")
-    add_common_options(parser, data_help="corpus: wiki-en, a .txt/.jsonl file or a folder")
+    add_common_options(parser, data_help=DATA_HELP)
     parser.add_argument("--batch-size", type=int, default=d["batch_size"], help="sequences per step")
     parser.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate")
     parser.add_argument(
@@ -73,8 +74,8 @@ def _run(args: argparse.Namespace) -> None:
     import shutil
 
     from minitron.budget import parse_tokens
-    from minitron.data.corpus import load_corpus
-    from minitron.data.tokens import tokenize_corpus
+    from minitron.data.generated import teacher_identity
+    from minitron.data.mix import load_tokens
     from minitron.distill.retrain import RetrainConfig, retrain
     from minitron.distill.step import LossWeights
     from minitron.model.fingerprint import model_fingerprint
@@ -110,7 +111,8 @@ def _run(args: argparse.Namespace) -> None:
             f"the student's vocabulary ({student.model.config.vocab_size}) differs from the teacher's "
             f"({teacher.model.config.vocab_size})"
         )
-    tokens = tokenize_corpus(load_corpus(args.data), student.tokenizer)
+    sampler = (lambda: teacher.model) if teacher is not None else None  # the teacher's samples of a mix
+    tokens = load_tokens(args.data, student.tokenizer, teacher_identity(args.teacher), sampler)
     if args.overwrite and out.exists():  # only now that student, teacher and data are known to load
         shutil.rmtree(out)
     pruning_file = student_dir / "pruning.json"

@@ -17,6 +17,7 @@ from typing import Any
 
 from minitron.atomic import read_json_object
 from minitron.commands.common import (
+    DATA_HELP,
     add_common_options,
     check_out_folder,
     field_defaults,
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(VALIDATION_SEQUENCES),
         help="validation sequences for the zero-shot loss, or 'all', or 0 to skip",
     )
-    add_common_options(parser, data_help="corpus for calibration and the zero-shot loss")
+    add_common_options(parser, data_help="for calibration and the zero-shot loss: " + DATA_HELP)
     return parser
 
 
@@ -101,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: Any) -> None:
     from minitron.atomic import publish, staging_dir
-    from minitron.data.corpus import load_corpus
-    from minitron.data.tokens import tokenize_corpus
+    from minitron.data.generated import teacher_identity
+    from minitron.data.mix import load_tokens
     from minitron.eval.loss import zero_shot_loss
     from minitron.importance.cache import importance_for
     from minitron.importance.selection import check_prunable, select
@@ -123,7 +124,7 @@ def _run(args: Any) -> None:
     arch = parse_arch(args.arch, teacher_arch)
     check_prunable(teacher_arch, arch)  # before minutes of calibration, not after
     family = Family.from_config(teacher.model.config)
-    tokens = tokenize_corpus(load_corpus(args.data), teacher.tokenizer)
+    tokens = load_tokens(args.data, teacher.tokenizer, teacher_identity(args.teacher), lambda: teacher.model)
     importance = importance_for(
         teacher.model,
         tokens,
