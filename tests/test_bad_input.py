@@ -35,8 +35,17 @@ class World:
 
     @property
     def tiny(self) -> list[str]:
-        """A valid budget and space for the tiny teacher."""
-        return ["--budget", "3.55M", "--space", str(self.space)]
+        """A valid budget and space for the tiny teacher (and few, short samples of it for the mix)."""
+        return [
+            "--budget",
+            "3.55M",
+            "--space",
+            str(self.space),
+            "--teacher-samples",
+            "4",
+            "--sample-tokens",
+            "8",
+        ]
 
     def teacher_copy(self) -> Path:
         copy = self.tmp / "teacher-copy"

@@ -47,6 +47,7 @@ def setup(tmp_path_factory, tiny_world, tiny_space, wiki_tokens):
         budget=3_550_000, space=str(tiny_space[0]), teacher=teacher, plan=SearchPlan(),
         resources=Resources(cpus_per_trial=1.0, retrain_workers=2), retrain_tokens=64_000,
         calibration_samples=8, eval_tasks=(), eval_limit=None, eval_fewshot=None, seed=0, name="t",
+        data="wiki-en",
     )  # fmt: skip
     retrain = dataclasses.replace(
         settings.retrain, tokens=8 * 4 * 256, checkpoint_every=3, eval_every=4, eval_sequences=4,

@@ -17,7 +17,6 @@ import copy
 import hashlib
 import json
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -148,16 +147,11 @@ def teacher_samples(
                 f"the teacher's samples for {teacher_id} are not in the cache ({folder}); "
                 "a run that loads the teacher draws them"
             )
-        print(
-            f"drawing {cfg.documents} samples from the teacher (once; cached in {folder}) ...",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"drawing {cfg.documents} samples from the teacher (once; cached in {folder}) ...", flush=True)
         documents, meta = _draw(model(), tokenizer, cfg)
         print(
             f"drew {meta['new_tokens']:,} tokens in {meta['seconds']:.0f} s "
             f"on {meta['device']} ({meta['dtype']})",
-            file=sys.stderr,
             flush=True,
         )
         with staging_dir(folder) as tmp:
