@@ -37,6 +37,19 @@ def losses(model: Any, sets: dict[str, torch.Tensor], mixture: torch.Tensor) -> 
     return {"mixture": validation_loss(model, mixture, progress=False).loss, **domain_losses(model, sets)}
 
 
+def _summary(run: Path) -> Summary:
+    """The run's summary; for a run still in its benchmarks stage, its finished winners alone."""
+    if (run / "summary.json").exists():
+        return Summary.load(run / "summary.json")
+    config = json.loads((run / "config.json").read_text())["settings"]
+    winners = [
+        {"rank": int(w.name.split("-")[0]), "trial_id": w.name, "path": str(w), "final_loss": None}
+        for w in sorted((run / "winners").iterdir())
+        if (w / "provenance.json").exists()
+    ]
+    return Summary.from_json({"settings": config, "winners": winners})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run directories")
@@ -44,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/bench/mix_quality.json")
     args = parser.parse_args()
 
-    summaries = {run: Summary.load(Path(run) / "summary.json") for run in args.runs}
+    summaries = {run: _summary(Path(run)) for run in args.runs}
     teacher_spec = next(iter(summaries.values())).settings.get("teacher", "smollm2-135m")
     teacher = load_teacher(teacher_spec)
     tokens = load_tokens(args.data, teacher.tokenizer, teacher_identity(teacher_spec), offline=True)
