@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,10 +80,6 @@ def parse_data(spec: str) -> tuple[Part, ...]:
     if not any(p.weight > 0 for p in parts):
         raise MinitronError(f"--data gives no corpus a weight above 0: {spec}")
     return tuple(parts)
-
-
-def is_mix(spec: str) -> bool:
-    return len(parse_data(spec)) > 1
 
 
 def check_parts(spec: str) -> None:
@@ -178,10 +174,3 @@ def _interleave(streams: list[np.ndarray], weights: list[float], seq_len: int, r
     if not order:
         return np.zeros(0, dtype=np.uint32)
     return np.concatenate([windows[i][k] for i, k in order]).astype(np.uint32)
-
-
-def with_domains(tokens: TokenizedCorpus, name: str) -> TokenizedCorpus:
-    """A single corpus as a one-part mix's domains (its own validation and test), for tables."""
-    if tokens.domains:
-        return tokens
-    return replace(tokens, domains=(DomainTokens(name, 1.0, tokens.validation, tokens.test),))

@@ -209,17 +209,19 @@ def _quality(summary: Mapping[str, Any]) -> str:
             "part of weight 0 is kept out of training, calibration and ranking. Winners show their gap to "
             "the teacher in parentheses.</p>",
         ]
+    retained = False
     for w in typed.winners:
         kept = retention_table(typed, w)
         if not kept:
             continue
+        retained = True
         body = [[_e(c) for c in cells(r)] for r in kept]
         head = [_e(h) for h in HEADER[:4]] + [f"winner {_e(w.rank)} (95 % CI)", _e(HEADER[5])]
         parts += [
             f"<h2>Retention, winner {_e(w.rank)}</h2>",
             _table(head, body, set(range(1, 6)), [""] * len(body)),
         ]
-    if len(parts) > 3 or (parts and not rows):
+    if retained:
         parts.append(
             '<p class="meta">Retention = (winner − chance) ÷ (teacher − chance); intervals are Wilson 95 % '
             "intervals over the items, the retention's from the winner's.</p>"
