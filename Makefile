@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml
 assets: setup
 	$(PY) -m minitron fetch
 
-# The main job on the embedded default: the whole search (13 minutes on 2 CPU cores with native bf16 the first time, 12 after; docs/speed.md).
+# The main job on the embedded default: the whole search (about half an hour on 2 CPU cores once the
+# teacher's samples are cached; README, docs/measured-mix.md).
 search: assets
 	$(PY) search.py --budget $(BUDGET) $(ARGS)
 
