@@ -40,9 +40,9 @@ from transformers import AutoModelForCausalLM
 
 from bench.rank_fidelity import Runs
 from minitron.data.assets import cache_dir
-from minitron.data.generated import teacher_identity
-from minitron.data.mix import DEFAULT_DATA, load_tokens
-from minitron.data.tokens import SEQ_LEN, pack
+from minitron.data.generated import TEACHER_SAMPLES, GenerationConfig, generation_key, teacher_identity
+from minitron.data.mix import DEFAULT_DATA, DEFAULT_MIX, load_tokens
+from minitron.data.tokens import SEQ_LEN, pack, tokenizer_fingerprint
 from minitron.eval.benchmarks import EvalConfig, Scores, evaluate
 from minitron.eval.loss import (
     TEST_SEQUENCES,
@@ -58,18 +58,19 @@ TEACHER = "smollm2-135m"
 TASKS = ("lambada_openai", "hellaswag")
 ARMS = (
     "wiki=wiki-en",
-    "default=wiki-en=0.35,narrative-en=0.2,code-py=0.15,dialogue-en=0.05,SAMPLES=0.25",
+    f"default={DEFAULT_MIX.replace(TEACHER_SAMPLES, 'SAMPLES')}",
     "prose=wiki-en=0.5,narrative-en=0.2,code-py=0.05,dialogue-en=0.05,SAMPLES=0.2",
     "wiki-heavy=wiki-en=0.7,narrative-en=0.1,code-py=0.05,dialogue-en=0.05,SAMPLES=0.1",
 )
 
 
-def samples_file() -> Path:
-    """The teacher's cached samples (drawn by a search on the default mix)."""
-    found = sorted((cache_dir() / "generated").glob("*/documents.jsonl"))
-    if not found:
+def samples_file(tokenizer: Any) -> Path:
+    """The teacher's cached samples at the default settings: the file `--data mix` reads."""
+    key = generation_key(teacher_identity(TEACHER), tokenizer_fingerprint(tokenizer), GenerationConfig())
+    path = cache_dir() / "generated" / key / "documents.jsonl"
+    if not path.exists():
         sys.exit("no cached teacher samples: run `make search` (or a search on --data mix) first")
-    return found[0]
+    return path
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--arms", default=";".join(ARMS), help="NAME=DATA;...  (SAMPLES: the cached samples)")
     parser.add_argument("--correct", default="", help="arms to repeat with a corrected teacher (a,b)")
-    parser.add_argument("--seeds", default="0", help="training seeds of every arm (data order, init)")
+    parser.add_argument("--seeds", default="0", help="training seeds of every arm (the data order)")
     parser.add_argument("--correct-tokens", default="64k")
     parser.add_argument("--out", default="results/bench/mix_weights")
     args = parser.parse_args()
@@ -112,11 +113,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = Runs(out / "runs.json")
     log = out / "commands.log"
-    samples = str(samples_file())
+    teacher = load_teacher(TEACHER)
+    samples = str(samples_file(teacher.tokenizer))
     arms = dict(a.split("=", 1) for a in args.arms.split(";"))
     arms = {k: v.replace("SAMPLES", samples) for k, v in arms.items()}
-
-    teacher = load_teacher(TEACHER)
     tokens = load_tokens(DEFAULT_DATA, teacher.tokenizer, teacher_identity(TEACHER), offline=True)
     sets = domain_test_sets(tokens, SEQ_LEN)
     wiki = load_tokens("wiki-en", teacher.tokenizer, teacher_identity(TEACHER), offline=True)
