@@ -1,21 +1,25 @@
 """Search quality at equal compute: does the search beat the hand-designed shapes and random sampling?
 
     python bench/search_quality.py [--budget 70M] [--retrain-tokens 128k] [--overhead 0.25]
-                                   [--trials 8] [--seeds 0,1]
+                                   [--trials 8] [--seeds 0,1,2] [--fresh-winners]
 
-Every arm spends the same total tokens T = R + S, R the retraining tokens of one winner, S the
-probe tokens the search may spend (`--overhead` × R, so S/R ≤ 0.25):
+On the default data (the distillation mix). Every arm spends the same total tokens T, counted as
+trained tokens:
   search      the real search (`search.py`: default sampler and scheduler, probes on the cached
-              teacher targets), its winner retrained for R tokens;
-  random      the same search with Optuna's random sampler (the same S);
+              teacher targets), its winner retrained for R tokens with the teacher online. The
+              winner continues from its probe (its probe tokens are part of R), so
+              T = R + the probe tokens of the candidates that were not kept (`cost.tokens_all` in
+              its summary.json); with `--fresh-winners`, the recipe before, T = R + all probes;
+  random      the same search with Optuna's random sampler (its own T, reported);
   width-only  Minitron's hand recipe, all 30 layers and heads, hidden and MLP shrunk
-              (L30-h432-m768-q9kv3), trained for all T tokens;
-  depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), trained for T.
-The hand shapes train on the teacher's cached top-64 targets in the same seeded order and with the
-same recipe as a winner's retraining (`python -m minitron distill` with the teacher online gives
-the same model up to the top-k cache). Each seed changes the data order, the probe batches and the
-sampler's seed. Quoted: test loss (the test split, which nothing chose with), per seed and mean ±
-spread over seeds. Every finished arm is kept in `<out>/seed-<s>/`, so a rerun continues.
+              (L30-h432-m768-q9kv3), trained for the search's T tokens;
+  depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), for T.
+The hand shapes are cut with the importance the search computed (cached per teacher and data) and
+trained as `python -m minitron distill` trains a student: the teacher online, in the same seeded
+order, its default schedule (warm-up, cosine over the whole run). Each seed changes the data
+order, the probe batches and the sampler's seed. Quoted: test loss on the mixture's test split
+(which nothing chose with), the out-of-domain part's, per seed and mean ± spread over seeds.
+Every finished arm is kept in `<out>/seed-<s>/`, so a rerun continues.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rank_fidelity import DEPTH_ONLY, WIDTH_ONLY, cached_targets
+from bench.rank_fidelity import DEPTH_ONLY, WIDTH_ONLY
 from minitron.budget import format_count, parse_tokens
-from minitron.data.corpus import load_corpus
-from minitron.data.tokens import SEQ_LEN, tokenize_corpus
-from minitron.distill.retrain import retrain
+from minitron.data.generated import teacher_identity
+from minitron.data.mix import DEFAULT_DATA, load_tokens
+from minitron.distill.retrain import RetrainConfig, retrain
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod
@@ -55,8 +59,11 @@ def main() -> None:
     parser.add_argument("--retrain-tokens", default="128k")
     parser.add_argument("--overhead", type=float, default=0.25)
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--out", default="results/bench/search_quality")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--fresh-winners", action="store_true", help="winners start from their pruned weights"
+    )
+    parser.add_argument("--out", default="results/bench/search_quality_mix")
     args = parser.parse_args()
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -69,35 +76,37 @@ def main() -> None:
         argv = ["--budget", args.budget, "--trials", str(args.trials), "--overhead", str(args.overhead)]
         argv += ["--retrain-tokens", args.retrain_tokens, "--top-k", "1", "--eval", "none"]
         argv += ["--out", str(out / f"seed-{seed}"), "--name", arm, "--sampler", sampler, "--seed", str(seed)]
+        argv += ["--fresh-winners"] if args.fresh_winners else []
         return resolve_settings(build_parser().parse_args(argv))
 
     teacher = load_teacher("smollm2-135m")
-    tokens = tokenize_corpus(load_corpus("wiki-en"), teacher.tokenizer)
+    tokens = load_tokens(DEFAULT_DATA, teacher.tokenizer, teacher_identity("smollm2-135m"), offline=True)
     rows: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in seeds:
         rows[seed] = {}
         base = settings_for("search", "tpe", seed)
-        budget_s = base.probe_budget
-        total = base.retrain.steps * base.retrain.batch_size * SEQ_LEN + budget_s
         for arm, sampler in (("search", "tpe"), ("random", "random")):
             run = out / f"seed-{seed}" / arm
             t0 = time.perf_counter()
             if not (run / "summary.json").exists():
                 run_search(settings_for(arm, sampler, seed), overwrite=True)
             summary = json.loads((run / "summary.json").read_text())
-            winner = summary["winners"][0]
+            winner, cost = summary["winners"][0], summary["cost"]
             rows[seed][arm] = {
                 "architecture": Architecture(**winner["architecture"]).short(),
                 "params": winner["params"],
                 "test_loss": winner["test_loss"],
+                "test_losses": winner.get("test_losses", {}),
                 "val_loss": winner["final_loss"],
-                "tokens": summary["cost"]["probe_tokens"] + winner["tokens_trained"],
-                "probe_tokens": summary["cost"]["probe_tokens"],
+                "tokens": cost.get("tokens_all") or cost["probe_tokens"] + winner["tokens_trained"],
+                "probe_tokens": cost["probe_tokens"],
+                "not_kept_fraction": cost.get("not_kept_fraction"),
                 "seconds": summary.get("seconds") or time.perf_counter() - t0,
             }
             print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 
-        # The hand shapes: cut with the importance the search used, trained for all T tokens.
+        # The hand shapes: cut with the importance the search used, trained for the search's T tokens
+        # as `python -m minitron distill` trains (teacher online, warm-up and cosine over the run).
         importance = importance_for(
             teacher.model,
             tokens,
@@ -105,23 +114,26 @@ def main() -> None:
             block_sizes=DepthMethod.BLOCK.block_sizes([30 - 12]),
             name="smollm2-135m",
         )
-        cfg = dataclasses.replace(base.retrain, tokens=total, checkpoint_every=0)
-        bf16 = base.probe.placement.apply()[1]
-        folder = out / f"seed-{seed}" / "hand-targets"
-        sequences = cfg.steps * cfg.batch_size
-        targets = cached_targets(folder, teacher.model, tokens.train, sequences, seed, {"seed": seed}, bf16)
+        total = int(rows[seed]["search"]["tokens"])
+        default = RetrainConfig(tokens=total)
+        cfg = dataclasses.replace(
+            base.retrain,
+            tokens=total,
+            warmup_steps=default.warmup_steps,
+            decay_fraction=default.decay_fraction,
+            checkpoint_every=max(default.steps // 8, 1),
+        )
         for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
             folder = out / f"seed-{seed}" / arm
             if not (folder / "provenance.json").exists():
                 student = prune(teacher.model, arch, importance)
-                retrain(
-                    student, None, tokens, cfg, folder, teacher.tokenizer, progress=False, targets=targets
-                )
+                retrain(student, teacher.model, tokens, cfg, folder, teacher.tokenizer, progress=False)
             record = json.loads((folder / "provenance.json").read_text())
             rows[seed][arm] = {
                 "architecture": arch.short(),
                 "params": count_params(space.family, arch),
                 "test_loss": record["test_loss"],
+                "test_losses": record.get("test_losses", {}),
                 "val_loss": record["final_val_loss"],
                 "tokens": record["tokens_trained"],
                 "seconds": record["train_seconds"],
@@ -131,7 +143,8 @@ def main() -> None:
     arms = list(rows[seeds[0]])
     print(
         f"\nSearch quality at {args.budget}, equal compute: R = {format_count(retrain_tokens)} retraining "
-        f"tokens + S ≤ {args.overhead:g} R probe tokens per arm. Test loss, nats/token:\n"
+        f"tokens per winner, T = all tokens trained per arm (the hand shapes: the search's T). Test loss "
+        "on the mixture (out of domain: speeches-en), nats/token:\n"
     )
     print("| arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± spread |")
     print("|---|" + "---|" * len(seeds) + "---:|")
@@ -142,7 +155,8 @@ def main() -> None:
         means[arm] = {"mean": statistics.mean(losses), "stdev": spread}
         cells = " | ".join(
             f"{rows[s][arm]['architecture']} {rows[s][arm]['test_loss']:.3f} "
-            f"({format_count(rows[s][arm]['tokens'])} tokens)"
+            f"(OOD {rows[s][arm]['test_losses'].get('speeches-en', float('nan')):.3f}; "
+            f"{format_count(rows[s][arm]['tokens'])} tokens)"
             for s in seeds
         )
         print(f"| {arm} | {cells} | {means[arm]['mean']:.3f} ± {spread:.3f} |")

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from search.cli.main import main
+from search.plan.settings import SETTINGS_FORMAT
 from tests.conftest import ROOT, run_cli
 
 
@@ -418,8 +419,16 @@ def _(w: World) -> tuple[list[str], str]:
     run = w.tmp / "runs" / "old"
     run.mkdir(parents=True)
     settings = {"budget": 3550000, "space": "s.yaml", "teacher": "t", "plan": {"trails": 4}}
-    (run / "config.json").write_text(json.dumps({"format": 2, "settings": settings}))
+    (run / "config.json").write_text(json.dumps({"format": SETTINGS_FORMAT, "settings": settings}))
     return ["--resume", str(run)], "unknown setting settings.plan.trails"
+
+
+@row("--resume of a run made before winners continued from their probes")
+def _(w: World) -> tuple[list[str], str]:
+    run = w.tmp / "runs" / "old"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"format": 2, "settings": {"budget": 3550000}}))
+    return ["--resume", str(run)], "was made by an earlier version of minitron-search"
 
 
 @row("--resume of a run made before the test split")

@@ -175,6 +175,9 @@ def test_the_teachers_samples_are_drawn_once_seeded_and_cached(teacher, tmp_path
 
     first = draw("one")
     assert len(first.documents) == 6 and calls == [1]
+    # drawing pads batches, which switches padding on in the tokenizer's backend: the tokenizer keeps
+    # its fingerprint, so the process that drew the samples keys its data as every other one does
+    assert tokenizer.backend_tokenizer.padding is not None and tokenizer_fingerprint(tokenizer) == fp
     chat = [d for d in first.documents if d.startswith("<|im_start|>system")]
     assert len(chat) == 3 and all("<|im_start|>assistant\n" in d for d in chat)  # half through the template
     assert draw("one") == first and calls == [1]  # read back from the cache, the teacher not loaded

@@ -12,8 +12,10 @@ RANGE = "3.6M:4.6M"
 def test_a_budget_range_probes_across_it_and_retrains_winners_along_the_front(tiny_space, tmp_path):
     space, env = tiny_space
     env = private_cache(tmp_path, env)
-    args = ["--space", str(space), "--budget", RANGE, "--trials", "6", "--retrain-tokens", "2k"]
-    args += ["--calibration-samples", "8", "--eval-sequences", "4", "--eval", "none", "--overhead", "4"]
+    # 3 retraining steps; 1-step probes (--overhead 1: 3 winners x 4k / 6 trials), which the winners
+    # continue from
+    args = ["--space", str(space), "--budget", RANGE, "--trials", "6", "--retrain-tokens", "4k"]
+    args += ["--calibration-samples", "8", "--eval-sequences", "4", "--eval", "none", "--overhead", "1"]
     result = search(env, *args, "--out", str(tmp_path / "runs"), "--name", "run")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "run"
@@ -52,6 +54,8 @@ def test_a_budget_range_probes_across_it_and_retrains_winners_along_the_front(ti
         fits = [c for c in summary["candidates"] if c["params"] <= w["budget_point"] * 1.05]
         assert by_id[w["trial_id"]]["probe_loss"] == min(c["probe_loss"] for c in fits)
         assert w["test_loss"] is not None and Architecture(**w["architecture"]).short() in w["path"]
+        assert w["probe_tokens_kept"] == 1024, "every winner along the front continued from its probe"
+    assert not any((run / "probes").iterdir())
     # The report draws the front over the range.
     assert "3.6M–4.6M" in (run / "report.html").read_text()
     assert (run / "pareto.png").stat().st_size > 10_000

@@ -25,7 +25,7 @@ FAST = [
     "--probe-tokens",
     "2k",
     "--retrain-tokens",
-    "2k",
+    "4k",  # 3 steps of 1,024 tokens: a winner continues from its 1-step probe, decays over the last
     "--calibration-samples",
     "8",
     "--eval-sequences",
@@ -195,6 +195,14 @@ def test_search_end_to_end(reference):
         provenance = json.loads((Path(winner["path"]) / "provenance.json").read_text())
         assert provenance["targets"] is None, "winners retrain with the teacher online (the default)"
         assert provenance["test_loss"] == winner["test_loss"] and provenance["test_tokens"] == 255 * 64
+        # it continued from its probe: the probe's step is the first of its 3
+        trial = next(t for t in trials if t["trial_id"] == winner["trial_id"])
+        assert provenance["not_continued_because"] is None
+        assert provenance["continued_from"]["step"] == 1 and provenance["resumed_at_step"] == 1
+        assert provenance["continued_from"]["tokens"] == trial["probe_tokens"] == 1024
+        assert winner["probe_tokens_kept"] == 1024 and winner["tokens_trained"] == 3072
+        assert provenance["history"][0]["step"] == 1, "the probe's validations open its history"
+    assert not any((run / "probes").iterdir()), "no probe state is left once its winner is retrained"
     assert summary["teacher"]["test_loss"] is not None
     # the default mix: every part's own test loss, the out-of-domain speeches among them
     parts = set(summary["teacher"]["test_losses"])
@@ -208,6 +216,12 @@ def test_search_end_to_end(reference):
     assert (
         cost["overhead_allowed"] == 4.0 and "search cost: probes trained" in (run / "report.html").read_text()
     )
+    # the winners kept their probes' tokens: only the failed trial's (none) and losers' are extra
+    assert cost["probe_tokens_kept"] == 2 * 1024
+    assert cost["tokens_all"] == cost["probe_tokens"] + cost["retrain_tokens"] - cost["probe_tokens_kept"]
+    assert cost["tokens_not_kept"] == cost["probe_tokens"] - 2 * 1024
+    assert cost["not_kept_fraction"] == pytest.approx(cost["tokens_not_kept"] / cost["tokens_all"])
+    assert "went to candidates that were not kept" in (run / "report.html").read_text()
     bench = summary["benchmarks"]
     assert bench["tasks"] == ["piqa"] and bench["limit"] == 3 and bench["limited"]
     assert summary["limited"] == bench["limited"], "the report's caveat says the benchmarks were limited"
@@ -271,6 +285,8 @@ def test_every_winner_has_a_model_card(reference):
         assert f"winner {winner['rank']} of search run" in card and "## Benchmarks" in card
         assert "| piqa | acc_norm | 3 |" in card and "this model" in card
         assert f"validation loss {winner['final_loss']:.4f}, test loss {winner['test_loss']:.4f}" in card
+        assert "its first 1,024 tokens are its probe's" in card and "decay over the last 20% of steps" in card
+        assert "Search cost: probes trained" in card and "went to candidates that were not kept" in card
 
 
 def test_nothing_is_written_outside_the_run_directory_and_the_cache(reference):

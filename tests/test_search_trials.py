@@ -53,7 +53,7 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
         "--probe-tokens",
         "4k",  # 3 steps, a validation after each: ASHA's first rung comes before the end
         "--overhead",
-        "5",  # 10,000 probe tokens: room for four trials
+        "2.5",  # 10,000 probe tokens: room for four trials
         "--scheduler",
         "asha",
         "--sampler",
@@ -87,6 +87,6 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
     assert summary["winners"][0]["trial_id"] == summary["candidates"][0]["trial_id"]
     # ASHA compares at the probe's own validations, in probe tokens: after step 1 and at the end
     assert {t["probe_tokens"] for t in trials} <= {1024, 3072}
-    # --overhead 5 of 2,000 retraining tokens: the probes may spend 10,000 tokens, and never more (a
+    # --overhead 2.5 of 4,000 retraining tokens: the probes may spend 10,000 tokens, and never more (a
     # probe stops where its next rung would cross the budget; trials run one at a time here)
     assert summary["cost"]["probe_budget"] == 10000 and summary["cost"]["probe_tokens"] <= 10000

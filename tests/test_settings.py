@@ -43,7 +43,10 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     # costs about 8 x 5/2 + 8 = 28 first rungs, so the first rung is one step (1,024 tokens) and a
     # full probe 8 steps, validated after steps 1, 2, 4 and 8.
     assert settings.probe_budget == 32_000
-    assert settings.probe == ProbeConfig(tokens=8 * 1024, rungs=4, seed=0, placement=placement)
+    # probes do not decay: they are the first steps of their winner's retraining
+    assert settings.probe == ProbeConfig(
+        tokens=8 * 1024, rungs=4, seed=0, placement=placement, decay_fraction=0.0
+    )
     assert settings.probe_steps == 8 and settings.probe_reports == 4
     assert settings.probe.schedule(8).validate_at == (1, 2, 4, 8)
     # winners retrain with the teacher online: only the probes' targets are cached
@@ -51,10 +54,43 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     assert settings.probe_sequences == settings.target_sequences == 32
     assert settings.retrain == RetrainConfig(
         tokens=64_000, seq_len=256, batch_size=4, lr=1.2e-3, eval_every=15, eval_sequences=16,
-        checkpoint_every=7, seed=0, placement=placement,
+        checkpoint_every=7, seed=0, placement=placement, warmup_steps=1, decay_fraction=0.2,
     )  # fmt: skip
+    # 62 steps: one of warm-up (the probe's), the peak to step 50, the decay over the last 12
+    schedule = settings.retrain.schedule()
+    assert (schedule.warmup, schedule.decay_start, schedule.steps) == (1, 50, 62)
+    assert settings.probe.schedule(8).is_prefix_of(schedule, 8)
     assert settings.importance == ImportanceConfig(num_samples=128, seq_len=256)
     assert settings.plan.depth is DepthMethod.BLOCK and settings.plan.scheduler == "asha"
+
+
+def test_fresh_winners_keep_the_cosine_recipe():
+    """`--fresh-winners`: cosine probes and a cosine retraining from the pruned weights (40 warm-up
+    steps capped at a tenth of the run), as before winners continued from their probes."""
+    settings = default_run()
+    fresh = SearchSettings.create(
+        **{**_create_args(settings), "plan": dataclasses.replace(settings.plan, continue_probes=False)}
+    )
+    assert fresh.probe.decay_fraction == 1.0 and fresh.retrain.decay_fraction == 1.0
+    schedule = fresh.retrain.schedule()
+    assert schedule.warmup == 6 and schedule.decay_start == 6
+
+
+def test_a_probe_reaching_into_the_decay_is_one_clear_line():
+    settings = default_run()
+    plan = dataclasses.replace(settings.plan, probe_tokens=60 * 1024, overhead=10.0)
+    decays = r"must end before its winner's retraining decays \(step 50 of 62"
+    with pytest.raises(MinitronError, match=decays):
+        SearchSettings.create(**{**_create_args(settings), "plan": plan})
+
+
+def _create_args(settings: SearchSettings) -> dict:
+    return dict(
+        budget=settings.budget, space=settings.space, teacher=settings.teacher, plan=settings.plan,
+        resources=settings.resources, retrain_tokens=settings.retrain.tokens,
+        calibration_samples=settings.importance.num_samples, eval_tasks=settings.eval.tasks,
+        eval_limit=settings.eval.limit, eval_fewshot=None, seed=0, name="demo",
+    )  # fmt: skip
 
 
 def test_cached_retraining_caches_the_winners_whole_token_stream():

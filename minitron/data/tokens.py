@@ -63,8 +63,18 @@ class TokenizedCorpus:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """sha256 of everything that decides how text becomes ids."""
+    """sha256 of everything that decides how text becomes ids.
+
+    Padding and truncation are left out: a padded batch call switches them on in the tokenizer's
+    backend for good (drawing the teacher's samples does), and the same tokenizer must keep its
+    fingerprint, or the process that drew the samples keys its data differently from every other."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and (backend.padding is not None or backend.truncation is not None):
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(backend.to_str())  # a copy: the caller's tokenizer stays as it is
+        backend.no_padding()
+        backend.no_truncation()
     payload = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{payload}".encode()).hexdigest()
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.loop import TrainResult, train
-from minitron.distill.schedule import Schedule
+from minitron.distill.schedule import Schedule, decay_steps
 from minitron.distill.sources import CachedTargets, OnlineTeacher
 from minitron.distill.step import Callback, Head, LossWeights
 from minitron.distill.targets import TeacherTargets
@@ -39,6 +40,10 @@ class ProbeConfig:
     """Cosine decay floor as a fraction of `lr`."""
     warmup_fraction: float = 0.05
     """Share of steps spent in linear warm-up."""
+    decay_fraction: float = 1.0
+    """Share of steps in the final cosine decay (1.0: all after the warm-up). A search's probes do
+    not decay (0.0): they stay at the peak, as the first steps of their winner's retraining do, so
+    that a winner continues from its probe (`minitron.distill.continuation`)."""
     weights: LossWeights = field(default_factory=lambda: LossWeights(head=Head.CANDIDATES))
     """KD / CE mix and temperature; the student's softmax over the batch's candidate tokens only
     (1.4x the tokens/s of the whole vocabulary in fp32, the same ranking: docs/speed.md). Settings
@@ -66,7 +71,8 @@ class ProbeConfig:
         points = (
             Schedule.geometric(steps, self.rungs) if self.rungs else Schedule.every(steps, self.eval_every)
         )
-        return Schedule(steps, self.lr, self.lr * self.min_lr_ratio, warmup, points)
+        decay = decay_steps(steps, self.decay_fraction)
+        return Schedule(steps, self.lr, self.lr * self.min_lr_ratio, warmup, points, decay)
 
 
 def probe(
@@ -77,8 +83,11 @@ def probe(
     callback: Callback | None = None,
     eval_batch_size: int = 8,
     teacher: Any | None = None,
+    state: Checkpointing | None = None,
 ) -> TrainResult:
     """Distill `student` on the cached targets (in place) and return its validation losses.
+
+    `state` (a `continuation.ProbeState`) keeps the probe's end state for a retraining to continue.
 
     With `teacher` given, its full distribution is computed online on the same batches instead of
     using the cached top-k logits (slower; for measuring what the top-k cache changes).
@@ -103,5 +112,6 @@ def probe(
         cfg,
         validation,
         callback=callback,
+        checkpoint=state,
         eval_batch_size=eval_batch_size,
     )

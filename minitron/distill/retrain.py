@@ -27,9 +27,10 @@ import torch
 from minitron.atomic import staging_dir
 from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.distill.checkpoint import Checkpointing
+from minitron.distill.continuation import ORIGIN, adopt, origin, prefix_of
 from minitron.distill.loop import Run, TrainResult, in_lockstep, run_to_end, training
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers
-from minitron.distill.schedule import Schedule
+from minitron.distill.schedule import Schedule, decay_steps
 from minitron.distill.sharded import ShardedCheckpointing, Sharding
 from minitron.distill.sources import CachedTargets, OnlineTeacher, Shared, Source
 from minitron.distill.step import Callback, LossWeights
@@ -65,6 +66,11 @@ class RetrainConfig:
     """Cosine decay floor."""
     warmup_steps: int = 40
     """Linear warm-up steps (Minitron: 40), capped at a tenth of the run."""
+    decay_fraction: float = 1.0
+    """Share of the run in the final cosine decay to `min_lr`; the steps before it, after the
+    warm-up, stay at `lr` (warm-up/stable/decay). 1.0: the cosine over the whole run (Minitron's).
+    A search's winners decay over the last 0.2 so that their probes are their first steps
+    (`minitron.distill.continuation`)."""
     weights: LossWeights = field(default_factory=LossWeights)
     """KD / CE mix and temperature; `kd=0` trains without a teacher."""
     intermediate: bool = False
@@ -88,11 +94,17 @@ class RetrainConfig:
         return self.tokens // (self.seq_len * self.batch_size)
 
     def schedule(self) -> Schedule:
-        """Warm-up capped at a tenth of the run, cosine to `min_lr`, validations every `eval_every`."""
+        """Warm-up capped at a tenth of the run, the peak, the cosine to `min_lr` over the last
+        `decay_fraction`, validations every `eval_every`."""
         steps = self.steps
         warmup = min(self.warmup_steps, max(steps // 10, 1))
         return Schedule(
-            steps, self.lr, self.min_lr, warmup, Schedule.every(steps, self.eval_every, start=True)
+            steps,
+            self.lr,
+            self.min_lr,
+            warmup,
+            Schedule.every(steps, self.eval_every, start=True),
+            decay_steps(steps, self.decay_fraction),
         )
 
 
@@ -153,6 +165,7 @@ def retrain(
     progress: bool = True,
     targets: TeacherTargets | None = None,
     sharding: Sharding | None = None,
+    start_from: Path | None = None,
 ) -> RetrainResult:
     """Distill `student` (trained in place) and save it to `out`; resumes from `out/checkpoint/`.
 
@@ -162,10 +175,13 @@ def retrain(
 
     With `sharding` this process is one worker of a data-parallel group (`minitron.distill.sharded`):
     every worker calls `retrain` with the same arguments; rank 0 writes the final checkpoint.
+
+    With `start_from` (a probe's state, `minitron.distill.continuation`) a run that has no checkpoint
+    yet continues from the probe's end when the probe is its first steps, else starts afresh.
     """
     _check(cfg, teacher, targets)
     source = _source(teacher, tokens, cfg, targets)
-    trainee = Trainee(student, Path(out), provenance, kept_layers)
+    trainee = Trainee(student, Path(out), provenance, kept_layers, start_from)
     job = _Job(trainee, teacher, tokens, cfg, tokenizer, teacher_id, targets)
     return job.finish(run_to_end(job.run(source, callback, progress, sharding)), sharding)
 
@@ -182,6 +198,8 @@ class Trainee:
     """Extra fields for its `provenance.json`."""
     kept_layers: list[int] | None = None
     """The teacher layers it kept (maps the intermediate loss)."""
+    start_from: Path | None = None
+    """A probe state to continue from (`minitron.distill.continuation`), when it is a prefix."""
 
 
 def retrain_together(
@@ -268,6 +286,7 @@ class _Job:
         self, source: Source, callback: Callback | None, progress: bool, sharding: Sharding | None
     ) -> Run:
         cfg, student, out = self.cfg, self.trainee.student, self.trainee.out
+        self._continue(sharding)
         aux = None
         if self.targets is None and cfg.intermediate and self.teacher is not None:
             aux = IntermediateLoss(
@@ -294,6 +313,35 @@ class _Job:
             sharding=sharding,
         )
 
+    def _continue(self, sharding: Sharding | None) -> None:
+        """Adopt the trainee's probe state as the checkpoint to resume from, when there is none yet
+        (a run that has one resumes it, whatever it started from)."""
+        cfg, out, start = self.cfg, self.trainee.out, self.trainee.start_from
+        self.fresh_because: str | None = None
+        if (out / "checkpoint" / "state.json").exists():
+            return
+        (out / ORIGIN).unlink(missing_ok=True)  # left by an adoption whose checkpoint never landed
+        if start is None:
+            return
+        if sharding is not None or (cfg.intermediate and self.teacher is not None):
+            why = "sharded retraining" if sharding is not None else "the intermediate loss adds parameters"
+            self.fresh_because = why
+            print(f"[retrain] {out.name}: starts from its pruned weights ({why})", flush=True)
+            return
+        prefix = prefix_of(
+            self.trainee.student, cfg.schedule(), cfg.batch_size, cfg.seq_len, cfg.seed, self.tokens.key
+        )
+        adopted = adopt(start, out / "checkpoint", self.job, prefix)
+        if isinstance(adopted, str):
+            self.fresh_because = adopted
+            print(f"[retrain] {out.name}: starts from its pruned weights; {adopted}", flush=True)
+        else:
+            print(
+                f"[retrain] {out.name}: continues from its probe at step {adopted['step']} "
+                f"({adopted['tokens']:,} tokens)",
+                flush=True,
+            )
+
     def finish(self, result: TrainResult, sharding: Sharding | None) -> RetrainResult:
         cfg, student, out, targets = self.cfg, self.trainee.student, self.trainee.out, self.targets
         device, bf16 = cfg.placement.apply()
@@ -309,6 +357,8 @@ class _Job:
             "retrain": {**dataclasses.asdict(cfg), "bf16_used": bf16, "device_used": str(device)},
             "data": self.tokens.key,
             "tokens_trained": result.tokens,
+            "continued_from": origin(out),
+            "not_continued_because": getattr(self, "fresh_because", None),
             "history": result.history,
             "final_val_loss": result.loss,
             "test_loss": test_loss,
@@ -360,3 +410,4 @@ def _save_final(out: Path, student: Any, tokenizer: Any, record: dict[str, Any])
         import shutil
 
         shutil.rmtree(checkpoint)
+    (out / ORIGIN).unlink(missing_ok=True)  # now in provenance.json

@@ -56,6 +56,13 @@ def probe_plan_line(settings: SearchSettings) -> str:
         f"probes: {plan.trials} trials of up to {format_count(steps * per_step)} tokens ({plan.scheduler}, "
         f"{plan.rungs} rungs); they may spend {format_count(settings.probe_budget)} tokens, --overhead "
         f"{plan.overhead:g} of {format_count(retrain * max(plan.top_k, 1))} retraining tokens"
+        + (
+            f"; each winner continues from its probe ({format_count(steps * per_step)} of its "
+            f"{format_count(settings.retrain.steps * per_step)} tokens), so only the other candidates' "
+            "probes cost extra"
+            if plan.continue_probes and plan.top_k
+            else "; winners start again from their pruned weights (--fresh-winners)"
+        )
     )
 
 

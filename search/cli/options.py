@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"
     )
     how.add_argument(
+        "--fresh-winners",
+        action="store_true",
+        help="retrain winners from their pruned weights (cosine probes and retraining, the recipe before "
+        "2026-12-03) instead of continuing each from its probe (the default: probes stay at the peak "
+        "learning rate, the retraining decays over its last fifth)",
+    )
+    how.add_argument(
         "--retrain-teacher",
         choices=RETRAIN_TEACHERS,
         default=plan.retrain_teacher,

@@ -48,6 +48,7 @@ def plan_from_args(args: argparse.Namespace, space_top_k: int, is_range: bool = 
         probe_top_k=args.probe_top_k,
         retrain_teacher=args.retrain_teacher,
         top_k=args.top_k if args.top_k is not None else RANGE_WINNERS if is_range else space_top_k,
+        continue_probes=not args.fresh_winners,
         objective=args.objective,
         depth=args.depth,
         depth_accuracy_items=args.depth_accuracy_items,

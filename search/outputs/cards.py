@@ -11,6 +11,7 @@ from minitron.eval.retention import format_retention
 from minitron.model.architecture import Architecture
 from minitron.model.card import model_card, teacher_origin
 from search.outputs.quality import domain_table, markdown, retention_table
+from search.outputs.report_data import cost_line
 from search.outputs.summary import Summary, WinnerRow, benchmark_table
 from search.plan.settings import SearchSettings
 
@@ -59,11 +60,30 @@ def _how_it_was_made(
         f"Retraining: forward KL to the teacher ({_source(settings)}) on "
         f"{provenance.get('tokens_trained', 0):,} tokens of "
         f"`{settings.data}` (batch {retrain.batch_size} × {retrain.seq_len}, peak learning rate "
-        f"{retrain.lr:g}, cosine decay to {retrain.min_lr:g}); validation loss "
+        f"{retrain.lr:g}, {_decay(retrain.decay_fraction)} to {retrain.min_lr:g})"
+        f"{_continued(provenance)}; validation loss "
         f"{winner.result.final_loss:.4f}, test loss {_loss(winner.result.test_loss)} nats/token "
         "(the test split was never used to choose).",
+        f"Search cost: {cost_line(summary.to_json()).removeprefix('search cost: ')}.",
         "Full record: `provenance.json` beside this card.",
     ]
+
+
+def _decay(fraction: float) -> str:
+    if fraction >= 1:
+        return "cosine decay"
+    return f"constant after the warm-up, then a cosine decay over the last {fraction:.0%} of steps"
+
+
+def _continued(provenance: dict[str, object]) -> str:
+    """Where the first steps came from, when the retraining continued from the probe."""
+    origin = provenance.get("continued_from")
+    if not isinstance(origin, dict):
+        return ""
+    return (
+        f"; its first {int(origin.get('tokens', 0)):,} tokens are its probe's (cached top-k teacher "
+        "logits), continued from the probe's weights and optimizer state"
+    )
 
 
 def _point(summary: Summary, winner: WinnerRow) -> str:

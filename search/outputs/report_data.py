@@ -277,4 +277,18 @@ def cost_line(summary: Mapping[str, Any]) -> str:
     if not isinstance(spent, (int, float)) or not isinstance(ratio, (int, float)):
         return "search cost: not recorded"
     limit = f" (allowed {allowed:.0%})" if isinstance(allowed, (int, float)) else ""
-    return f"search cost: probes trained {int(spent):,} tokens, {ratio:.0%} of the retraining tokens{limit}"
+    line = f"search cost: probes trained {int(spent):,} tokens, {ratio:.0%} of the retraining tokens{limit}"
+    return line + not_kept_clause(cost)
+
+
+def not_kept_clause(cost: Mapping[str, Any]) -> str:
+    """`; ...` saying what share of all tokens went to candidates that were not kept (empty when
+    not recorded: runs before winners continued from their probes, or no winner retrained)."""
+    fraction, kept = cost.get("not_kept_fraction"), cost.get("probe_tokens_kept")
+    if not isinstance(fraction, (int, float)):
+        return ""
+    return (
+        f"; winners kept {int(kept or 0):,} of them (they continued from their probes), so "
+        f"{int(cost.get('tokens_not_kept') or 0):,} tokens, {fraction:.1%} of all "
+        f"{int(cost.get('tokens_all') or 0):,} trained, went to candidates that were not kept"
+    )

@@ -9,6 +9,7 @@ searcher.json    suggestions answered without a trial (infeasible, duplicate, in
 tune/            the Ray Tune experiment (per-trial results, TensorBoard logs)
 trials.jsonl     one line per trial: architecture, params, losses, latency, status, error
 probe_starts.jsonl  one line each time a probe actually starts (audit trail)
+probes/          end states of finished probes that may still win (their winner continues from one)
 latency.json     every probed candidate's latency and speed-up, timed in turn with the teacher on one worker
 winners/         the retrained winners: Hugging Face checkpoints, model cards, provenance.json
 evals/           the teacher's benchmark scores
@@ -38,6 +39,7 @@ _LAYOUT = {
     "tune": "tune",
     "trials": "trials.jsonl",
     "probe_starts": "probe_starts.jsonl",
+    "probes": "probes",
     "latency": "latency.json",
     "winners": "winners",
     "evals": "evals",
@@ -61,6 +63,7 @@ class RunDir:
     tune: Path = field(init=False)
     trials: Path = field(init=False)
     probe_starts: Path = field(init=False)
+    probes: Path = field(init=False)
     latency: Path = field(init=False)
     winners: Path = field(init=False)
     evals: Path = field(init=False)

@@ -17,6 +17,7 @@ from typing import Any
 
 from minitron.model.architecture import Architecture
 from search.outputs.records import TrialRecord
+from search.outputs.report_data import not_kept_clause
 
 
 def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -77,11 +78,15 @@ class WinnerResult:
     """Loss on the test split after retraining (nothing chose with it): the loss to quote."""
     test_losses: dict[str, float] = field(default_factory=dict)
     """Loss on each part's test split after retraining, for a mix."""
+    probe_tokens_kept: int = 0
+    """Of `tokens_trained`, those its probe trained (the retraining continued from the probe)."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "final_loss": self.final_loss, "test_loss": self.test_loss}
         if self.test_losses:
             data["test_losses"] = self.test_losses
+        if self.probe_tokens_kept:
+            data["probe_tokens_kept"] = self.probe_tokens_kept
         if self.tokens_trained is not None:
             data["tokens_trained"] = self.tokens_trained
         if self.error is not None:
@@ -299,20 +304,28 @@ def search_cost(
     ranking: list[TrialRecord], finals: dict[str, WinnerResult], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Probe tokens spent by every trial against the retraining tokens of the winners: the overhead
-    the user allowed (`--overhead`) and the one actually spent."""
+    the user allowed (`--overhead`) and the one actually spent; and what the search really cost,
+    the tokens of candidates that were not kept ÷ all tokens trained (a winner that continued from
+    its probe kept its probe's tokens: they are part of its `tokens_trained`)."""
     from search.plan.probe_plan import probe_budget
 
     plan = settings.get("plan", {})
     spent = int(sum(r.probe_tokens or 0 for r in ranking))
     retrained = int(sum(f.tokens_trained or 0 for f in finals.values()))
+    kept = int(sum(f.probe_tokens_kept for f in finals.values() if f.tokens_trained))
     retrain_tokens, winners = int(settings.get("retrain", {}).get("tokens", 0)), int(plan.get("top_k", 0))
     basis = retrained or retrain_tokens * max(winners, 1)
+    total = spent + retrained - kept
     return {
         "probe_tokens": spent,
         "retrain_tokens": retrained,
         "overhead": spent / basis if basis else None,
         "overhead_allowed": plan.get("overhead"),
         "probe_budget": probe_budget(plan.get("overhead") or 0, retrain_tokens, winners),
+        "probe_tokens_kept": kept,
+        "tokens_all": total,
+        "tokens_not_kept": spent - kept,
+        "not_kept_fraction": (spent - kept) / total if total and retrained else None,
     }
 
 
@@ -352,7 +365,7 @@ def print_result(summary: Summary, report: Path) -> None:
     if cost.get("overhead") is not None:
         print(
             f"  probes spent {cost['probe_tokens']:,} tokens, {cost['overhead']:.0%} of the retraining "
-            f"tokens (allowed: {cost['overhead_allowed']:.0%})"
+            f"tokens (allowed: {cost['overhead_allowed']:.0%}){not_kept_clause(cost)}"
         )
     for w in summary.winners:
         test, val = w.result.test_loss, w.result.final_loss

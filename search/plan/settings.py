@@ -39,8 +39,12 @@ OBJECTIVES = ("params", "latency")
 RANGE_RUNGS = 1
 RANGE_WINNERS = 3
 RETRAIN_TEACHERS = ("cached", "online")
-#: The layout of `config.json`; runs of another format cannot be resumed (2: test split, one loop).
-SETTINGS_FORMAT = 2
+#: The layout of `config.json`; runs of another format cannot be resumed (2: test split, one loop;
+#: 3: probes without decay, winners continue from them).
+SETTINGS_FORMAT = 3
+#: Share of a winner's retraining in its final decay when winners continue from their probes: the
+#: steps before it stay at the peak rate, as the probes do (warm-up/stable/decay).
+CONTINUED_DECAY = 0.2
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ class SearchPlan:
     4.333 cached, same tokens (docs/measurements.md)."""
     top_k: int = 2
     """Winners retrained fully (0: the search only ranks candidates)."""
+    continue_probes: bool = True
+    """A winner's retraining continues from its probe (weights, optimizer state, data position)
+    instead of starting from the pruned weights: probes stay at the peak learning rate and the
+    retraining decays over its last `CONTINUED_DECAY`, so a probe is the first steps of its
+    winner's retraining and only the candidates that were not kept cost extra tokens. False: the
+    recipe before 2026-12-03 (cosine probes, cosine retraining from the pruned weights)."""
     depth: DepthMethod = DepthMethod.BLOCK
     """How a shallower candidate chooses the layers it drops."""
     depth_accuracy_items: int = 200
@@ -172,8 +182,13 @@ class SearchSettings:
         tokens_per_step = importance.seq_len * ProbeConfig.batch_size
         probe_steps = full_probe_steps(plan, retrain_tokens, tokens_per_step)
         placement = Placement(threads=resources.threads)
+        continued = plan.continue_probes and plan.top_k > 0
         probe = ProbeConfig(
-            tokens=probe_steps * tokens_per_step, rungs=plan.rungs, seed=seed, placement=placement
+            tokens=probe_steps * tokens_per_step,
+            rungs=plan.rungs,
+            seed=seed,
+            placement=placement,
+            decay_fraction=0.0 if continued else 1.0,
         )
         retrain_steps = max(retrain_tokens // (importance.seq_len * RetrainConfig.batch_size), 1)
         retrain = RetrainConfig(
@@ -185,6 +200,10 @@ class SearchSettings:
             seed=seed,
             placement=placement,
         )
+        if continued:  # the probe's warm-up and peak are the retraining's first steps
+            warmup = probe.schedule(probe_steps).warmup
+            retrain = dataclasses.replace(retrain, warmup_steps=warmup, decay_fraction=CONTINUED_DECAY)
+            _check_prefix(probe.schedule(probe_steps), retrain.schedule())
         evaluation = EvalConfig(tasks=eval_tasks, limit=eval_limit, num_fewshot=eval_fewshot)
         return cls(
             budget=budget,
@@ -276,6 +295,17 @@ class SearchSettings:
                 "config.json: settings.retrain.seq_len differs from settings.importance.seq_len"
             )
         return settings
+
+
+def _check_prefix(probe: Any, retrain: Any) -> None:
+    """A full probe must lie within its winner's retraining before the decay (one clear line if not)."""
+    if not probe.is_prefix_of(retrain, probe.steps):
+        raise MinitronError(
+            f"a full probe ({probe.steps} steps) must end before its winner's retraining decays "
+            f"(step {retrain.decay_start} of {retrain.steps}, warm-up {retrain.warmup}) for the winner "
+            "to continue from it; lower --probe-tokens or --overhead, raise --retrain-tokens, or pass "
+            f"--fresh-winners (winners retrained from their pruned weights)"
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,16 @@ from search.run.stages import duration
 class TrialRecorder(Callback):
     """Records every trial in `trials.jsonl` as it ends and prints done/total, the best so far, ETA."""
 
-    def __init__(self, log: TrialLog, total: int, concurrency: int) -> None:
+    def __init__(
+        self,
+        log: TrialLog,
+        total: int,
+        concurrency: int,
+        recorded: Callable[[list[TrialRecord]], None] | None = None,
+    ) -> None:
         self.log = log
+        self.recorded = recorded
+        """Called with every record so far after each trial is recorded (drops lost probe states)."""
         self.total = total
         self.concurrency = max(concurrency, 1)
         self.started = time.perf_counter()
@@ -69,6 +78,8 @@ class TrialRecorder(Callback):
             retries=self.retries.get(trial.trial_id, 0),
         )
         self.log.put(record)
+        if self.recorded is not None:
+            self.recorded(list(self.log.records.values()))
         if record.seconds:
             self.durations.append(float(record.seconds))
         self._print_progress(record)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from minitron.distill.continuation import ProbeState, prefix_of
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.targets import TeacherTargets
 from minitron.errors import failure_line
@@ -74,6 +75,9 @@ class SharedInputs:
     probing again."""
     probe_starts: str
     """`probe_starts.jsonl` in the run directory: one line appended per probe actually started."""
+    probe_states: str | None = None
+    """Folder where a probe that runs to its end keeps its state, one folder per architecture, for
+    its winner's retraining to continue from (`minitron.distill.continuation`); None: not kept."""
 
 
 def _hook(variable: str, trial_number: int) -> str | None:
@@ -190,20 +194,50 @@ def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> 
     }
     sequences, seq_len = shared.targets.input_ids.shape
     steps = shared.probe.steps(int(sequences), int(seq_len))
+    last: list[dict[str, Any]] = []
 
     def report(record: dict[str, float]) -> None:
         done = int(record["step"]) >= steps
-        tune.report(
-            {
-                **fixed,
-                "probe_loss": record["val_loss"],
-                "probe_tokens": record["tokens"],
-                "train_loss": record["train_loss"],
-                "probe_done": done,
-            }
-        )
+        result = {
+            **fixed,
+            "probe_loss": record["val_loss"],
+            "probe_tokens": record["tokens"],
+            "train_loss": record["train_loss"],
+            "probe_done": done,
+        }
+        if done:  # reported once the probe's state is kept: ASHA stops a trial at its last rung
+            last.append(result)
+        else:
+            tune.report(result)
 
-    probe(student, shared.targets, shared.probe, shared.validation, callback=report)
+    probe(
+        student,
+        shared.targets,
+        shared.probe,
+        shared.validation,
+        callback=report,
+        state=_probe_state(shared, student, arch, steps),
+    )
+    for result in last:
+        tune.report(result)
+
+
+def _probe_state(shared: SharedInputs, student: Any, arch: Architecture, steps: int) -> ProbeState | None:
+    """The hook that keeps the probe's end state (`None` when the run keeps none)."""
+    if shared.probe_states is None:
+        return None
+    seq_len = int(shared.targets.input_ids.shape[1])
+    meta = shared.targets.meta
+    prefix = prefix_of(
+        student,
+        shared.probe.schedule(steps),
+        shared.probe.batch_size,
+        seq_len,
+        int(meta.get("seed", shared.probe.seed)),
+        str(meta.get("tokens", "")),
+    )
+    origin = {"architecture": arch.short(), "trial_id": tune.get_context().get_trial_id()}
+    return ProbeState(Path(shared.probe_states) / arch.short(), prefix, origin)
 
 
 def _log_start(path: str, arch: Architecture, trial_id: str) -> None:

@@ -72,11 +72,12 @@ def run_tune(
         threads=settings.resources.threads,
         finished=finished,
         probe_starts=str(run.probe_starts),
+        probe_states=str(run.probes) if keeps_probe_states(settings) else None,
     )
     resources = {"cpu": settings.resources.cpus_per_trial, "gpu": settings.resources.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(probe_trial, shared=shared), resources)
     total = min(settings.plan.trials, len(candidates))
-    recorder = TrialRecorder(log, total, settings.resources.concurrency)
+    recorder = TrialRecorder(log, total, settings.resources.concurrency, _dropper(run, settings))
 
     if tune.Tuner.can_restore(str(run.tune)):
         print(f"[search] resuming the Tune experiment in {run.tune}", flush=True)
@@ -132,6 +133,26 @@ def run_tune(
     tuner.fit()
     rejected = json.loads(run.searcher.read_text()) if run.searcher.exists() else {}
     return TrialLog(run.trials), rejected
+
+
+def keeps_probe_states(settings: SearchSettings) -> bool:
+    """Whether finished probes keep their state for their winners to continue from."""
+    return settings.plan.continue_probes and settings.plan.top_k > 0
+
+
+def _dropper(run: RunDir, settings: SearchSettings) -> Any:
+    """The recorder's hook that deletes the states of probes that can no longer win."""
+    if not keeps_probe_states(settings):
+        return None
+    from search.plan.front import OBJECTIVE_KEYS
+    from search.run.probe_states import contenders, drop_losers
+
+    objective = OBJECTIVE_KEYS[settings.plan.objective] if settings.is_range else None
+
+    def drop(records: list[Any]) -> None:
+        drop_losers(run.probes, records, contenders(records, settings.plan.top_k, objective))
+
+    return drop
 
 
 def _probe_points(settings: SearchSettings) -> list[int]:

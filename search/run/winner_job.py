@@ -31,6 +31,9 @@ class WinnerJob:
     out: str
     teacher: str
     settings: SearchSettings
+    probe_state: str | None = None
+    """The winner's probe state to continue from (`minitron.distill.continuation`); None: start
+    from the pruned weights."""
 
 
 def retrain_winner(
@@ -58,6 +61,7 @@ def retrain_winner(
         progress=False,
         targets=targets,
         sharding=sharding,
+        start_from=trainee.start_from,
     )
     return _result(job, result).to_json()
 
@@ -112,6 +116,7 @@ def _trainee(job: WinnerJob, student: Any, importance: Importance) -> Any:
             "depth_method": s.plan.depth.value,
         },
         kept_layers=list(select(importance, job.arch, s.plan.depth).layers),
+        start_from=Path(job.probe_state) if job.probe_state else None,
     )
 
 
@@ -122,7 +127,14 @@ def _result(job: WinnerJob, result: Any) -> WinnerResult:
         tokens_trained=result.provenance["tokens_trained"],
         test_loss=result.test_loss,
         test_losses=result.test_losses,
+        probe_tokens_kept=_kept(result.provenance),
     )
+
+
+def _kept(provenance: dict[str, Any]) -> int:
+    """Tokens of the winner's training that its probe trained (0: it started afresh)."""
+    origin = provenance.get("continued_from") or {}
+    return int(origin.get("tokens", 0))
 
 
 def _students_and_teacher(
@@ -171,4 +183,5 @@ def finished_result(out: Path) -> WinnerResult | None:
         record["tokens_trained"],
         test_loss=record.get("test_loss"),
         test_losses=record.get("test_losses") or {},
+        probe_tokens_kept=_kept(record),
     )

@@ -29,6 +29,7 @@ from search.outputs.summary import WinnerResult
 from search.plan.memory_plan import Capacity, PlanSettings, fits, retraining_memory, trial_capacity
 from search.plan.settings import SearchSettings
 from search.plan.space import SearchSpace
+from search.run.probe_states import keep_only
 from search.run.winner_job import WinnerJob, finished_result, retrain_winner, retrain_winners_together
 
 
@@ -79,7 +80,8 @@ def retrain_winners(
     targets: TeacherTargets | None = None,
 ) -> dict[str, WinnerResult]:
     """Retrain every winner (in parallel as resources allow); results by trial id. `targets` (the
-    run's cached teacher targets) are used only with `--retrain-teacher cached`."""
+    run's cached teacher targets) are used only with `--retrain-teacher cached`. A winner continues
+    from its probe's state when the run kept it; states are deleted once their winner is retrained."""
     if settings.plan.retrain_teacher != "cached":
         targets = None
     results: dict[str, WinnerResult] = {}
@@ -91,9 +93,37 @@ def retrain_winners(
             results[winner.trial_id] = done
             print(f"[winners] {winner.architecture.short()} already retrained", flush=True)
             continue
-        jobs.append(WinnerJob(rank, winner.trial_id, winner.architecture, str(out), teacher, settings))
-    if not jobs:
-        return results
+        state = run.probes / winner.architecture.short()
+        jobs.append(
+            WinnerJob(
+                rank,
+                winner.trial_id,
+                winner.architecture,
+                str(out),
+                teacher,
+                settings,
+                probe_state=str(state) if settings.plan.continue_probes and state.is_dir() else None,
+            )
+        )
+    # the winners' probe states are all that is kept from here on
+    keep_only(run.probes, {job.arch.short() for job in jobs})
+    if jobs:
+        results |= _run_jobs(run, jobs, settings, space, importance, targets)
+    failed = {w.architecture.short() for w in winners if (r := results.get(w.trial_id)) is None or r.error}
+    keep_only(run.probes, failed)  # a failed winner may continue from its probe when resumed
+    return results
+
+
+def _run_jobs(
+    run: RunDir,
+    jobs: list[WinnerJob],
+    settings: SearchSettings,
+    space: SearchSpace,
+    importance: Importance,
+    targets: TeacherTargets | None,
+) -> dict[str, WinnerResult]:
+    """The winners' jobs as Ray tasks: sharded, in lock-step, or one task each; results by trial id."""
+    results: dict[str, WinnerResult] = {}
     import ray
 
     from search.run.ray_runtime import cluster_nodes, error_line, remote, retraining_places, start_ray
