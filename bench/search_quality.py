@@ -63,10 +63,12 @@ def main() -> None:
     parser.add_argument(
         "--fresh-winners", action="store_true", help="winners start from their pruned weights"
     )
+    parser.add_argument("--arms", default="search,random,width-only,depth-only", help="which arms to run")
     parser.add_argument("--out", default="results/bench/search_quality_mix")
     args = parser.parse_args()
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = set(args.arms.split(","))
     out = Path(args.out)
     space = load_space("smollm2-135m")
     started = time.perf_counter()
@@ -86,6 +88,8 @@ def main() -> None:
         rows[seed] = {}
         base = settings_for("search", "tpe", seed)
         for arm, sampler in (("search", "tpe"), ("random", "random")):
+            if arm not in wanted and arm != "search":  # the search's T sizes the hand shapes
+                continue
             run = out / f"seed-{seed}" / arm
             t0 = time.perf_counter()
             if not (run / "summary.json").exists():
@@ -124,6 +128,8 @@ def main() -> None:
             checkpoint_every=max(default.steps // 8, 1),
         )
         for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
+            if arm not in wanted:
+                continue
             folder = out / f"seed-{seed}" / arm
             if not (folder / "provenance.json").exists():
                 student = prune(teacher.model, arch, importance)
