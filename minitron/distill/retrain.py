@@ -16,18 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from minitron.atomic import staging_dir
 from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.continuation import ORIGIN, adopt, origin, prefix_of
+from minitron.distill.final import save_final, versions
 from minitron.distill.loop import Run, TrainResult, in_lockstep, run_to_end, training
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers
 from minitron.distill.schedule import Schedule, decay_steps
@@ -367,47 +363,16 @@ class _Job:
             "train_seconds": round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
             "wall_seconds_this_session": round(result.seconds, 1),
             "resumed_at_step": result.resumed_at,
-            "versions": _versions(),
+            "versions": versions(),
         }
         if sharding is None:
-            _save_final(out, student, self.tokenizer, record)
+            save_final(out, student, self.tokenizer, record)
         else:  # gathered onto rank 0 into a fresh model from the student's config
             record["workers"] = sharding.world
             full = sharding.full_model(student)
             if full is not None:
-                _save_final(out, full, self.tokenizer, record)
+                save_final(out, full, self.tokenizer, record)
             sharding.barrier()
         return RetrainResult(
             out=out, history=result.history, provenance=record, test_loss=test_loss, test_losses=test_losses
         )
-
-
-def _versions() -> dict[str, str]:
-    import transformers
-
-    import minitron
-
-    return {
-        "minitron": minitron.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _save_final(out: Path, student: Any, tokenizer: Any, record: dict[str, Any]) -> None:
-    """Write the model files one by one (each atomically), `provenance.json` last; drop the checkpoint."""
-    out.mkdir(parents=True, exist_ok=True)
-    with staging_dir(out / "final") as tmp:
-        student.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        for file in sorted(tmp.iterdir()):
-            os.replace(file, out / file.name)
-        (tmp / "provenance.json").write_text(json.dumps(record, indent=2, default=str))
-        os.replace(tmp / "provenance.json", out / "provenance.json")
-    checkpoint = out / "checkpoint"
-    if checkpoint.exists():
-        import shutil
-
-        shutil.rmtree(checkpoint)
-    (out / ORIGIN).unlink(missing_ok=True)  # now in provenance.json
