@@ -82,7 +82,10 @@ def main() -> None:
         return resolve_settings(build_parser().parse_args(argv))
 
     teacher = load_teacher("smollm2-135m")
-    tokens = load_tokens(DEFAULT_DATA, teacher.tokenizer, teacher_identity("smollm2-135m"), offline=True)
+    # the teacher draws its samples for the mix if they are not cached yet (once per teacher)
+    tokens = load_tokens(
+        DEFAULT_DATA, teacher.tokenizer, teacher_identity("smollm2-135m"), lambda: teacher.model, offline=True
+    )
     rows: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in seeds:
         rows[seed] = {}
