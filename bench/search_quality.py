@@ -2,6 +2,7 @@
 
     python bench/search_quality.py [--budget 70M] [--retrain-tokens 128k] [--overhead 0.25]
                                    [--trials 8] [--seeds 0,1,2] [--fresh-winners]
+                                   [--arms search,random,width-only,depth-only] [--search-args '...']
 
 On the default data (the distillation mix). Every arm spends the same total tokens T, counted as
 trained tokens:
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -64,6 +66,11 @@ def main() -> None:
         "--fresh-winners", action="store_true", help="winners start from their pruned weights"
     )
     parser.add_argument("--arms", default="search,random,width-only,depth-only", help="which arms to run")
+    parser.add_argument(
+        "--search-args",
+        default="",
+        help="more search.py options for both search arms, e.g. '--trials 4 --rungs 2' (use another --out)",
+    )
     parser.add_argument("--out", default="results/bench/search_quality_mix")
     args = parser.parse_args()
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
@@ -79,6 +86,7 @@ def main() -> None:
         argv += ["--retrain-tokens", args.retrain_tokens, "--top-k", "1", "--eval", "none"]
         argv += ["--out", str(out / f"seed-{seed}"), "--name", arm, "--sampler", sampler, "--seed", str(seed)]
         argv += ["--fresh-winners"] if args.fresh_winners else []
+        argv += shlex.split(args.search_args)  # later options win over the ones above
         return resolve_settings(build_parser().parse_args(argv))
 
     teacher = load_teacher("smollm2-135m")
