@@ -14,7 +14,9 @@ trained tokens:
   random      the same search with Optuna's random sampler (its own T, reported);
   width-only  Minitron's hand recipe, all 30 layers and heads, hidden and MLP shrunk
               (L30-h432-m768-q9kv3), trained for the search's T tokens;
-  depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), for T.
+  depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), for T;
+  *-wsd       (only when asked for with --arms) a hand shape trained for T with the search
+              winners' schedule (warm-up, constant, decay over the last fifth) instead of the cosine.
 The hand shapes are cut with the importance the search computed (cached per teacher and data) and
 trained as `python -m minitron distill` trains a student: the teacher online, in the same seeded
 order, its default schedule (warm-up, cosine over the whole run). Each seed changes the data
@@ -138,13 +140,24 @@ def main() -> None:
             decay_fraction=default.decay_fraction,
             checkpoint_every=max(default.steps // 8, 1),
         )
-        for arm, arch in (("width-only", WIDTH_ONLY), ("depth-only", DEPTH_ONLY)):
+        # The `-wsd` arms isolate the schedule: the hand shape from its pruned weights, trained for
+        # T with the search winners' schedule (its warm-up, constant, decay over the last fifth).
+        wsd = dataclasses.replace(
+            cfg, warmup_steps=base.retrain.warmup_steps, decay_fraction=base.retrain.decay_fraction
+        )
+        hand = (
+            ("width-only", WIDTH_ONLY, cfg),
+            ("depth-only", DEPTH_ONLY, cfg),
+            ("width-only-wsd", WIDTH_ONLY, wsd),
+            ("depth-only-wsd", DEPTH_ONLY, wsd),
+        )
+        for arm, arch, arm_cfg in hand:
             if arm not in wanted:
                 continue
             folder = out / f"seed-{seed}" / arm
             if not (folder / "provenance.json").exists():
                 student = prune(teacher.model, arch, importance)
-                retrain(student, teacher.model, tokens, cfg, folder, teacher.tokenizer, progress=False)
+                retrain(student, teacher.model, tokens, arm_cfg, folder, teacher.tokenizer, progress=False)
             record = json.loads((folder / "provenance.json").read_text())
             rows[seed][arm] = {
                 "architecture": arch.short(),
@@ -157,7 +170,7 @@ def main() -> None:
             }
             print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 
-    arms = list(rows[seeds[0]])
+    arms = [arm for arm in rows[seeds[0]] if all(arm in rows[s] for s in seeds)]
     print(
         f"\nSearch quality at {args.budget}, equal compute: R = {format_count(retrain_tokens)} retraining "
         f"tokens per winner, T = all tokens trained per arm (the hand shapes: the search's T). Test loss "
