@@ -16,7 +16,8 @@ trained tokens:
               (L30-h432-m768-q9kv3), trained for the search's T tokens;
   depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), for T;
   *-wsd       (only when asked for with --arms) a hand shape trained for T with the search
-              winners' schedule (warm-up, constant, decay over the last fifth) instead of the cosine.
+              winners' schedule (warm-up, constant while a probe runs, then the decay) instead
+              of the cosine.
 The hand shapes are cut with the importance the search computed (cached per teacher and data) and
 trained as `python -m minitron distill` trains a student: the teacher online, in the same seeded
 order, its default schedule (warm-up, cosine over the whole run). Each seed changes the data
@@ -141,7 +142,7 @@ def main() -> None:
             checkpoint_every=max(default.steps // 8, 1),
         )
         # The `-wsd` arms isolate the schedule: the hand shape from its pruned weights, trained for
-        # T with the search winners' schedule (its warm-up, constant, decay over the last fifth).
+        # T with the search winners' schedule (its warm-up, constant while a probe runs, the decay).
         wsd = dataclasses.replace(
             cfg, warmup_steps=base.retrain.warmup_steps, decay_fraction=base.retrain.decay_fraction
         )

@@ -285,7 +285,11 @@ def test_every_winner_has_a_model_card(reference):
         assert f"winner {winner['rank']} of search run" in card and "## Benchmarks" in card
         assert "| piqa | acc_norm | 3 |" in card and "this model" in card
         assert f"validation loss {winner['final_loss']:.4f}, test loss {winner['test_loss']:.4f}" in card
-        assert "its first 1,024 tokens are its probe's" in card and "decay over the last 20% of steps" in card
+        # the winner stays at the peak rate while its probe runs (1 step of 3), then decays
+        retrain = json.loads((reference.run / "config.json").read_text())["settings"]["retrain"]
+        decay = f"then a cosine decay over the last {retrain['decay_fraction']:.0%} of steps"
+        assert retrain["decay_fraction"] < 1 and decay in card
+        assert "its first 1,024 tokens are its probe's" in card
         assert "Search cost: probes trained" in card and "went to candidates that were not kept" in card
 
 

@@ -54,11 +54,12 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     assert settings.probe_sequences == settings.target_sequences == 32
     assert settings.retrain == RetrainConfig(
         tokens=64_000, seq_len=256, batch_size=4, lr=1.2e-3, eval_every=15, eval_sequences=16,
-        checkpoint_every=7, seed=0, placement=placement, warmup_steps=1, decay_fraction=0.2,
+        checkpoint_every=7, seed=0, placement=placement, warmup_steps=1, decay_fraction=54 / 62,
     )  # fmt: skip
-    # 62 steps: one of warm-up (the probe's), the peak to step 50, the decay over the last 12
+    # 62 steps: one of warm-up (the probe's), the peak to step 8 (where a full probe ends), then the
+    # cosine decay over the last 54
     schedule = settings.retrain.schedule()
-    assert (schedule.warmup, schedule.decay_start, schedule.steps) == (1, 50, 62)
+    assert (schedule.warmup, schedule.decay_start, schedule.steps) == (1, 8, 62)
     assert settings.probe.schedule(8).is_prefix_of(schedule, 8)
     assert settings.importance == ImportanceConfig(num_samples=128, seq_len=256)
     assert settings.plan.depth is DepthMethod.BLOCK and settings.plan.scheduler == "asha"
@@ -78,8 +79,9 @@ def test_fresh_winners_keep_the_cosine_recipe():
 
 def test_a_probe_reaching_into_the_decay_is_one_clear_line():
     settings = default_run()
-    plan = dataclasses.replace(settings.plan, probe_tokens=60 * 1024, overhead=10.0)
-    decays = r"must end before its winner's retraining decays \(step 50 of 62"
+    # the decay starts where a full probe ends, so only a probe as long as the retraining reaches it
+    plan = dataclasses.replace(settings.plan, probe_tokens=64 * 1024, overhead=10.0)
+    decays = r"a full probe \(64 steps\) must end before its winner's retraining decays \(step 61 of 62"
     with pytest.raises(MinitronError, match=decays):
         SearchSettings.create(**{**_create_args(settings), "plan": plan})
 

@@ -65,8 +65,8 @@ class RetrainConfig:
     decay_fraction: float = 1.0
     """Share of the run in the final cosine decay to `min_lr`; the steps before it, after the
     warm-up, stay at `lr` (warm-up/stable/decay). 1.0: the cosine over the whole run (Minitron's).
-    A search's winners decay over the last 0.2 so that their probes are their first steps
-    (`minitron.distill.continuation`)."""
+    A search's winners stay at `lr` for as long as a full probe runs and decay over the rest, so
+    that their probes are their first steps (`minitron.distill.continuation`)."""
     weights: LossWeights = field(default_factory=LossWeights)
     """KD / CE mix and temperature; `kd=0` trains without a teacher."""
     intermediate: bool = False

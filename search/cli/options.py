@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="retrain winners from their pruned weights (cosine probes and retraining, the recipe before "
         "2026-12-03) instead of continuing each from its probe (the default: probes stay at the peak "
-        "learning rate, the retraining decays over its last fifth)",
+        "learning rate, the retraining decays from where a full probe ends)",
     )
     how.add_argument(
         "--retrain-teacher",

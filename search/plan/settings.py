@@ -42,9 +42,6 @@ RETRAIN_TEACHERS = ("cached", "online")
 #: The layout of `config.json`; runs of another format cannot be resumed (2: test split, one loop;
 #: 3: probes without decay, winners continue from them).
 SETTINGS_FORMAT = 3
-#: Share of a winner's retraining in its final decay when winners continue from their probes: the
-#: steps before it stay at the peak rate, as the probes do (warm-up/stable/decay).
-CONTINUED_DECAY = 0.2
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ class SearchPlan:
     continue_probes: bool = True
     """A winner's retraining continues from its probe (weights, optimizer state, data position)
     instead of starting from the pruned weights: probes stay at the peak learning rate and the
-    retraining decays over its last `CONTINUED_DECAY`, so a probe is the first steps of its
+    retraining's cosine decay starts where the full probe ends, so a probe is the first steps of its
     winner's retraining and only the candidates that were not kept cost extra tokens. False: the
     recipe before 2026-12-03 (cosine probes, cosine retraining from the pruned weights)."""
     depth: DepthMethod = DepthMethod.BLOCK
@@ -201,8 +198,12 @@ class SearchSettings:
             placement=placement,
         )
         if continued:  # the probe's warm-up and peak are the retraining's first steps
+            # The cosine decay starts where a full probe ends: the constant phase is as long as a
+            # probe needs and no longer. A decay over the last fifth only (warm-up/stable/decay as
+            # long LLM runs use it) cost 0.04-0.10 nats at 150k tokens (docs/measured-search.md).
             warmup = probe.schedule(probe_steps).warmup
-            retrain = dataclasses.replace(retrain, warmup_steps=warmup, decay_fraction=CONTINUED_DECAY)
+            decay = max(retrain.steps - probe_steps, 1) / retrain.steps
+            retrain = dataclasses.replace(retrain, warmup_steps=warmup, decay_fraction=decay)
             _check_prefix(probe.schedule(probe_steps), retrain.schedule())
         evaluation = EvalConfig(tasks=eval_tasks, limit=eval_limit, num_fewshot=eval_fewshot)
         return cls(
