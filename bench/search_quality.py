@@ -17,7 +17,11 @@ trained tokens:
   depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), for T;
   *-wsd       (only when asked for with --arms) a hand shape trained for T with the search
               winners' schedule (warm-up, constant while a probe runs, then the decay) instead
-              of the cosine.
+              of the cosine;
+  depth-only-layer-loss, depth-only-bi  (only when asked for) the depth-only shape with another
+              choice of its 18 dropped layers, not one contiguous block: the 18 whose removal alone
+              costs least, or the 18 of lowest Block Importance; trained like depth-only. Do shapes
+              no recipe names (issue 29 item 3) have room to win?
 The hand shapes are cut with the importance the search computed (cached per teacher and data) and
 trained as `python -m minitron distill` trains a student: the teacher online, in the same seeded
 order, its default schedule (warm-up, cosine over the whole run). Each seed changes the data
@@ -47,7 +51,7 @@ from minitron.data.mix import DEFAULT_DATA, load_tokens
 from minitron.distill.retrain import RetrainConfig, retrain
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
-from minitron.importance.selection import DepthMethod
+from minitron.importance.selection import DepthMethod, select
 from minitron.model.architecture import Architecture, count_params
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
@@ -129,7 +133,10 @@ def main() -> None:
             teacher.model,
             tokens,
             ImportanceConfig(),
-            block_sizes=DepthMethod.BLOCK.block_sizes([30 - 12]),
+            block_sizes=[
+                *DepthMethod.BLOCK.block_sizes([30 - 12]),
+                *DepthMethod.LAYER_LOSS.block_sizes([30 - 12]),
+            ],
             name="smollm2-135m",
         )
         total = int(rows[seed]["search"]["tokens"])
@@ -147,21 +154,25 @@ def main() -> None:
             cfg, warmup_steps=base.retrain.warmup_steps, decay_fraction=base.retrain.decay_fraction
         )
         hand = (
-            ("width-only", WIDTH_ONLY, cfg),
-            ("depth-only", DEPTH_ONLY, cfg),
-            ("width-only-wsd", WIDTH_ONLY, wsd),
-            ("depth-only-wsd", DEPTH_ONLY, wsd),
+            ("width-only", WIDTH_ONLY, cfg, DepthMethod.BLOCK),
+            ("depth-only", DEPTH_ONLY, cfg, DepthMethod.BLOCK),
+            ("width-only-wsd", WIDTH_ONLY, wsd, DepthMethod.BLOCK),
+            ("depth-only-wsd", DEPTH_ONLY, wsd, DepthMethod.BLOCK),
+            ("depth-only-layer-loss", DEPTH_ONLY, cfg, DepthMethod.LAYER_LOSS),
+            ("depth-only-bi", DEPTH_ONLY, cfg, DepthMethod.BLOCK_IMPORTANCE),
         )
-        for arm, arch, arm_cfg in hand:
+        for arm, arch, arm_cfg, depth in hand:
             if arm not in wanted:
                 continue
             folder = out / f"seed-{seed}" / arm
+            kept = select(importance, arch, depth).layers
             if not (folder / "provenance.json").exists():
-                student = prune(teacher.model, arch, importance)
+                student = prune(teacher.model, arch, importance, depth=depth)
                 retrain(student, teacher.model, tokens, arm_cfg, folder, teacher.tokenizer, progress=False)
             record = json.loads((folder / "provenance.json").read_text())
             rows[seed][arm] = {
                 "architecture": arch.short(),
+                "kept_layers": list(kept),
                 "params": count_params(space.family, arch),
                 "test_loss": record["test_loss"],
                 "test_losses": record.get("test_losses", {}),
