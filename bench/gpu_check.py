@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -88,7 +89,12 @@ def write_space(arch: Architecture, path: Path) -> int:
     return count_params(Family("llama", VOCAB, True), arch) // 2
 
 
-def run_search(out: Path, arch: Architecture, tiny: bool) -> dict[str, Any]:
+def _stages(path: Path) -> dict[str, Any]:
+    """The stage times a search wrote so far (where a stopped one got to)."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_search(out: Path, arch: Architecture, tiny: bool, timeout: float) -> dict[str, Any]:
     budget = write_space(arch, out / "space.yaml")
     cpus = os.cpu_count() or 2
     # two trials (and the two retraining workers) share the GPU; on CPUs each takes one core
@@ -105,13 +111,33 @@ def run_search(out: Path, arch: Architecture, tiny: bool) -> dict[str, Any]:
         *share,
     ]  # fmt: skip
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    log = out / "search.log"
+    # its own process group, so that a deadline stops Ray's workers too (SIGTERM stops a run as
+    # Ctrl-C does; whatever is left after 30 s is killed) and the GPU is not left half-occupied
+    with log.open("w") as sink:
+        child = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+        try:
+            returncode = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            returncode = None
     seconds = time.perf_counter() - start
-    (out / "search.log").write_text(done.stdout + done.stderr)
-    row: dict[str, Any] = {"returncode": done.returncode, "seconds": round(seconds, 1), "budget": budget}
+    row: dict[str, Any] = {"returncode": returncode, "seconds": round(seconds, 1), "budget": budget}
     summary_path = out / "search" / "summary.json"
-    if done.returncode != 0 or not summary_path.exists():
-        row["error"] = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if returncode != 0 or not summary_path.exists():
+        lines = [line for line in log.read_text().splitlines() if line.strip()] or ["no output"]
+        row["error"] = lines[-1]
+        if returncode is None:
+            row["error"] = f"stopped at its {timeout:.0f} s deadline; last line: {lines[-1]}"
+        row["stages"] = _stages(out / "search" / "stages.json")
         return row
     summary = json.loads(summary_path.read_text())
     teacher = summary["teacher"]
@@ -196,6 +222,9 @@ def main() -> None:
     parser.add_argument(
         "--tiny", action="store_true", help="tiny shapes on the CPU: a smoke test of the script"
     )
+    parser.add_argument(
+        "--search-timeout", type=float, default=3600, help="stop the search part after this many seconds"
+    )
     args = parser.parse_args()
     out = Path(args.out).resolve() / ("tiny" if args.tiny else "gpu")
     out.mkdir(parents=True, exist_ok=True)
@@ -203,13 +232,16 @@ def main() -> None:
     shapes = TINY if args.tiny else SHAPES
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     started = time.perf_counter()
-    make_teacher(shapes["llama-3.2-3b"], out / "teacher", device)
-    search = run_search(out, shapes["llama-3.2-3b"], args.tiny)
+    # the short parts first, so that their rows exist even when the search runs out of time
     peak = peak_matmul(device, 8192 if device.type == "cuda" else 1024)
     steps = 20 if device.type == "cuda" else 2
     probes = [probe_speed(shapes["llama-3.2-1b"], b, s, steps, device) for b, s in ((4, 256), (16, 1024))]
     for row in probes:
         row["mfu"] = round(row.pop("flops_per_s") / peak, 3)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    make_teacher(shapes["llama-3.2-3b"], out / "teacher", device)
+    search = run_search(out, shapes["llama-3.2-3b"], args.tiny, args.search_timeout)
     seconds = round(time.perf_counter() - started, 1)
     record = {"device": name, "torch": torch.__version__, "bf16_matmul_tflops": round(peak / 1e12, 1),
               "search": search, "probes": probes, "seconds": seconds}  # fmt: skip
@@ -218,6 +250,7 @@ def main() -> None:
     print("| part | result |\n|---|---|")
     if "error" in search:
         print(f"| search end to end | FAILED in {search['seconds']} s: {search['error']} |")
+        print(f"| search stages reached | {search.get('stages') or 'none'} |")
     else:
         stages = ", ".join(f"{k} {v} s" for k, v in search["stages"].items())
         print(f"| search end to end (budget {search['budget']:,}) | {search['seconds']} s: {stages} |")
