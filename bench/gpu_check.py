@@ -8,9 +8,12 @@ the embedded SmolLM2 tokenizer's 49,152-entry vocabulary instead of Llama-3's 12
 embedded corpus feeds them), saved as bf16 safetensors checkpoints. Three parts:
   search      `search.py` on the 3B-shaped teacher at half its size: teacher stages on the GPU,
               4 trials (two at a time, half a GPU each; overhead 0.5 of 64k retraining tokens, 2
-              rungs), one winner retrained on 2 Ray Train workers sharing the GPU (FSDP2 over
-              gloo: NCCL takes one rank per GPU); wall time, stage times, where the teacher's
-              stages ran, the winner's test loss;
+              rungs), one winner retrained in one process on the GPU, as a one-GPU user does
+              (`--retrain-workers 2` shards it over 2 Ray Train workers sharing the GPU, FSDP2
+              over gloo since NCCL takes one rank per GPU: on 2026-12-04 on an H200 that did not
+              finish 64k tokens in 207 s, so it is no longer the default there; `--tiny` keeps
+              2 workers on the CPU); wall time, stage times, where the teacher's stages ran, the
+              winner's test loss;
   probe       a probe of a student in the 1B shape on random top-64 targets, at the tool's batch
               (4 x 256) and at 16 x 1024: tokens/s, and MFU = 6 x params x tokens/s over the bf16
               matmul peak measured in the same run;
@@ -94,10 +97,10 @@ def _stages(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_search(out: Path, arch: Architecture, tiny: bool, timeout: float) -> dict[str, Any]:
+def run_search(out: Path, arch: Architecture, tiny: bool, workers: int, timeout: float) -> dict[str, Any]:
     budget = write_space(arch, out / "space.yaml")
     cpus = os.cpu_count() or 2
-    # two trials (and the two retraining workers) share the GPU; on CPUs each takes one core
+    # two trials (or two retraining workers) share the GPU; on CPUs each takes one core
     share = (
         ["--cpus-per-trial", "1"]
         if tiny
@@ -106,8 +109,8 @@ def run_search(out: Path, arch: Architecture, tiny: bool, timeout: float) -> dic
     command = [
         sys.executable, str(ROOT / "search.py"), "--budget", str(budget), "--space", str(out / "space.yaml"),
         "--teacher", str(out / "teacher"), "--trials", "4", "--top-k", "1", "--retrain-tokens", "64k",
-        "--overhead", "0.5", "--rungs", "2",
-        "--retrain-workers", "2", "--eval", "none", "--out", str(out), "--name", "search", "--overwrite",
+        "--overhead", "0.5", "--rungs", "2", "--retrain-workers", str(workers),
+        "--eval", "none", "--out", str(out), "--name", "search", "--overwrite",
         *share,
     ]  # fmt: skip
     start = time.perf_counter()
@@ -225,6 +228,11 @@ def main() -> None:
     parser.add_argument(
         "--search-timeout", type=float, default=3600, help="stop the search part after this many seconds"
     )
+    parser.add_argument(
+        "--retrain-workers",
+        type=int,
+        help="workers retraining the winner (default: 1 on a GPU, 2 on CPUs)",
+    )
     args = parser.parse_args()
     out = Path(args.out).resolve() / ("tiny" if args.tiny else "gpu")
     out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +249,8 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     make_teacher(shapes["llama-3.2-3b"], out / "teacher", device)
-    search = run_search(out, shapes["llama-3.2-3b"], args.tiny, args.search_timeout)
+    workers = args.retrain_workers or (2 if device.type == "cpu" else 1)
+    search = run_search(out, shapes["llama-3.2-3b"], args.tiny, workers, args.search_timeout)
     seconds = round(time.perf_counter() - started, 1)
     record = {"device": name, "torch": torch.__version__, "bf16_matmul_tflops": round(peak / 1e12, 1),
               "search": search, "probes": probes, "seconds": seconds}  # fmt: skip
