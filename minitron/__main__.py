@@ -5,6 +5,7 @@
     distill    retrain a saved student by distillation (resumable)
     evaluate   score a checkpoint on lm-eval benchmarks, offline
     correct    fine-tune a teacher on the distillation corpus (teacher correction)
+    export     write a checkpoint as GGUF files for llama.cpp (f16, q8_0, q4_0, ...)
 
 The architecture search itself is `python search.py` (or the `minitron-search` console script).
 """
@@ -16,7 +17,7 @@ import sys
 
 from minitron.runtime import quiet_progress_bars_when_logged
 
-COMMANDS = ("fetch", "prune", "distill", "evaluate", "correct")
+COMMANDS = ("fetch", "prune", "distill", "evaluate", "correct", "export")
 
 
 def main(argv: list[str] | None = None) -> int:
