@@ -50,9 +50,9 @@ def _f16_matrices(model):
     return model
 
 
-@pytest.mark.parametrize("tied", [False, True])
-def test_f16_file_gives_the_checkpoints_logits(tmp_path, teacher, tied):
-    model = _checkpoint(tmp_path / "ckpt", teacher, tie_word_embeddings=tied)
+def test_f16_file_gives_the_checkpoints_logits(tmp_path, teacher):
+    """Untied embeddings (`output.weight` written); the tied path is the teacher's, below."""
+    model = _checkpoint(tmp_path / "ckpt", teacher)
     (done,) = export_gguf(tmp_path / "ckpt", ["f16"])
     assert done.path == tmp_path / "ckpt" / "ckpt.F16.gguf" and not done.fallback
     assert not list((tmp_path / "ckpt").glob(".*partial"))
@@ -118,7 +118,6 @@ def test_rows_that_are_not_whole_blocks_stay_f16(tmp_path, teacher):
     (done,) = export_gguf(tmp_path / "ckpt", ["q8_0"])
     assert "token_embd.weight" in done.fallback and "blk.0.attn_q.weight" in done.fallback
     assert "blk.0.attn_output.weight" not in done.fallback  # its rows are 4 heads x 32
-    assert _load_gguf(done.path).config.hidden_size == 48
 
 
 def test_bad_input_is_one_line(tmp_path, teacher):

@@ -291,6 +291,13 @@ def test_every_winner_has_a_model_card(reference):
         assert retrain["decay_fraction"] < 1 and decay in card
         assert "its first 1,024 tokens are its probe's" in card
         assert "Search cost: probes trained" in card and "went to candidates that were not kept" in card
+        # GGUF files for llama.cpp beside the checkpoint (the default --gguf f16,q8_0), in the card
+        folder = Path(winner["path"])
+        files = sorted(p.name for p in folder.glob("*.gguf"))
+        assert (
+            files == [f"{folder.name}.F16.gguf", f"{folder.name}.Q8_0.gguf"] and "GGUF for llama.cpp" in card
+        )
+        assert all(f"`{name}`" in card for name in files) and not list(folder.glob(".*partial"))
 
 
 def test_nothing_is_written_outside_the_run_directory_and_the_cache(reference):

@@ -1,5 +1,6 @@
-"""How a Hugging Face `LlamaForCausalLM` maps onto llama.cpp's GGUF: tensor names, the rotary layout
-of the query and key rows, the architecture's metadata, and what llama.cpp can hold.
+"""How a Hugging Face `LlamaForCausalLM` (or a Mistral without sliding windows, which llama.cpp takes
+as a Llama) maps onto llama.cpp's GGUF: tensor names, the rotary layout of the query and key rows,
+the architecture's metadata, and what llama.cpp can hold.
 
 Why the permutation: Hugging Face's Llama rotates the two halves of each head (`rotate_half`),
 llama.cpp rotates interleaved pairs. llama.cpp's converter therefore reorders the rows of `q_proj`
@@ -51,8 +52,10 @@ def _rope_theta(config: Mapping[str, Any]) -> float:
 def check_exportable(config: Mapping[str, Any]) -> None:
     """One line saying why llama.cpp's `llama` architecture cannot hold this model, if it cannot."""
     problems = []
-    if config.get("model_type") != "llama":
-        problems.append(f"model_type is {config.get('model_type')!r}, not 'llama'")
+    if config.get("model_type") not in ("llama", "mistral"):
+        problems.append(f"model_type is {config.get('model_type')!r}, not 'llama' or 'mistral'")
+    if config.get("sliding_window"):  # llama.cpp's converter takes Mistral as a Llama without it
+        problems.append("it uses sliding-window attention")
     if config.get("hidden_act", "silu") != "silu":
         problems.append(f"hidden_act is {config.get('hidden_act')!r}, not 'silu'")
     if config.get("attention_bias") or config.get("mlp_bias"):

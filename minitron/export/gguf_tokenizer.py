@@ -11,6 +11,7 @@ teacher with `--tokenizer-gguf`).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,17 +39,11 @@ class TokenizerKeys:
 
 def from_gguf(path: Path, tokens: list[str]) -> TokenizerKeys:
     """The `tokenizer.*` keys of a GGUF file, checked against the checkpoint's tokens (by id)."""
-    try:
-        reader = GGUFReader(path)
-    except (OSError, ValueError) as err:
-        raise MinitronError(f"cannot read the tokenizer GGUF {path}: {err}") from None
-    keys = TokenizerKeys(source=f"the teacher's GGUF {path.name}")
-    for name, entry in reader.fields.items():
-        if not name.startswith("tokenizer."):
-            continue
-        kind = GGUFValueType(entry.types[0])
-        sub = GGUFValueType(entry.types[-1]) if kind == GGUFValueType.ARRAY else None
-        keys.add(name, entry.contents(), kind, sub)
+    path = Path(path).resolve()
+    stat = path.stat()
+    keys = TokenizerKeys(
+        dict(_read_keys(path, stat.st_size, stat.st_mtime_ns)), f"the teacher's GGUF {path.name}"
+    )
     theirs: list[str] = (
         list(keys.values["tokenizer.ggml.tokens"][0]) if "tokenizer.ggml.tokens" in keys.values else []
     )
@@ -58,6 +53,25 @@ def from_gguf(path: Path, tokens: list[str]) -> TokenizerKeys:
             "pass the teacher's own GGUF with --tokenizer-gguf"
         )
     return keys
+
+
+@functools.lru_cache(maxsize=4)
+def _read_keys(
+    path: Path, size: int, mtime_ns: int
+) -> dict[str, tuple[Any, GGUFValueType, GGUFValueType | None]]:
+    """The file's `tokenizer.*` keys, read once per file version: the `gguf` reader takes seconds
+    over 50k-entry string arrays, and a run exports several winners and quantizations."""
+    try:
+        reader = GGUFReader(path)
+    except (OSError, ValueError) as err:
+        raise MinitronError(f"cannot read the tokenizer GGUF {path}: {err}") from None
+    values = {}
+    for name, entry in reader.fields.items():
+        if name.startswith("tokenizer."):
+            kind = GGUFValueType(entry.types[0])
+            sub = GGUFValueType(entry.types[-1]) if kind == GGUFValueType.ARRAY else None
+            values[name] = (entry.contents(), kind, sub)
+    return values
 
 
 def checkpoint_tokens(folder: Path) -> list[str]:

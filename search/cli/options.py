@@ -10,6 +10,7 @@ import argparse
 
 from minitron.budget import format_count
 from minitron.eval.benchmarks import ALL_TASKS
+from minitron.export.gguf_file import QUANTS
 from minitron.importance.selection import DEPTH_METHODS
 from search.plan.settings import (
     OBJECTIVES,
@@ -185,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--eval-fewshot", type=int, default=None, help="few-shot examples per item (default: 0)"
+    )
+    bench.add_argument(
+        "--gguf",
+        default=",".join(settings.gguf),
+        help=f"GGUF files for llama.cpp written beside each winner, comma-separated from "
+        f"{', '.join(QUANTS)}; `none` to skip",
     )
     safety = parser.add_argument_group("safety (both off by default)")
     safety.add_argument(

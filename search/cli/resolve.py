@@ -190,7 +190,17 @@ def settings_from_args(
         out=args.out,
         allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code,
+        gguf=gguf_option(args.gguf),
     )
+
+
+def gguf_option(text: str) -> tuple[str, ...]:
+    """`--gguf f16,q8_0` -> ("f16", "q8_0"); `none` -> ()."""
+    from minitron.export.gguf_file import parse_quants
+
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(parse_quants(text))
 
 
 def check_data_options(args: argparse.Namespace) -> None:

@@ -65,8 +65,18 @@ def _how_it_was_made(
         f"{winner.result.final_loss:.4f}, test loss {_loss(winner.result.test_loss)} nats/token "
         "(the test split was never used to choose).",
         f"Search cost: {cost_line(summary.to_json()).removeprefix('search cost: ')}.",
+        *_gguf_files(Path(winner.result.path or ".")),
         "Full record: `provenance.json` beside this card.",
     ]
+
+
+def _gguf_files(folder: Path) -> list[str]:
+    """The GGUF files beside the checkpoint, for llama.cpp, Ollama and LM Studio."""
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        return []
+    listed = ", ".join(f"`{f.name}` ({f.stat().st_size / 2**20:.0f} MiB)" for f in files)
+    return [f"GGUF for llama.cpp: {listed}; tokenizer and chat template carried over from the teacher."]
 
 
 def _decay(fraction: float) -> str:

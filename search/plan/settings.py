@@ -23,6 +23,7 @@ from minitron.distill.retrain import RetrainConfig
 from minitron.errors import MinitronError
 from minitron.eval.benchmarks import EvalConfig
 from minitron.eval.loss import VALIDATION_SEQUENCES
+from minitron.export.gguf_file import DEFAULT_QUANTS
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod
 from minitron.runtime import Placement
@@ -152,6 +153,9 @@ class SearchSettings:
         default_factory=lambda: EvalConfig(tasks=DEFAULT_EVAL_TASKS, limit=DEFAULT_EVAL_LIMIT)
     )
     """Benchmarks of the teacher and every winner (no tasks: none)."""
+    gguf: tuple[str, ...] = DEFAULT_QUANTS
+    """GGUF files for llama.cpp written beside each winner, one per quantization
+    (`minitron.export`); empty: none. Runs from before it read the default."""
     resources: Resources = field(default_factory=Resources)
 
     @classmethod

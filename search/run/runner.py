@@ -299,6 +299,33 @@ def _benchmarks(ctx: Context, done: bool) -> None:
     ctx.benchmarks = run_benchmarks(ctx.run, ctx.settings, ctx.teacher_spec, ctx.finals)
 
 
+def _gguf(ctx: Context, done: bool) -> None:
+    """GGUF files beside each finished winner; files already written are kept (a resumed run
+    writes only the missing ones)."""
+    from minitron.errors import MinitronError
+    from minitron.export.gguf_file import export_gguf, file_name
+
+    if done or not ctx.settings.gguf:
+        return
+    for result in ctx.finals.values():
+        folder = Path(result.path) if result.path else None
+        if folder is None or not (folder / "provenance.json").exists():
+            continue
+        missing = [q for q in ctx.settings.gguf if not (folder / file_name(folder, q)).exists()]
+        try:
+            written = export_gguf(folder, missing) if missing else []
+        except MinitronError as err:  # the checkpoint is the result; a file llama.cpp cannot take is not
+            print(f"[gguf] {folder.name}: no GGUF files: {err}", flush=True)
+            continue
+        for done_file in written:
+            note = (
+                f", {len(done_file.fallback)} matrices F16 (rows not whole blocks)"
+                if done_file.fallback
+                else ""
+            )
+            print(f"[gguf] {done_file.path.name} ({done_file.bytes / 2**20:.1f} MiB{note})", flush=True)
+
+
 def _report(ctx: Context, done: bool) -> None:
     from search.outputs.cards import write_model_cards
     from search.outputs.report import write_report
@@ -361,6 +388,7 @@ STAGES: list[Stage[Context]] = [
     Stage("latency", _latency, lambda ctx: ctx.run.latency.exists()),
     Stage("retrain winners", _retrain, lambda ctx: _finished(ctx, "retrain winners")),
     Stage("benchmarks", _benchmarks, lambda ctx: _finished(ctx, "benchmarks")),
+    Stage("gguf", _gguf, lambda ctx: _finished(ctx, "gguf")),
     Stage("report", _report, lambda ctx: False),  # cheap, and always reflects everything on disk
 ]
 

@@ -42,6 +42,9 @@ over the whole vocabulary (`bench/distill_throughput.py` on the 2-core CPU: 0.74
 bf16)."""
 BATCH_ONE_SLOWDOWN = 2.0
 """One sequence at a time runs the matmuls at about half the batched rate."""
+GGUF_SECONDS_PER_PARAM = 3e-8
+"""Writing one GGUF file per parameter: numpy quantization and the write (the 135M teacher took
+9 s for f16, q8_0 and q4_0 on a 2-core Xeon; export does not use the matmul rate)."""
 BENCHMARK_TOKENS = 150
 """Forward tokens per benchmark item and model, lm-eval's own work included (the default search:
 54 s for 2 models x 6 tasks x 100 items in bf16, 243 s for 3 in fp32, on the 2-core CPU)."""
@@ -141,6 +144,7 @@ def estimate(
         * (settings.eval.limit or 1000)
         * BENCHMARK_TOKENS
         * student_forward,
+        "gguf": plan.top_k * len(settings.gguf) * student_params * GGUF_SECONDS_PER_PARAM,
     }
     return {name: value for name, value in seconds.items() if name in todo}
 
