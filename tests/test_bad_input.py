@@ -459,6 +459,11 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--eval", "hellaswag,squad"], "unknown evaluation task 'squad'"
 
 
+@row("Unknown GGUF quantization")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--gguf", "f16,q3_k"], "unknown GGUF quantization q3_k; choose from f32, f16"
+
+
 @row("Unreachable --address")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--address", "127.0.0.1:9"], "no Ray cluster answers at 127.0.0.1:9"
