@@ -10,8 +10,8 @@ environment asks for it.
 
 Points (where they sit): `importance` (width importance computed, depth not yet, nothing saved),
 `targets` (teacher targets computed, not saved), `search` (a trial recorded in trials.jsonl),
-`retrain` (a winner retrained), `benchmarks` (a model's benchmark scores written), `report`
-(summary.json written, report.html not yet).
+`retrain` (a winner retrained), `benchmarks` (a model's benchmark scores written), `gguf` (a
+winner's GGUF files written), `report` (summary.json written, report.html not yet).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 
-POINTS = ("importance", "targets", "search", "retrain", "benchmarks", "report")
+POINTS = ("importance", "targets", "search", "retrain", "benchmarks", "gguf", "report")
 _reached: dict[str, int] = {}
 
 

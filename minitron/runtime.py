@@ -50,6 +50,23 @@ def cpu_description() -> str:
 DEFAULT_CPU_BF16 = cpu_has_native_bf16()
 
 
+def machine_description() -> str:
+    """What this process computes on: the GPU when there is one, with the CPU beside it."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()}, driver process with {cpu_description()}"
+    return cpu_description()
+
+
+def release_accelerator_memory() -> None:
+    """Hand freed GPU memory back: on a one-GPU machine other processes share the GPU, and
+    PyTorch's caching allocator would otherwise keep the freed blocks for this process."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def resolve_device(device: str | None = None) -> torch.device:
     """`cuda` when a GPU is present, else the CPU, unless a device is named."""
     if device:

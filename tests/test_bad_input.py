@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +70,15 @@ class World:
 Row = Callable[[World], tuple[list[str], str]]
 ROWS: dict[str, Row] = {}
 ENV: dict[str, dict[str, str]] = {}
+HIDDEN: dict[str, tuple[str, ...]] = {}
+"""Modules a row runs without (as on a machine where they are not installed)."""
 
 
-def row(name: str, env: dict[str, str] | None = None) -> Callable[[Row], Row]:
+def row(name: str, env: dict[str, str] | None = None, hide: tuple[str, ...] = ()) -> Callable[[Row], Row]:
     def register(fn: Row) -> Row:
         ROWS[name] = fn
         ENV[name] = env or {}
+        HIDDEN[name] = hide
         return fn
 
     return register
@@ -464,6 +468,20 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--gguf", "f16,q3_k"], "unknown GGUF quantization q3_k; choose from f32, f16"
 
 
+@row("Unknown latency runtime")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        *w.tiny,
+        "--latency-runtime",
+        "onnx",
+    ], "unknown latency runtime 'onnx'; choose pytorch or llama.cpp"
+
+
+@row("Latency in llama.cpp without llama-cpp-python", hide=("llama_cpp",))
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--latency-runtime", "llama.cpp:q4_0"], "llama.cpp is not installed here"
+
+
 @row("Unreachable --address")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--address", "127.0.0.1:9"], "no Ray cluster answers at 127.0.0.1:9"
@@ -482,8 +500,10 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", list(ROWS))
-def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_path, in_process):
+def test_bad_input_is_one_clear_line_and_writes_nothing(name, tiny_space, tmp_path, in_process, monkeypatch):
     space, env = tiny_space
+    for module in HIDDEN[name]:  # `import` of a module that sys.modules maps to None fails
+        monkeypatch.setitem(sys.modules, module, None)
     world = World(tmp_path, Path(space).parent / "teacher", Path(space), dict(env))
     args, message = ROWS[name](world)
     if "--resume" not in args:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
+from minitron.eval.samples import PROMPTS
 from minitron.model.architecture import Architecture
 from tests.conftest import ROOT
 
@@ -298,6 +299,13 @@ def test_every_winner_has_a_model_card(reference):
             files == [f"{folder.name}.F16.gguf", f"{folder.name}.Q8_0.gguf"] and "GGUF for llama.cpp" in card
         )
         assert all(f"`{name}`" in card for name in files) and not list(folder.glob(".*partial"))
+        # what it writes, beside the teacher's text (greedy continuations of fixed prompts)
+        assert "What it writes" in card and "| prompt | teacher | this model |" in card
+    samples = summary["samples"]
+    assert samples["prompts"] == list(PROMPTS)
+    assert set(samples["continuations"]) == {"teacher"} | {w["trial_id"] for w in summary["winners"]}
+    assert all(len(texts) == len(PROMPTS) for texts in samples["continuations"].values())
+    assert "<h2>What it writes</h2>" in (reference.run / "report.html").read_text()
 
 
 def test_nothing_is_written_outside_the_run_directory_and_the_cache(reference):
@@ -382,6 +390,10 @@ def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tin
     killed_at("benchmarks@2", "--resume", str(run))
     assert (run / "evals" / "teacher.json").exists()
     assert len(list((run / "winners").glob("*/benchmarks.json"))) == 1
+    # GGUF files: killed once the first winner's are written; no text samples yet.
+    killed_at("gguf", "--resume", str(run))
+    first_gguf = {p: p.stat().st_mtime_ns for p in (run / "winners").glob("*/*.gguf")}
+    assert len(first_gguf) == 2 and not (run / "samples.json").exists()
     # A full disk while writing summary.json: one line, nothing half-written; --resume goes on.
     full = driver({**env, "MINITRON_FULL_DISK": "summary.json"}, "--resume", str(run))
     assert full.returncode == 2 and "no space left on device while writing" in full.stderr
@@ -407,3 +419,8 @@ def test_driver_killed_at_every_stage_resumes_to_the_same_results(reference, tin
         "winner 1 was retrained again"
     )
     assert final.stdout.count("[benchmarks] scoring") == 0, "scores that were written are not computed again"
+    assert len(list((run / "winners").glob("*/*.gguf"))) == 4
+    assert {p: p.stat().st_mtime_ns for p in first_gguf} == first_gguf, "GGUF files were written again"
+    # greedy text is a function of the weights: the same as the uninterrupted run's
+    samples = [json.loads((r / "samples.json").read_text()) for r in (run, reference.run)]
+    assert samples[0] == samples[1]

@@ -93,6 +93,17 @@ def export_gguf(
     return written
 
 
+def export_model(
+    model: Any, target: Path, quant: str, keys: gguf_tokenizer.TokenizerKeys, provenance: Mapping[str, Any]
+) -> GGUFExport:
+    """A Llama model in memory (a candidate cut for timing) as one GGUF file, with tokenizer keys
+    read once from its teacher (`tokenizer_keys`)."""
+    config = model.config.to_dict()
+    gguf_layout.check_exportable(config)
+    arrays = list(gguf_layout.tensors(model.state_dict(), config))
+    return _write(Path(target), parse_quants(quant)[0], config, arrays, keys, provenance)
+
+
 def tokenizer_keys(
     checkpoint: Path, vocab_size: int, tokenizer_gguf: Path | None
 ) -> gguf_tokenizer.TokenizerKeys:
@@ -101,6 +112,22 @@ def tokenizer_keys(
     if source is not None:
         return gguf_tokenizer.from_gguf(Path(source), gguf_tokenizer.checkpoint_tokens(checkpoint))
     return gguf_tokenizer.from_tokenizer_json(checkpoint, vocab_size)
+
+
+def teacher_tokenizer_keys(
+    teacher: str, checkpoint: str | None, vocab_size: int
+) -> gguf_tokenizer.TokenizerKeys:
+    """The tokenizer keys for models cut from a teacher: from its checkpoint folder (as
+    `tokenizer_keys`), or from the teacher's own GGUF file."""
+    if checkpoint:
+        return tokenizer_keys(Path(checkpoint), vocab_size, None)
+    path = Path(teacher).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return gguf_tokenizer.from_gguf(path, None)
+    raise MinitronError(
+        f"cannot find a tokenizer for GGUF files of {teacher}: give the teacher as a checkpoint "
+        "folder or a .gguf file"
+    )
 
 
 def teacher_gguf(checkpoint: Path) -> Path | None:

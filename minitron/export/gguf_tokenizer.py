@@ -37,8 +37,9 @@ class TokenizerKeys:
         self.values[key] = (value, kind, sub)
 
 
-def from_gguf(path: Path, tokens: list[str]) -> TokenizerKeys:
-    """The `tokenizer.*` keys of a GGUF file, checked against the checkpoint's tokens (by id)."""
+def from_gguf(path: Path, tokens: list[str] | None) -> TokenizerKeys:
+    """The `tokenizer.*` keys of a GGUF file, checked against the checkpoint's tokens (by id) unless
+    `tokens` is None (the GGUF is the model's own)."""
     path = Path(path).resolve()
     stat = path.stat()
     keys = TokenizerKeys(
@@ -47,7 +48,7 @@ def from_gguf(path: Path, tokens: list[str]) -> TokenizerKeys:
     theirs: list[str] = (
         list(keys.values["tokenizer.ggml.tokens"][0]) if "tokenizer.ggml.tokens" in keys.values else []
     )
-    if list(theirs) != tokens:
+    if tokens is not None and list(theirs) != tokens:
         raise MinitronError(
             f"the tokens in {path.name} are not the checkpoint's ({len(theirs)} against {len(tokens)}); "
             "pass the teacher's own GGUF with --tokenizer-gguf"

@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         "latency of one sequence measured on the trial's device",
     )
     how.add_argument(
+        "--latency-runtime",
+        default=plan.latency_runtime,
+        metavar="RUNTIME",
+        help="where latencies and speed-ups are measured: pytorch (default), or llama.cpp[:QUANT] (each "
+        "candidate written as a GGUF file, q8_0 unless QUANT says, and timed in llama.cpp; needs the "
+        "llama-cpp-python extra)",
+    )
+    how.add_argument(
         "--top-k",
         type=int,
         default=None,

@@ -50,6 +50,7 @@ def plan_from_args(args: argparse.Namespace, space_top_k: int, is_range: bool = 
         top_k=args.top_k if args.top_k is not None else RANGE_WINNERS if is_range else space_top_k,
         continue_probes=not args.fresh_winners,
         objective=args.objective,
+        latency_runtime=latency_runtime_option(args.latency_runtime),
         depth=args.depth,
         depth_accuracy_items=args.depth_accuracy_items,
         validation_sequences=args.eval_sequences,
@@ -192,6 +193,17 @@ def settings_from_args(
         trust_remote_code=args.trust_remote_code,
         gguf=gguf_option(args.gguf),
     )
+
+
+def latency_runtime_option(text: str) -> str:
+    """`pytorch`, or `llama.cpp:<quant>` once llama.cpp is known to be installed here."""
+    from minitron.export.llamacpp import require, runtime_quant
+
+    quant = runtime_quant(text)
+    if quant is None:
+        return "pytorch"
+    require()
+    return f"llama.cpp:{quant}"
 
 
 def gguf_option(text: str) -> tuple[str, ...]:

@@ -127,6 +127,16 @@ def _results(summary: Summary, winner: WinnerRow) -> str:
     table = benchmark_table(summary, {"teacher": "teacher", winner.trial_id: "this model"})
     if table:
         parts.append(f"lm-eval scores, 0-100 (change against the teacher in brackets):\n\n{table}")
+    texts = (summary.samples or {}).get("continuations") or {}
+    if "teacher" in texts and winner.trial_id in texts:
+        rows = [
+            [_cell(prompt), _cell(texts["teacher"][i]), _cell(texts[winner.trial_id][i])]
+            for i, prompt in enumerate((summary.samples or {}).get("prompts") or [])
+        ]
+        parts.append(
+            "What it writes: greedy continuations of fixed prompts, the teacher's beside this model's:"
+            f"\n\n{markdown(['prompt', 'teacher', 'this model'], rows)}"
+        )
     kept = format_retention(retention_table(summary, winner))
     if kept:
         parts.append(
@@ -134,6 +144,11 @@ def _results(summary: Summary, winner: WinnerRow) -> str:
             f"95 % intervals over the items:\n\n{kept}"
         )
     return "\n".join(parts)
+
+
+def _cell(text: str) -> str:
+    """Text in one markdown table cell: pipes escaped, line breaks shown as `⏎`."""
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", " ⏎ ").strip()
 
 
 def _loss(value: float | None) -> str:

@@ -43,6 +43,7 @@ td code { white-space: nowrap; }
 .shape { color: #7b2cbf; font-size: 0.85em; white-space: nowrap; }
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em; }
 .empty { color: #777; font-style: italic; }
+.sample { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 0.85em; }
 """
 
 
@@ -229,6 +230,28 @@ def _quality(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _samples(summary: Mapping[str, Any]) -> str:
+    """Greedy continuations of the fixed prompts, the teacher's beside each winner's."""
+    samples = summary.get("samples") or {}
+    texts = samples.get("continuations") or {}
+    if not samples.get("prompts") or "teacher" not in texts:
+        return ""
+    winners = [w for w in summary.get("winners") or [] if w.get("trial_id") in texts]
+    head = ["prompt", "teacher"] + [f"winner {_e(w.get('rank'))}" for w in winners]
+    rows = []
+    for i, prompt in enumerate(samples["prompts"]):
+        row = [prompt, texts["teacher"][i]] + [texts[w["trial_id"]][i] for w in winners]
+        rows.append([f'<span class="sample">{_e(text)}</span>' for text in row])
+    return "\n".join(
+        [
+            "<h2>What it writes</h2>",
+            _table(head, rows, set(), [""] * len(rows)),
+            '<p class="meta">Greedy continuations of fixed prompts (no sampling: the text depends on '
+            "the weights alone).</p>",
+        ]
+    )
+
+
 def _failures(summary: Mapping[str, Any]) -> str:
     failed = [c for c in _candidates(summary) if _is_failed(c)]
     if not failed:
@@ -263,11 +286,12 @@ def _render_html(summary: Mapping[str, Any]) -> str:
     budget = _e(_budget_text(summary))
     second = "latency" if _objective(summary) == "latency" else "parameters"
     title = f"{_e(name)}: {budget} from {_e(teacher.get('name'))}"
+    where = f" ({_e(teacher['device'])})" if teacher.get("device") else ""
     teacher_line = (
         f"teacher <b>{_e(teacher.get('name'))}</b> <code>{_e(_label(teacher.get('architecture')))}</code>, "
         f"{_count(teacher.get('params'))} parameters, validation loss {_num(teacher.get('zero_shot_loss'))}, "
         f"test loss {_num(teacher.get('test_loss'))}, "
-        f"latency {_e(_latency_text(teacher))} ms, "
+        f"latency {_e(_latency_text(teacher))} ms{where}, "
         f"{_num(teacher.get('tokens_per_s'), ',.0f')} tokens/s"
     )
     n_cands = len(_candidates(summary))
@@ -299,6 +323,7 @@ def _render_html(summary: Mapping[str, Any]) -> str:
         "<h2>Benchmarks</h2>",
         _benchmarks(summary),
         _quality(summary),
+        _samples(summary),
         "<h2>Failed trials</h2>",
         _failures(summary),
         "<h2>Settings</h2>",

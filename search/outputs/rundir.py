@@ -13,6 +13,7 @@ probes/          end states of finished probes that may still win (their winner 
 latency.json     every probed candidate's latency and speed-up, timed in turn with the teacher on one worker
 winners/         the retrained winners: Hugging Face checkpoints, model cards, provenance.json
 evals/           the teacher's benchmark scores
+samples.json     greedy continuations of fixed prompts by the teacher and every winner
 stages.json      the stages finished so far and their time
 summary.json     ranking, winners, teacher, settings, stage timings
 report.html      self-contained report (plotly inlined), pareto.png
@@ -43,6 +44,7 @@ _LAYOUT = {
     "latency": "latency.json",
     "winners": "winners",
     "evals": "evals",
+    "samples": "samples.json",
     "stages": "stages.json",
     "summary": "summary.json",
     "report": "report.html",
@@ -67,6 +69,7 @@ class RunDir:
     latency: Path = field(init=False)
     winners: Path = field(init=False)
     evals: Path = field(init=False)
+    samples: Path = field(init=False)
     stages: Path = field(init=False)
     summary: Path = field(init=False)
     report: Path = field(init=False)

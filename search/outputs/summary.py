@@ -193,6 +193,9 @@ class Summary:
     winners: list[WinnerRow] = field(default_factory=list)
     benchmarks: dict[str, Any] | None = None
     """Tasks, limit and lm-eval's results per model (see `search.run.benchmarks`)."""
+    samples: dict[str, Any] | None = None
+    """Greedy continuations of fixed prompts: `prompts`, and `continuations` by `teacher` and by
+    each winner's trial id (`minitron.eval.samples`); None for runs from before them."""
     rejected_suggestions: dict[str, int] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
     """What the search spent on probes against what retraining spent (see `search_cost`)."""
@@ -246,6 +249,7 @@ def build_summary(
     budget_points: dict[str, float] | None = None,
     budget_low: int | None = None,
     objective: str = "params",
+    samples: dict[str, Any] | None = None,
 ) -> Summary:
     """The summary of a run from its ranked trials, retrained winners and benchmark scores."""
     winner_ranks = {w.trial_id: i + 1 for i, w in enumerate(winners)}
@@ -290,6 +294,7 @@ def build_summary(
             for w in winners
         ],
         benchmarks=benchmarks,
+        samples=samples,
         rejected_suggestions=rejected,
         cost=search_cost(ranking, finals, settings),
         stages={k: round(v, 1) for k, v in stages.items()},

@@ -88,6 +88,10 @@ class SearchPlan:
     objective: str = "params"
     """With a budget range, the second objective beside the probe loss: `params` (the count) or
     `latency` (milliseconds for one sequence on the trial's device, measured by the trial)."""
+    latency_runtime: str = "pytorch"
+    """Where latencies are measured (the trials' and the latency stage's): `pytorch`, or
+    `llama.cpp:<quant>` (each candidate written as a GGUF file in that quantization and timed in
+    llama.cpp, `minitron.export.llamacpp`). Runs from before it read `pytorch`."""
 
     def __post_init__(self) -> None:
         # the command line gives a name; the run works with the member

@@ -6,20 +6,24 @@ in different processes differ by more than the models do (a 2-core machine measu
 loads the teacher once, cuts each candidate in turn, and times teacher and candidate alternately
 (`minitron.model.speed.compare_latency`): the speed-up is the median of the per-round ratios, and
 the report shows their range. Both models run in the teacher's dtype and the trials' precision,
-as they would be deployed side by side.
+as they would be deployed side by side; with `--latency-runtime llama.cpp:<quant>`, both are
+written as GGUF files in that quantization and timed in llama.cpp instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from minitron.export.llamacpp import runtime_quant
 from minitron.importance.scores import Importance
 from minitron.importance.selection import DepthMethod
 from minitron.model.architecture import Architecture
-from minitron.model.speed import Timing, compare_latency, measure_speed
+from minitron.model.speed import LatencyComparison, Speed, Timing, compare_latency, measure_speed
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import Placement, cpu_description
@@ -44,6 +48,10 @@ class LatencyJob:
     seq_len: int
     architectures: list[Architecture]
     rounds: int = ROUNDS
+    quant: str | None = None
+    """None: time in PyTorch; a GGUF quantization: time teacher and candidates in llama.cpp, each
+    written as a GGUF file in it (`--latency-runtime`)."""
+    threads: int | None = None
 
 
 def device_name(device: torch.device) -> str:
@@ -60,7 +68,59 @@ def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]
     teacher = load_teacher(job.teacher, offline=True, **job.options, **job.placement.teacher())
     model = teacher.model
     dtype = next(model.parameters()).dtype
-    speed = measure_speed(model, seq_len=job.seq_len, bf16=bf16)  # also warms the teacher up
+    with contextlib.ExitStack() as stack:
+        speed, compare, where = _timer(job, model, bf16, stack)  # warms the teacher up
+        rounds, candidates = _candidates(job, importance, model, dtype, device, compare)
+    medians = [t.median_ms for t in rounds] or [speed.latency_ms]
+    teacher_out = {
+        "latency_ms": sorted(medians)[len(medians) // 2],
+        "latency_low_ms": min(t.low_ms for t in rounds) if rounds else speed.latency_ms,
+        "latency_high_ms": max(t.high_ms for t in rounds) if rounds else speed.latency_ms,
+        "tokens_per_s": speed.tokens_per_s,
+        "device": where or device_name(device),
+    }
+    return {"teacher": teacher_out, "candidates": candidates, "rounds": job.rounds, "seq_len": job.seq_len}
+
+
+Compare = Callable[[Any], LatencyComparison]
+
+
+def _timer(
+    job: LatencyJob, model: Any, bf16: bool, stack: contextlib.ExitStack
+) -> tuple[Speed, Compare, str | None]:
+    """The teacher's speed, how a candidate is compared with it, and (for llama.cpp) where it ran."""
+    if job.quant is None:
+        speed = measure_speed(model, seq_len=job.seq_len, bf16=bf16)
+        return (
+            speed,
+            lambda student: compare_latency(model, student, job.seq_len, job.rounds, bf16=bf16, warm=True),
+            None,
+        )
+    from minitron.export import llamacpp
+    from minitron.export.gguf_file import teacher_tokenizer_keys
+
+    quant, n, threads = job.quant, job.seq_len, job.threads
+    keys = teacher_tokenizer_keys(job.teacher, job.checkpoint, int(model.config.vocab_size))
+    reference = stack.enter_context(llamacpp.loaded(model, quant, keys, n, threads))
+    speed = llamacpp.measure_speed(reference, n)
+
+    def compare(student: Any) -> LatencyComparison:
+        with llamacpp.loaded(student, quant, keys, n, threads) as runner:
+            return llamacpp.compare_latency(reference, runner, n, job.rounds, warm=True)
+
+    return speed, compare, f"{llamacpp.device_name()}, {quant.upper()}"
+
+
+def _candidates(
+    job: LatencyJob,
+    importance: Importance,
+    model: Any,
+    dtype: torch.dtype,
+    device: torch.device,
+    compare: Compare,
+) -> tuple[list[Timing], dict[str, Any]]:
+    """Each candidate cut in turn and compared with the teacher: the teacher's rounds, and the
+    candidates' figures by architecture label."""
     rounds: list[Timing] = []
     candidates: dict[str, Any] = {}
     for arch in job.architectures:
@@ -69,7 +129,7 @@ def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]
                 student = prune_from_checkpoint(job.checkpoint, arch, importance, job.depth, dtype, device)
             else:
                 student = prune(model, arch, importance, depth=job.depth)
-            compared = compare_latency(model, student, job.seq_len, job.rounds, bf16=bf16, warm=True)
+            compared = compare(student)
         except Exception as err:  # one candidate's failure is recorded, the others are measured
             candidates[arch.short()] = {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
             continue
@@ -86,15 +146,7 @@ def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]
             "speedup_high": compared.speedup_high,
             "latency_rounds": compared.model.rounds,
         }
-    medians = [t.median_ms for t in rounds] or [speed.latency_ms]
-    teacher_out = {
-        "latency_ms": sorted(medians)[len(medians) // 2],
-        "latency_low_ms": min(t.low_ms for t in rounds) if rounds else speed.latency_ms,
-        "latency_high_ms": max(t.high_ms for t in rounds) if rounds else speed.latency_ms,
-        "tokens_per_s": speed.tokens_per_s,
-        "device": device_name(device),
-    }
-    return {"teacher": teacher_out, "candidates": candidates, "rounds": job.rounds, "seq_len": job.seq_len}
+    return rounds, candidates
 
 
 def run_latency_task(job: LatencyJob, importance: Importance, resources: Resources) -> dict[str, Any]:
@@ -131,6 +183,8 @@ def measure_run(
         placement=settings.probe.placement,
         seq_len=seq_len,
         architectures=archs,
+        quant=runtime_quant(settings.plan.latency_runtime),
+        threads=settings.resources.threads,
     )
     resources = settings.resources
     dashboard = start_ray(resources)

@@ -1,6 +1,7 @@
-"""The search, stage by stage: teacher → importance → teacher targets → Ray Tune → retraining of
-the winners → benchmarks → report. Everything a stage produces lands in the run directory, so
-`--resume` reads finished stages back and re-does only the work that was in flight.
+"""The search, stage by stage: teacher → importance → teacher targets → Ray Tune → latency →
+retraining of the winners → benchmarks → GGUF files → text samples → report. Everything a stage
+produces lands in the run directory, so `--resume` reads finished stages back and re-does only the
+work that was in flight.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from minitron.distill.sources import training_windows
 from minitron.distill.targets import TeacherTargets, compute_targets
 from minitron.errors import Interrupted
 from minitron.eval.benchmarks import check_data
+from minitron.export.llamacpp import require as require_llama_cpp
+from minitron.export.llamacpp import runtime_quant
 from minitron.faults import kill_point
 from minitron.importance.cache import importance_for, importance_missing
 from minitron.importance.scores import Importance
 from minitron.model.teacher import Teacher, load_teacher, load_tokenizer
-from minitron.runtime import cpu_description
+from minitron.runtime import machine_description, release_accelerator_memory
 from search.outputs.quality import domain_table, markdown
 from search.outputs.records import TrialLog, TrialRecord, rank, with_latency, with_names
 from search.outputs.rundir import RunDir, check_run_dir, create_run_dir
@@ -36,6 +39,7 @@ from search.plan.corpus import check_corpus
 from search.plan.front import seeded_shapes
 from search.plan.settings import SETTINGS_FORMAT, SearchSettings
 from search.plan.space import KnownArchitecture, SearchSpace, check_teacher_matches, load_space
+from search.run.artifacts import write_gguf_files, write_samples
 from search.run.data import measure_teacher, run_tokens
 from search.run.selection import choose_winners, range_winners
 from search.run.stages import Stage, run_stages
@@ -107,6 +111,8 @@ def _teacher(ctx: Context, done: bool) -> None:
     settings, run = ctx.settings, ctx.run
     if settings.eval.tasks:
         check_data(settings.eval.tasks)
+    if runtime_quant(settings.plan.latency_runtime):  # a resumed run on a machine without llama.cpp
+        require_llama_cpp()
     if settings.resources.address:  # attach first: an unreachable cluster fails before the teacher loads
         from search.run.ray_runtime import start_ray
 
@@ -204,7 +210,7 @@ def _targets(ctx: Context, done: bool) -> None:
     if done:
         ctx.targets = TeacherTargets.load(ctx.run.targets)
         ctx.teacher = None
-        _release_accelerator_memory()
+        release_accelerator_memory()
         return
     assert ctx.teacher is not None and ctx.tokens is not None
     settings = ctx.settings
@@ -223,17 +229,7 @@ def _targets(ctx: Context, done: bool) -> None:
     targets.save(ctx.run.targets)
     ctx.targets = targets
     ctx.teacher = None  # trials and winners load their own copy
-    _release_accelerator_memory()
-
-
-def _release_accelerator_memory() -> None:
-    """Hand the teacher's GPU memory back: on a one-GPU machine the trials share this GPU, and
-    PyTorch's caching allocator would otherwise keep the freed teacher's blocks for this process."""
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    release_accelerator_memory()
 
 
 def _search(ctx: Context, done: bool) -> None:
@@ -300,30 +296,13 @@ def _benchmarks(ctx: Context, done: bool) -> None:
 
 
 def _gguf(ctx: Context, done: bool) -> None:
-    """GGUF files beside each finished winner; files already written are kept (a resumed run
-    writes only the missing ones)."""
-    from minitron.errors import MinitronError
-    from minitron.export.gguf_file import export_gguf, file_name
+    if not done and ctx.settings.gguf:
+        write_gguf_files(ctx.settings, ctx.finals)
 
-    if done or not ctx.settings.gguf:
-        return
-    for result in ctx.finals.values():
-        folder = Path(result.path) if result.path else None
-        if folder is None or not (folder / "provenance.json").exists():
-            continue
-        missing = [q for q in ctx.settings.gguf if not (folder / file_name(folder, q)).exists()]
-        try:
-            written = export_gguf(folder, missing) if missing else []
-        except MinitronError as err:  # the checkpoint is the result; a file llama.cpp cannot take is not
-            print(f"[gguf] {folder.name}: no GGUF files: {err}", flush=True)
-            continue
-        for done_file in written:
-            note = (
-                f", {len(done_file.fallback)} matrices F16 (rows not whole blocks)"
-                if done_file.fallback
-                else ""
-            )
-            print(f"[gguf] {done_file.path.name} ({done_file.bytes / 2**20:.1f} MiB{note})", flush=True)
+
+def _samples(ctx: Context, done: bool) -> None:
+    if not done:
+        write_samples(ctx.run, ctx.settings, ctx.finals, ctx.teacher)
 
 
 def _report(ctx: Context, done: bool) -> None:
@@ -344,6 +323,7 @@ def _report(ctx: Context, done: bool) -> None:
         budget_points={r.trial_id: p for r, p in ctx.winners_at if p is not None},
         budget_low=settings.budget_low,
         objective=settings.plan.objective,
+        samples=_read_json(run.samples) or None,
         finals=ctx.finals,
         benchmarks=ctx.benchmarks,
         rejected=ctx.rejected,
@@ -351,19 +331,12 @@ def _report(ctx: Context, done: bool) -> None:
         seconds=time.perf_counter() - ctx.started,
         run_dir=run.root,
         estimated_stages=ctx.estimates,
-        machine=_machine(),
+        machine=machine_description(),
     )
     write_model_cards(summary, settings)
     write_json(run.summary, summary.to_json())
     kill_point("report")
     write_report(run.root, summary)
-
-
-def _machine() -> str:
-    """What the teacher's stages ran on (the trials' kind of device)."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()}, driver process with {cpu_description()}"
-    return cpu_description()
 
 
 def _after(ctx: Context, stage: str, done: bool) -> None:
@@ -389,6 +362,7 @@ STAGES: list[Stage[Context]] = [
     Stage("retrain winners", _retrain, lambda ctx: _finished(ctx, "retrain winners")),
     Stage("benchmarks", _benchmarks, lambda ctx: _finished(ctx, "benchmarks")),
     Stage("gguf", _gguf, lambda ctx: _finished(ctx, "gguf")),
+    Stage("samples", _samples, lambda ctx: ctx.run.samples.exists()),
     Stage("report", _report, lambda ctx: False),  # cheap, and always reflects everything on disk
 ]
 

@@ -20,6 +20,7 @@ import torch
 
 from minitron.budget import format_count
 from minitron.distill.step import Head
+from minitron.eval.samples import MAX_NEW_TOKENS, PROMPTS
 from minitron.runtime import precision, synchronize
 from search.plan.settings import SearchSettings
 from search.run.latency import ROUNDS
@@ -45,6 +46,8 @@ BATCH_ONE_SLOWDOWN = 2.0
 GGUF_SECONDS_PER_PARAM = 3e-8
 """Writing one GGUF file per parameter: numpy quantization and the write (the 135M teacher took
 9 s for f16, q8_0 and q4_0 on a 2-core Xeon; export does not use the matmul rate)."""
+GENERATE_TOKEN_SECONDS = 0.03
+"""Fixed cost of one generated token beyond its FLOPs (`generate`'s per-step work, one sequence)."""
 BENCHMARK_TOKENS = 150
 """Forward tokens per benchmark item and model, lm-eval's own work included (the default search:
 54 s for 2 models x 6 tasks x 100 items in bf16, 243 s for 3 in fp32, on the 2-core CPU)."""
@@ -145,6 +148,13 @@ def estimate(
         * BENCHMARK_TOKENS
         * student_forward,
         "gguf": plan.top_k * len(settings.gguf) * student_params * GGUF_SECONDS_PER_PARAM,
+        # greedy continuations, one token at a time: the teacher's and each winner's
+        "samples": len(PROMPTS)
+        * MAX_NEW_TOKENS
+        * (
+            (1 + plan.top_k) * GENERATE_TOKEN_SECONDS
+            + (forward + plan.top_k * student_forward) * BATCH_ONE_SLOWDOWN
+        ),
     }
     return {name: value for name, value in seconds.items() if name in todo}
 

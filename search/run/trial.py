@@ -41,7 +41,7 @@ from minitron.eval.loss import validation_loss
 from minitron.importance.scores import Importance
 from minitron.importance.selection import DepthMethod
 from minitron.model.architecture import Architecture
-from minitron.model.speed import measure_speed
+from minitron.model.speed import Speed, measure_speed
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import resolve_device, set_threads
@@ -75,6 +75,9 @@ class SharedInputs:
     probing again."""
     probe_starts: str
     """`probe_starts.jsonl` in the run directory: one line appended per probe actually started."""
+    latency_quant: str | None = None
+    """None: latency measured in PyTorch; a GGUF quantization: in llama.cpp, the candidate written
+    as a GGUF file in it (`--latency-runtime llama.cpp:<quant>`)."""
     probe_states: str | None = None
     """Folder where a probe that runs to its end keeps its state, one folder per architecture, for
     its winner's retraining to continue from (`minitron.distill.continuation`); None: not kept."""
@@ -179,10 +182,23 @@ def _student(shared: SharedInputs, arch: Architecture) -> Any:
     return prune(teacher.model.to(device), arch, shared.importance, depth=shared.depth)
 
 
+def _speed(shared: SharedInputs, student: Any, seq_len: int) -> Speed:
+    """The candidate's latency where the run measures latencies: PyTorch, or llama.cpp."""
+    if shared.latency_quant is None:
+        return measure_speed(student, seq_len=seq_len, bf16=shared.probe.placement.apply()[1])
+    from minitron.export import llamacpp
+    from minitron.export.gguf_file import teacher_tokenizer_keys
+
+    vocab = int(student.config.vocab_size)
+    keys = teacher_tokenizer_keys(shared.teacher_path, shared.teacher_checkpoint, vocab)
+    with llamacpp.loaded(student, shared.latency_quant, keys, seq_len, shared.threads) as runner:
+        return llamacpp.measure_speed(runner, seq_len)
+
+
 def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> None:
     seq_len = int(shared.validation.shape[1])
     student = _student(shared, arch)
-    speed = measure_speed(student, seq_len=seq_len, bf16=shared.probe.placement.apply()[1])
+    speed = _speed(shared, student, seq_len)
     zero_shot = validation_loss(student, shared.validation, progress=False).loss
     fixed = {
         "architecture": arch.short(),

@@ -12,6 +12,7 @@ import torch
 from ray.tune.stopper import Stopper
 
 from minitron.distill.targets import TeacherTargets
+from minitron.export.llamacpp import runtime_quant
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture
 from minitron.model.teacher import checkpoint_folder
@@ -70,6 +71,7 @@ def run_tune(
         probe=settings.probe,
         depth=settings.plan.depth,
         threads=settings.resources.threads,
+        latency_quant=runtime_quant(settings.plan.latency_runtime),
         finished=finished,
         probe_starts=str(run.probe_starts),
         probe_states=str(run.probes) if keeps_probe_states(settings) else None,
