@@ -135,7 +135,7 @@ def _results(summary: Summary, winner: WinnerRow) -> str:
         ]
         parts.append(
             "What it writes: greedy continuations of fixed prompts, the teacher's beside this model's:"
-            f"\n\n{markdown(['prompt', 'teacher', 'this model'], rows)}"
+            f"\n\n{markdown(['prompt', 'teacher', 'this model'], rows, numbers=False)}"
         )
     kept = format_retention(retention_table(summary, winner))
     if kept:

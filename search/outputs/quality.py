@@ -51,10 +51,11 @@ def retention_table(summary: Summary, winner: WinnerRow) -> list[Retention]:
     return retention_rows(_scores(teacher), _scores(student), tuple(bench.get("tasks") or ()))
 
 
-def markdown(header: list[str], rows: list[list[str]]) -> str:
+def markdown(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
+    """A markdown table; `numbers`: every column after the first right-aligned."""
     if not rows:
         return ""
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + ("---:|" if numbers else "---|") * (len(header) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
