@@ -120,13 +120,38 @@ def test_rows_that_are_not_whole_blocks_stay_f16(tmp_path, teacher):
     assert "blk.0.attn_output.weight" not in done.fallback  # its rows are 4 heads x 32
 
 
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 10000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,  # short, so that 32-value heads have all three bands
+}
+
+
+def test_llama3_rotary_scaling_is_written_as_transformers_computes_it(tmp_path, teacher):
+    """Llama 3.1's scaled rotary goes in as llama.cpp's `rope_freqs.weight`: a divisor per
+    frequency, here compared with transformers' own scaled and unscaled inverse frequencies."""
+    from gguf import GGUFReader
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    model = _checkpoint(tmp_path / "ckpt", teacher, rope_parameters=LLAMA3_ROPE)
+    (done,) = export_gguf(tmp_path / "ckpt", ["f16"])
+    (freqs,) = [t for t in GGUFReader(done.path).tensors if t.name == "rope_freqs.weight"]
+    plain = type(model.config)(**(model.config.to_dict() | {"rope_parameters": None}))
+    expected = LlamaRotaryEmbedding(plain).inv_freq / LlamaRotaryEmbedding(model.config).inv_freq
+    assert sorted(set(expected.tolist())) != [1.0], "the test's frequencies are all unscaled"
+    assert torch.allclose(torch.from_numpy(freqs.data.copy()), expected, atol=1e-6, rtol=0)
+
+
 def test_bad_input_is_one_line(tmp_path, teacher):
     with pytest.raises(MinitronError, match="unknown GGUF quantization q3_k; choose from f32, f16"):
         parse_quants("f16,q3_k")
     with pytest.raises(MinitronError, match="model_type is 'qwen2'"):
         check_exportable({"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4})
-    rope = {"rope_type": "llama3", "rope_theta": 5e5}
-    with pytest.raises(MinitronError, match="rotary scaling 'llama3' is not exported yet"):
+    rope = {"rope_type": "yarn", "rope_theta": 5e5, "factor": 4.0}
+    with pytest.raises(MinitronError, match="rotary scaling 'yarn' is not exported yet"):
         check_exportable(
             {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "rope_parameters": rope}
         )

@@ -61,10 +61,10 @@ def test_timing_in_turn_takes_the_median_ratio():
     assert compared.reference.median_ms == pytest.approx(2000.0)
 
 
-def _checkpoint(folder, teacher):
+def _checkpoint(folder, teacher, **overrides):
     model = tiny_model(
         hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=32, vocab_size=len(teacher.tokenizer),
+        num_key_value_heads=2, head_dim=32, vocab_size=len(teacher.tokenizer), **overrides,
     )  # fmt: skip
     model.save_pretrained(folder)
     teacher.tokenizer.save_pretrained(folder)
@@ -143,3 +143,26 @@ def test_a_search_times_its_candidates_in_llama_cpp(tiny_space, tmp_path):
     trials = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
     assert all(t["device"].startswith("llama.cpp") for t in trials if t.get("latency_ms"))
     assert "llama.cpp" in (run / "report.html").read_text()
+
+
+@needs_llama_cpp
+def test_llama3_rotary_scaling_runs_in_llama_cpp_as_in_transformers(tmp_path, teacher, monkeypatch):
+    """A Llama-3.1-style scaled rotary (as in the cluster's Llama-3.1-8B winners), written as f32:
+    llama.cpp's loss on 128-token windows is transformers'; without `rope_freqs.weight` it is not."""
+    from minitron.eval.loss import validation_loss
+    from minitron.export import gguf_layout
+    from minitron.export.llamacpp import LlamaCpp
+    from tests.test_export_gguf import LLAMA3_ROPE
+
+    model = _checkpoint(tmp_path / "ckpt", teacher, rope_parameters=LLAMA3_ROPE)
+    windows = torch.randint(0, model.config.vocab_size, (2, 128), generator=torch.Generator().manual_seed(0))
+    ours = validation_loss(model.eval(), windows, progress=False).loss
+
+    def in_llama_cpp(folder):
+        (f32,) = export_gguf(tmp_path / "ckpt", ["f32"], out=folder)
+        with LlamaCpp(f32.path, n_ctx=128, threads=2, logits=True) as runner:
+            return runner.loss(windows.numpy())
+
+    assert abs(in_llama_cpp(tmp_path / "scaled") - ours) < 1e-3
+    monkeypatch.setattr(gguf_layout, "rope_freq_factors", lambda config: None)
+    assert abs(in_llama_cpp(tmp_path / "unscaled") - ours) > 1e-2, "the scaling must matter here"

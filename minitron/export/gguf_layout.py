@@ -39,9 +39,36 @@ GLOBAL_TENSORS = {
 }
 
 
+def _rope(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    return config.get("rope_parameters") or config.get("rope_scaling") or {}
+
+
 def _rope_type(config: Mapping[str, Any]) -> str:
-    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rope = _rope(config)
     return str(rope.get("rope_type", rope.get("type", "default")))
+
+
+def rope_freq_factors(config: Mapping[str, Any]) -> np.ndarray | None:
+    """Llama 3.1's rotary scaling (`rope_type: llama3`) as llama.cpp holds it: one divisor per
+    rotary frequency (`rope_freqs.weight`, head_dim / 2 values); None for unscaled rotaries.
+
+    Hugging Face scales each inverse frequency f by 1/factor where its wavelength 2π/f exceeds
+    original_max_position_embeddings / low_freq_factor, keeps it below
+    original_max_position_embeddings / high_freq_factor, and blends the two in between
+    (`smooth`); llama.cpp divides each frequency by the factor stored here, so the factor is the
+    reciprocal of that blend."""
+    if _rope_type(config) != "llama3":
+        return None
+    rope, dim = _rope(config), head_dim(config)
+    freqs = 1.0 / _rope_theta(config) ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    factor = float(rope["factor"])
+    low, high = float(rope["low_freq_factor"]), float(rope["high_freq_factor"])
+    original = float(rope["original_max_position_embeddings"])
+    wavelen = 2 * np.pi / freqs
+    smooth = (original / wavelen - low) / (high - low)
+    blend = 1.0 / ((1 - smooth) / factor + smooth)
+    out = np.where(wavelen < original / high, 1.0, np.where(wavelen > original / low, factor, blend))
+    return out.astype(np.float32)
 
 
 def _rope_theta(config: Mapping[str, Any]) -> float:
@@ -60,7 +87,7 @@ def check_exportable(config: Mapping[str, Any]) -> None:
         problems.append(f"hidden_act is {config.get('hidden_act')!r}, not 'silu'")
     if config.get("attention_bias") or config.get("mlp_bias"):
         problems.append("it has attention or MLP biases")
-    if _rope_type(config) != "default":
+    if _rope_type(config) not in ("default", "llama3"):
         problems.append(f"its rotary scaling {_rope_type(config)!r} is not exported yet")
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     if head_dim % 2:
@@ -112,6 +139,9 @@ def tensors(state: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[tup
         if hf == "lm_head.weight" and (config.get("tie_word_embeddings") or hf not in state):
             continue
         yield name, _array(state[hf])
+    factors = rope_freq_factors(config)
+    if factors is not None:
+        yield "rope_freqs.weight", factors
     for i in range(layers):
         for part, name in LAYER_TENSORS.items():
             array = _array(state[f"model.layers.{i}.{part}"])
