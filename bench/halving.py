@@ -20,7 +20,8 @@ the trials started:
            (`search.run.tuning.ProbeBudget`) is applied too.
   sync     successive halving proper: all trials to the first rung, the better half (rounded up)
            to the next, and so on; the pick is the best at the last rung.
-  full     no scheduler: every probe to its end (more tokens than either).
+  full     no scheduler: every probe to its end (more tokens than either);
+  two-stage  every plan "all trials to rung r, the best k on to the end" within the budget.
 Each rule's pick is the best probe that ran to its end; its tokens are the probe tokens it spends.
 What the long-training order is for these shapes comes from bench/search_quality.py (depth-only
 first in every seed measured).
@@ -78,16 +79,36 @@ def _median(values: list[float]) -> float:
     return (low + high) / 2  # numpy's nanpercentile(50), linear interpolation
 
 
-def synchronous(order: list[str], curves: dict[str, Curve], rungs: list[int]) -> dict[str, int]:
-    """Successive halving: all trials to the first rung, then the better half on at each rung."""
+def synchronous(
+    order: list[str], curves: dict[str, Curve], rungs: list[int], keep: list[int] | None = None
+) -> dict[str, int]:
+    """Successive halving: all trials to the first rung, then the better half (rounded up) on at
+    each rung; or, with `keep`, the best `keep[i]` on after rung i."""
     alive = list(order)
     reached: dict[str, int] = {}
     for i, rung in enumerate(rungs):
         for trial in alive:
             reached[trial] = rung
         if i + 1 < len(rungs):
-            alive = sorted(alive, key=lambda t: curves[t][rung])[: math.ceil(len(alive) / 2)]
+            kept = keep[i] if keep is not None else math.ceil(len(alive) / 2)
+            alive = sorted(alive, key=lambda t: curves[t][rung])[:kept]
     return reached
+
+
+def two_stage_plans(
+    order: list[str], curves: dict[str, Curve], rungs: list[int], budget: float
+) -> list[dict[str, Any]]:
+    """Every plan "all trials to rung r, the best k on to the end" that the budget pays for."""
+    plans = []
+    for first in rungs[:-1]:
+        for k in range(1, len(order)):
+            reached = synchronous(order, curves, [first, rungs[-1]], [k])
+            tokens = sum(reached.values())
+            if tokens <= budget:
+                plans.append(
+                    {"first": first, "keep": k, "tokens": tokens, "pick": pick(reached, curves, rungs[-1])}
+                )
+    return plans
 
 
 def pick(reached: dict[str, int], curves: dict[str, Curve], end: int) -> str | None:
@@ -179,6 +200,12 @@ def main() -> None:
         for name in ("asha", "sync", "full"):
             rule = rows[seed]["rules"][name]
             print(f"{name}: picks {rule['pick']}, {format_count(rule['tokens'])} probe tokens")
+        rows[seed]["two_stage"] = two_stage_plans(order, curves, rungs, default.probe_budget)
+        for plan_row in rows[seed]["two_stage"]:
+            print(
+                f"all to {format_count(plan_row['first'])}, best {plan_row['keep']} to the end: "
+                f"picks {plan_row['pick']}, {format_count(plan_row['tokens'])} probe tokens"
+            )
     result = {"args": vars(args), "rows": {str(s): r for s, r in rows.items()}}
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     (out / "halving.json").write_text(json.dumps(result, indent=2) + "\n")

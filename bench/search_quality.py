@@ -11,7 +11,8 @@ trained tokens:
               winner continues from its probe (its probe tokens are part of R), so
               T = R + the probe tokens of the candidates that were not kept (`cost.tokens_all` in
               its summary.json); with `--fresh-winners`, the recipe before, T = R + all probes;
-  random      the same search with Optuna's random sampler (its own T, reported);
+  random      the same search with Optuna's random sampler (its own T, reported; `--arms random`
+              alone runs only this arm);
   width-only  Minitron's hand recipe, all 30 layers and heads, hidden and MLP shrunk
               (L30-h432-m768-q9kv3), trained for the search's T tokens;
   depth-only  full width, 12 of 30 layers (the contiguous block of least loss dropped), for T;
@@ -106,7 +107,8 @@ def main() -> None:
         rows[seed] = {}
         base = settings_for("search", "tpe", seed)
         for arm, sampler in (("search", "tpe"), ("random", "random")):
-            if arm not in wanted and arm != "search":  # the search's T sizes the hand shapes
+            # the search's T sizes the hand shapes: it runs when they do
+            if arm not in wanted and (arm != "search" or not wanted - {"search", "random"}):
                 continue
             run = out / f"seed-{seed}" / arm
             t0 = time.perf_counter()
@@ -127,6 +129,8 @@ def main() -> None:
             }
             print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 
+        if "search" not in rows[seed]:  # only random sampling asked for
+            continue
         # The hand shapes: cut with the importance the search used, trained for the search's T tokens
         # as `python -m minitron distill` trains (teacher online, warm-up and cosine over the run).
         importance = importance_for(
@@ -205,7 +209,7 @@ def main() -> None:
     beats = {
         other: all(rows[s]["search"]["test_loss"] < rows[s][other]["test_loss"] for s in seeds)
         for other in arms
-        if other != "search"
+        if other != "search" and "search" in arms
     }
     print(f"\nthe search's winner beats, in every seed: {beats}")
     result = {
