@@ -151,6 +151,7 @@ def main() -> None:
     for seed in seeds:
         argv = ["--budget", args.budget, "--trials", str(args.trials), "--top-k", "1", "--eval", "none"]
         argv += ["--retrain-tokens", args.retrain_tokens, "--seed", str(seed)]
+        argv += ["--max-not-kept", "1"]  # as bench/search_quality.py: one winner, no cap
         argv += ["--out", str(out), "--name", f"seed-{seed}"]
         # The search as bench/search_quality.py runs it (one winner), so the probe schedule, the
         # candidates and their order are that search's; then every probe runs to its end.

@@ -453,6 +453,21 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--probe-tokens", "64k"], "more than --overhead 0.25 of"
 
 
+@row("A share for candidates not kept outside (0, 1]")
+def _(w: World) -> tuple[list[str], str]:
+    return [
+        *w.tiny,
+        "--max-not-kept",
+        "1.5",
+    ], "--max-not-kept must be a share of all tokens above 0 and at most 1"
+
+
+@row("Probes of candidates not kept over their share")
+def _(w: World) -> tuple[list[str], str]:
+    args = [*w.tiny, "--top-k", "1", "--overhead", "1", "--probe-tokens", "8k"]
+    return args, "tokens on candidates that are not kept, more than --max-not-kept 0.1 of all tokens allows"
+
+
 @row("Rungs out of range")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--rungs", "0"], "--rungs must be between 1 and 8, got 0"

@@ -1,6 +1,7 @@
 """Which probe states a run keeps, and what the search cost once winners keep their probes' tokens."""
 
 from search.outputs.records import TrialRecord, TrialStatus
+from search.outputs.report_data import not_kept_clause
 from search.outputs.summary import WinnerResult, search_cost
 from search.run.probe_states import contenders, drop_losers, keep_only
 
@@ -48,3 +49,8 @@ def test_the_search_cost_counts_only_tokens_of_candidates_not_kept():
     assert cost["tokens_not_kept"] == 8192 + 2048
     assert cost["not_kept_fraction"] == (8192 + 2048) / (2 * 65536 + 8192 + 2048)
     assert search_cost(records, {}, settings)["not_kept_fraction"] is None, "nothing retrained yet"
+    assert cost["not_kept_allowed"] is None, "a run from before --max-not-kept had no cap"
+    capped = {**settings, "plan": {**settings["plan"], "continue_probes": True, "max_not_kept": 0.1}}
+    cost = search_cost(records, finals, capped, budget=30_000)
+    assert cost["not_kept_allowed"] == 0.1 and cost["probe_budget"] == 30_000
+    assert not_kept_clause(cost).endswith("went to candidates that were not kept (allowed 10%)")

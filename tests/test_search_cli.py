@@ -37,6 +37,8 @@ FAST = [
     "none",
     "--overhead",
     "4",  # tiny retraining: let the probes cost more than it
+    "--max-not-kept",
+    "1",  # and let the candidates not kept cost more than the winners
     "--teacher-samples",  # the default mix, with few and short samples of the tiny teacher
     "8",
     "--sample-tokens",

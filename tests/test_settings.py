@@ -42,7 +42,11 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     # 0.25 x 2 winners x 64k retraining tokens = 32,000 probe tokens; ASHA over 8 trials and 4 rungs
     # costs about 8 x 5/2 + 8 = 28 first rungs, so the first rung is one step (1,024 tokens) and a
     # full probe 8 steps, validated after steps 1, 2, 4 and 8.
-    assert settings.probe_budget == 32_000
+    # --max-not-kept 0.1: beside the winners' 2 x 62 x 1,024 = 126,976 tokens the candidates not kept
+    # may train 126,976 / 9 = 14,108 tokens, so the search stops at those plus the winners' two full
+    # probes (16,384): 30,492 (their expected 28 - 16 = 12 first rungs, 12,288 tokens, fit).
+    assert settings.winner_tokens == 126_976
+    assert settings.probe_budget == 14_108 + 16_384
     # probes do not decay: they are the first steps of their winner's retraining
     assert settings.probe == ProbeConfig(
         tokens=8 * 1024, rungs=4, seed=0, placement=placement, decay_fraction=0.0
@@ -73,6 +77,7 @@ def test_fresh_winners_keep_the_cosine_recipe():
         **{**_create_args(settings), "plan": dataclasses.replace(settings.plan, continue_probes=False)}
     )
     assert fresh.probe.decay_fraction == 1.0 and fresh.retrain.decay_fraction == 1.0
+    assert fresh.probe_budget == 32_000, "every probe token is spent: --overhead alone caps them"
     schedule = fresh.retrain.schedule()
     assert schedule.warmup == 6 and schedule.decay_start == 6
 
@@ -80,7 +85,7 @@ def test_fresh_winners_keep_the_cosine_recipe():
 def test_a_probe_reaching_into_the_decay_is_one_clear_line():
     settings = default_run()
     # the decay starts where a full probe ends, so only a probe as long as the retraining reaches it
-    plan = dataclasses.replace(settings.plan, probe_tokens=64 * 1024, overhead=10.0)
+    plan = dataclasses.replace(settings.plan, probe_tokens=64 * 1024, overhead=10.0, max_not_kept=1.0)
     decays = r"a full probe \(64 steps\) must end before its winner's retraining decays \(step 61 of 62"
     with pytest.raises(MinitronError, match=decays):
         SearchSettings.create(**{**_create_args(settings), "plan": plan})
@@ -115,6 +120,17 @@ def test_cached_retraining_caches_the_winners_whole_token_stream():
             r"--overhead 0.01 of 128k retraining tokens \(1.28k probe tokens\) cannot pay for one step",
         ),
         ({"scheduler": "none", "probe_tokens": 8_192}, "costs about 65.54k tokens"),
+        # one winner (63,488 tokens) beside seven other probes: they may train 7,054 tokens, while
+        # ASHA's 28 - 8 = 20 first rungs beyond the winner's full probe cost 20,480 even at one step each
+        (
+            {"top_k": 1, "overhead": 1.0},
+            r"--max-not-kept 0.1: candidates that are not kept may train 7.054k tokens beside the "
+            r"winners' 63.49k, less than one step \(1.024k tokens\) per rung for 8 trials and 1 winner",
+        ),
+        (
+            {"top_k": 1, "overhead": 1.0, "probe_tokens": 8_192},
+            r"spends about 20.48k tokens on candidates that are not kept, more than --max-not-kept 0.1",
+        ),
     ],
 )
 def test_a_probe_plan_over_the_overhead_is_refused(plan, message):
@@ -124,6 +140,18 @@ def test_a_probe_plan_over_the_overhead_is_refused(plan, message):
             retrain_tokens=64_000, calibration_samples=8, eval_tasks=(), eval_limit=None,
             eval_fewshot=None, seed=0,
         )  # fmt: skip
+
+
+def test_a_search_without_the_cap_and_a_run_from_before_it_spend_what_the_overhead_allows():
+    settings = default_run()
+    uncapped = SearchSettings.create(
+        **{**_create_args(settings), "plan": dataclasses.replace(settings.plan, max_not_kept=1.0)}
+    )
+    assert uncapped.probe_budget == 32_000 and uncapped.probe_steps == settings.probe_steps
+    # config.json of a run before --max-not-kept: resumed, it stops where it would have
+    saved = settings.to_json()
+    del saved["plan"]["max_not_kept"]
+    assert SearchSettings.from_json(saved) == uncapped
 
 
 def test_settings_round_trip_exactly():

@@ -39,7 +39,12 @@ def test_estimates_scale_with_the_work_and_the_rate():
     assert 0 < depth_only["importance"] < base["importance"]
     # the latency stage: a worker that loads the teacher, then a cut and a few rounds per trial
     latency = estimate(
-        settings(trials=16, overhead=1.0), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), {"latency"}
+        settings(trials=16, overhead=1.0, max_not_kept=1.0),
+        134_500_000,
+        70_000_000,
+        (False, 0),
+        Rate(1e11, "t"),
+        {"latency"},
     )
     assert (
         latency["latency"]
@@ -50,20 +55,16 @@ def test_estimates_scale_with_the_work_and_the_rate():
 
 
 def test_more_winners_cost_more_retraining():
-    one = estimate(settings(top_k=1, overhead=1.0), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), ALL)
-    two = estimate(settings(top_k=2, overhead=1.0), 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), ALL)
-    assert two["retrain winners"] == pytest.approx(2 * one["retrain winners"])
-    shared = estimate(
-        settings(top_k=2, overhead=1.0),
-        134_500_000,
-        70_000_000,
-        (False, 0),
-        Rate(1e11, "t"),
-        ALL,
-        lockstep=True,
-    )
+    def retraining(top_k: int, lockstep: bool = False) -> float:
+        # --overhead 1 and no cap on the candidates not kept: one winner's probes fit too
+        free = settings(top_k=top_k, overhead=1.0, max_not_kept=1.0)
+        stages = estimate(free, 134_500_000, 70_000_000, (False, 0), Rate(1e11, "t"), ALL, lockstep=lockstep)
+        return stages["retrain winners"]
+
+    one, two, shared = retraining(1), retraining(2), retraining(2, lockstep=True)
+    assert two == pytest.approx(2 * one)
     # one teacher pass for both: 2 x (student) + 1 x (teacher) instead of 2 x (student + teacher)
-    assert one["retrain winners"] < shared["retrain winners"] < two["retrain winners"]
+    assert one < shared < two
 
 
 def test_calibration_times_a_forward_pass_or_a_matmul():

@@ -47,23 +47,24 @@ def dry_run(args: argparse.Namespace) -> int:
 
 def probe_plan_line(settings: SearchSettings) -> str:
     """What the run's probes would be and cost."""
-    from search.plan.probe_plan import full_probe_steps
-
     plan, retrain = settings.plan, settings.retrain.tokens
     per_step = settings.seq_len * settings.probe.batch_size
-    steps = full_probe_steps(plan, retrain, per_step)
-    return (
-        f"probes: {plan.trials} trials of up to {format_count(steps * per_step)} tokens ({plan.scheduler}, "
+    probe = settings.probe_steps * per_step
+    line = (
+        f"probes: {plan.trials} trials of up to {format_count(probe)} tokens ({plan.scheduler}, "
         f"{plan.rungs} rungs); they may spend {format_count(settings.probe_budget)} tokens, --overhead "
         f"{plan.overhead:g} of {format_count(retrain * max(plan.top_k, 1))} retraining tokens"
-        + (
-            f"; each winner continues from its probe ({format_count(steps * per_step)} of its "
-            f"{format_count(settings.retrain.steps * per_step)} tokens), so only the other candidates' "
-            "probes cost extra"
-            if plan.continue_probes and plan.top_k
-            else "; winners start again from their pruned weights (--fresh-winners)"
-        )
     )
+    if not (plan.continue_probes and plan.top_k):
+        return line + "; winners start again from their pruned weights (--fresh-winners)"
+    winner = settings.winner_tokens // max(plan.top_k, 1)
+    line += (
+        f"; each winner continues from its probe ({format_count(probe)} of its {format_count(winner)} "
+        "tokens), so only the other candidates' probes cost extra"
+    )
+    if plan.max_not_kept < 1:
+        line += f": at most {plan.max_not_kept:.0%} of all tokens (--max-not-kept)"
+    return line
 
 
 #: Per candidate: (probe memory, retraining memory, whether the probe fits a trial; None: unknown).

@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the probe length follows from it and the search stops once it is spent",
     )
     how.add_argument(
+        "--max-not-kept",
+        type=float,
+        default=plan.max_not_kept,
+        help="when winners continue from their probes: the largest share of all tokens trained that may "
+        "go to candidates that are not kept (the probes are sized and the search stops to stay within it; "
+        "1: no cap)",
+    )
+    how.add_argument(
         "--probe-tokens",
         default=None,
         help="training tokens of a full probe (default: the most --overhead pays for)",

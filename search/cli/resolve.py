@@ -49,6 +49,7 @@ def plan_from_args(args: argparse.Namespace, space_top_k: int, is_range: bool = 
         retrain_teacher=args.retrain_teacher,
         top_k=args.top_k if args.top_k is not None else RANGE_WINNERS if is_range else space_top_k,
         continue_probes=not args.fresh_winners,
+        max_not_kept=args.max_not_kept,
         objective=args.objective,
         latency_runtime=latency_runtime_option(args.latency_runtime),
         depth=args.depth,
@@ -76,6 +77,11 @@ def check_options(args: argparse.Namespace, is_range: bool = False) -> None:
     if not args.overhead > 0:
         raise MinitronError(
             f"--overhead must be a positive fraction of the retraining tokens, got {args.overhead:g}"
+        )
+    if not 0 < args.max_not_kept <= 1:
+        raise MinitronError(
+            "--max-not-kept must be a share of all tokens above 0 and at most 1 (no cap), "
+            f"got {args.max_not_kept:g}"
         )
     if args.trial_memory is not None and not args.trial_memory > 0:
         raise MinitronError(f"--trial-memory must be a positive number of GiB, got {args.trial_memory:g}")

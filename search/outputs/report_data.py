@@ -287,8 +287,10 @@ def not_kept_clause(cost: Mapping[str, Any]) -> str:
     fraction, kept = cost.get("not_kept_fraction"), cost.get("probe_tokens_kept")
     if not isinstance(fraction, (int, float)):
         return ""
+    allowed = cost.get("not_kept_allowed")
+    limit = f" (allowed {allowed:.0%})" if isinstance(allowed, (int, float)) else ""
     return (
         f"; winners kept {int(kept or 0):,} of them (they continued from their probes), so "
         f"{int(cost.get('tokens_not_kept') or 0):,} tokens, {fraction:.1%} of all "
-        f"{int(cost.get('tokens_all') or 0):,} trained, went to candidates that were not kept"
+        f"{int(cost.get('tokens_all') or 0):,} trained, went to candidates that were not kept{limit}"
     )

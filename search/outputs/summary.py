@@ -250,8 +250,11 @@ def build_summary(
     budget_low: int | None = None,
     objective: str = "params",
     samples: dict[str, Any] | None = None,
+    probe_budget: int | None = None,
 ) -> Summary:
-    """The summary of a run from its ranked trials, retrained winners and benchmark scores."""
+    """The summary of a run from its ranked trials, retrained winners and benchmark scores;
+    `probe_budget`: the tokens the search stopped at (`SearchSettings.probe_budget`; None: the
+    overhead's)."""
     winner_ranks = {w.trial_id: i + 1 for i, w in enumerate(winners)}
     rows = []
     for position, record in enumerate(ranking, 1):
@@ -296,7 +299,7 @@ def build_summary(
         benchmarks=benchmarks,
         samples=samples,
         rejected_suggestions=rejected,
-        cost=search_cost(ranking, finals, settings),
+        cost=search_cost(ranking, finals, settings, probe_budget),
         stages={k: round(v, 1) for k, v in stages.items()},
         estimated_stages={k: round(v, 1) for k, v in (estimated_stages or {}).items()},
         machine=machine,
@@ -306,12 +309,16 @@ def build_summary(
 
 
 def search_cost(
-    ranking: list[TrialRecord], finals: dict[str, WinnerResult], settings: dict[str, Any]
+    ranking: list[TrialRecord],
+    finals: dict[str, WinnerResult],
+    settings: dict[str, Any],
+    budget: int | None = None,
 ) -> dict[str, Any]:
     """Probe tokens spent by every trial against the retraining tokens of the winners: the overhead
     the user allowed (`--overhead`) and the one actually spent; and what the search really cost,
     the tokens of candidates that were not kept ÷ all tokens trained (a winner that continued from
-    its probe kept its probe's tokens: they are part of its `tokens_trained`)."""
+    its probe kept its probe's tokens: they are part of its `tokens_trained`) and the largest
+    share allowed (`--max-not-kept`; None: no cap)."""
     from search.plan.probe_plan import probe_budget
 
     plan = settings.get("plan", {})
@@ -321,16 +328,18 @@ def search_cost(
     retrain_tokens, winners = int(settings.get("retrain", {}).get("tokens", 0)), int(plan.get("top_k", 0))
     basis = retrained or retrain_tokens * max(winners, 1)
     total = spent + retrained - kept
+    allowed = float(plan.get("max_not_kept", 1.0))
     return {
         "probe_tokens": spent,
         "retrain_tokens": retrained,
         "overhead": spent / basis if basis else None,
         "overhead_allowed": plan.get("overhead"),
-        "probe_budget": probe_budget(plan.get("overhead") or 0, retrain_tokens, winners),
+        "probe_budget": budget or probe_budget(plan.get("overhead") or 0, retrain_tokens, winners),
         "probe_tokens_kept": kept,
         "tokens_all": total,
         "tokens_not_kept": spent - kept,
         "not_kept_fraction": (spent - kept) / total if total and retrained else None,
+        "not_kept_allowed": allowed if plan.get("continue_probes") and winners and allowed < 1 else None,
     }
 
 

@@ -79,6 +79,11 @@ class SearchPlan:
     retraining's cosine decay starts where the full probe ends, so a probe is the first steps of its
     winner's retraining and only the candidates that were not kept cost extra tokens. False: the
     recipe before 2026-12-03 (cosine probes, cosine retraining from the pruned weights)."""
+    max_not_kept: float = 0.1
+    """When winners continue from their probes: the largest share of all tokens trained (the
+    winners' retraining, their probes included, plus every other probe) that may go to candidates
+    that are not kept; the probes are sized and the search stops to stay within it
+    (`search.plan.probe_plan`). 1: no cap. Runs from before it read 1."""
     depth: DepthMethod = DepthMethod.BLOCK
     """How a shallower candidate chooses the layers it drops."""
     depth_accuracy_items: int = 200
@@ -185,7 +190,9 @@ class SearchSettings:
 
         importance = ImportanceConfig(num_samples=calibration_samples)
         tokens_per_step = importance.seq_len * ProbeConfig.batch_size
-        probe_steps = full_probe_steps(plan, retrain_tokens, tokens_per_step)
+        retrain_steps = max(retrain_tokens // (importance.seq_len * RetrainConfig.batch_size), 1)
+        winner_tokens = retrain_steps * importance.seq_len * RetrainConfig.batch_size * max(plan.top_k, 1)
+        probe_steps = full_probe_steps(plan, retrain_tokens, tokens_per_step, winner_tokens)
         placement = Placement(threads=resources.threads)
         continued = plan.continue_probes and plan.top_k > 0
         probe = ProbeConfig(
@@ -195,7 +202,6 @@ class SearchSettings:
             placement=placement,
             decay_fraction=0.0 if continued else 1.0,
         )
-        retrain_steps = max(retrain_tokens // (importance.seq_len * RetrainConfig.batch_size), 1)
         retrain = RetrainConfig(
             tokens=retrain_tokens,
             seq_len=importance.seq_len,
@@ -276,11 +282,18 @@ class SearchSettings:
         return self.probe.schedule(self.probe_steps).rungs
 
     @property
-    def probe_budget(self) -> int:
-        """Probe tokens the search may spend (the overhead times all winners' retraining tokens)."""
-        from search.plan.probe_plan import probe_budget
+    def winner_tokens(self) -> int:
+        """Tokens all winners train (each one's retraining, its probe included when it continues)."""
+        return max(self.retrain.steps, 1) * self.seq_len * self.retrain.batch_size * max(self.plan.top_k, 1)
 
-        return probe_budget(self.plan.overhead, self.retrain.tokens, self.plan.top_k)
+    @property
+    def probe_budget(self) -> int:
+        """Probe tokens the search may spend: the overhead times all winners' retraining tokens and,
+        when winners continue from their probes, no more than `--max-not-kept` allows beside them."""
+        from search.plan.probe_plan import spend_cap
+
+        probe_tokens = self.probe_steps * self.seq_len * self.probe.batch_size
+        return spend_cap(self.plan, self.retrain.tokens, self.winner_tokens, probe_tokens)
 
     def teacher_options(self) -> dict[str, bool]:
         """The safety switches every `load_teacher` call of this run passes on."""
@@ -297,6 +310,13 @@ class SearchSettings:
     @classmethod
     def from_json(cls, values: Any) -> SearchSettings:
         """Read saved settings strictly."""
+        if (
+            isinstance(values, dict)
+            and isinstance(values.get("plan"), dict)
+            and "max_not_kept" not in values["plan"]
+        ):
+            # runs from before `--max-not-kept` had no cap: resumed, they stop where they would have
+            values = {**values, "plan": {**values["plan"], "max_not_kept": 1.0}}
         settings = _load(cls, values, "settings")
         assert isinstance(settings, SearchSettings)
         if settings.retrain.seq_len != settings.seq_len:

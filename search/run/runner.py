@@ -318,6 +318,7 @@ def _report(ctx: Context, done: bool) -> None:
         space=str(ctx.space.path),
         teacher=ctx.teacher_record,
         settings={**settings.to_json(), "dashboard": ctx.dashboard},
+        probe_budget=settings.probe_budget,
         ranking=rank(ctx.trials),
         winners=ctx.winners,
         budget_points={r.trial_id: p for r, p in ctx.winners_at if p is not None},

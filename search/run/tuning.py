@@ -182,7 +182,8 @@ def _scheduler(settings: SearchSettings) -> Any:
 
 
 class ProbeBudget(Stopper):
-    """Keeps the probes within the tokens the search may spend (`--overhead`): a trial is stopped
+    """Keeps the probes within the tokens the search may spend (`--overhead`, and `--max-not-kept`
+    beside the winners' own probes: `SearchSettings.probe_budget`): a trial is stopped
     at a validation when training on to its next one would cross the budget, and no new trial
     starts once the budget has no room for a first rung. With `reserve_for` (a range search: every
     planned trial must reach the front) the first rungs of the trials not yet started are kept
