@@ -23,6 +23,12 @@ trained tokens:
               choice of its 18 dropped layers, not one contiguous block: the 18 whose removal alone
               costs least, or the 18 of lowest Block Importance; trained like depth-only. Do shapes
               no recipe names (issue 29 item 3) have room to win?
+  depth-only-block2, depth-only-block3  (only when asked for) the depth-only shape dropping the
+              contiguous block of 18 layers with the 2nd (3rd) least measured removal loss.
+  --shapes L20-h576-m768-q9kv3-d64,...  more shapes by their label, each an arm trained like
+              depth-only (references for the candidates a search ranked, issue 29 item 2).
+With `--total-tokens N` the hand shapes train N tokens and the search arm runs only when asked for
+(to repeat a hand arm at a T measured before without repeating its search).
 The hand shapes are cut with the importance the search computed (cached per teacher and data) and
 trained as `python -m minitron distill` trains a student: the teacher online, in the same seeded
 order, its default schedule (warm-up, cosine over the whole run). Each seed changes the data
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shlex
 import statistics
 import sys
@@ -63,6 +70,14 @@ from search.plan.space import load_space
 from search.run.runner import run_search
 
 
+def parse_label(label: str) -> Architecture:
+    """The architecture of a label such as `L20-h576-m768-q9kv3-d64` (`Architecture.short()`)."""
+    match = re.fullmatch(r"L(\d+)-h(\d+)-m(\d+)-q(\d+)kv(\d+)-d(\d+)", label.strip())
+    if not match:
+        raise SystemExit(f"--shapes: {label!r} is not a label like L20-h576-m768-q9kv3-d64")
+    return Architecture(*(int(g) for g in match.groups()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="70M")
@@ -79,11 +94,17 @@ def main() -> None:
         default="",
         help="more search.py options for both search arms, e.g. '--trials 4 --rungs 2' (use another --out)",
     )
+    parser.add_argument(
+        "--total-tokens", default=None, help="T for the hand shapes instead of the search arm's"
+    )
+    parser.add_argument("--shapes", default="", help="more shapes to train like depth-only, by label")
     parser.add_argument("--out", default="results/bench/search_quality_mix")
     args = parser.parse_args()
+    fixed_total = parse_tokens(args.total_tokens, "--total-tokens") if args.total_tokens else None
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     seeds = [int(s) for s in args.seeds.split(",")]
-    wanted = set(args.arms.split(","))
+    shapes = [parse_label(label) for label in filter(None, args.shapes.split(","))]
+    wanted = set(args.arms.split(",")) | {arch.short() for arch in shapes}
     out = Path(args.out)
     space = load_space("smollm2-135m")
     started = time.perf_counter()
@@ -111,7 +132,8 @@ def main() -> None:
         base = settings_for("search", "tpe", seed)
         for arm, sampler in (("search", "tpe"), ("random", "random")):
             # the search's T sizes the hand shapes: it runs when they do
-            if arm not in wanted and (arm != "search" or not wanted - {"search", "random"}):
+            needed_for_t = arm == "search" and fixed_total is None and wanted - {"search", "random"}
+            if arm not in wanted and not needed_for_t:
                 continue
             run = out / f"seed-{seed}" / arm
             t0 = time.perf_counter()
@@ -132,7 +154,7 @@ def main() -> None:
             }
             print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 
-        if "search" not in rows[seed]:  # only random sampling asked for
+        if "search" not in rows[seed] and fixed_total is None:  # only random sampling asked for
             continue
         # The hand shapes: cut with the importance the search used, trained for the search's T tokens
         # as `python -m minitron distill` trains (teacher online, warm-up and cosine over the run).
@@ -146,7 +168,7 @@ def main() -> None:
             ],
             name="smollm2-135m",
         )
-        total = int(rows[seed]["search"]["tokens"])
+        total = fixed_total or int(rows[seed]["search"]["tokens"])
         default = RetrainConfig(tokens=total)
         cfg = dataclasses.replace(
             base.retrain,
@@ -167,14 +189,18 @@ def main() -> None:
             ("depth-only-wsd", DEPTH_ONLY, wsd, DepthMethod.BLOCK),
             ("depth-only-layer-loss", DEPTH_ONLY, cfg, DepthMethod.LAYER_LOSS),
             ("depth-only-bi", DEPTH_ONLY, cfg, DepthMethod.BLOCK_IMPORTANCE),
+            ("depth-only-block2", DEPTH_ONLY, cfg, DepthMethod.BLOCK, 1),
+            ("depth-only-block3", DEPTH_ONLY, cfg, DepthMethod.BLOCK, 2),
+            *((arch.short(), arch, cfg, DepthMethod.BLOCK) for arch in shapes),
         )
-        for arm, arch, arm_cfg, depth in hand:
+        for arm, arch, arm_cfg, depth, *rank in hand:
             if arm not in wanted:
                 continue
+            block = rank[0] if rank else 0
             folder = out / f"seed-{seed}" / arm
-            kept = select(importance, arch, depth).layers
+            kept = select(importance, arch, depth, block).layers
             if not (folder / "provenance.json").exists():
-                student = prune(teacher.model, arch, importance, depth=depth)
+                student = prune(teacher.model, arch, importance, depth=depth, block=block)
                 retrain(student, teacher.model, tokens, arm_cfg, folder, teacher.tokenizer, progress=False)
             record = json.loads((folder / "provenance.json").read_text())
             rows[seed][arm] = {

@@ -20,16 +20,21 @@ from minitron.model.surgery import cut
 
 
 def prune(
-    teacher: Any, arch: Architecture, importance: Importance, depth: str | DepthMethod = "block"
+    teacher: Any,
+    arch: Architecture,
+    importance: Importance,
+    depth: str | DepthMethod = "block",
+    block: int = 0,
 ) -> Any:
     """A new model of the teacher's family with `arch`'s sizes and the most important units.
 
     `teacher` is a causal LM of a supported family (Llama incl. SmolLM2/Llama-3.x, Mistral, Qwen2);
     `importance` must have been estimated on it. `depth` picks the layers to drop (see
-    `minitron.importance.selection`). The teacher is only read.
+    `minitron.importance.selection`); `block`, with depth `block`, which measured contiguous block of
+    layers to drop by rank of its removal loss (0: the least). The teacher is only read.
     """
     _check_teacher(teacher.config, importance)
-    return cut(teacher, arch, select(importance, arch, depth))
+    return cut(teacher, arch, select(importance, arch, depth, block))
 
 
 def _check_teacher(config: Any, importance: Importance) -> None:
@@ -50,6 +55,7 @@ def prune_from_checkpoint(
     depth: str | DepthMethod = "block",
     dtype: Any = None,
     device: Any = "cpu",
+    block: int = 0,
 ) -> Any:
     """`prune` without loading the teacher: the student is read slice by slice from the teacher's
     safetensors checkpoint in `folder` (`minitron.model.lazy`), weight for weight the same model."""
@@ -60,4 +66,6 @@ def prune_from_checkpoint(
     if config is None:
         raise MinitronError(f"{folder} is not a checkpoint folder (no config.json)")
     _check_teacher(config, importance)
-    return cut_from_checkpoint(folder, arch, select(importance, arch, depth), dtype=dtype, device=device)
+    return cut_from_checkpoint(
+        folder, arch, select(importance, arch, depth, block), dtype=dtype, device=device
+    )

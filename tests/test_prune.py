@@ -10,7 +10,7 @@ from minitron.commands.prune import parse_arch
 from minitron.errors import MinitronError
 from minitron.importance.depth import estimate_depth
 from minitron.importance.scores import ImportanceConfig
-from minitron.importance.selection import choose_layers, select, top_sorted
+from minitron.importance.selection import block_starts, choose_layers, select, top_sorted
 from minitron.importance.width import estimate_width_importance
 from minitron.model.architecture import Architecture, Family, count_params
 from minitron.prune import prune
@@ -197,6 +197,24 @@ def test_depth_methods():
         choose_layers(importance, 1, "block")
     with pytest.raises(MinitronError, match="depth method 'best' is unknown"):
         choose_layers(importance, 3, "best")
+
+
+def test_block_rank_drops_the_next_measured_blocks():
+    model = tiny_model()
+    importance = importance_of(model, blocks=(1, 2, 3))
+    importance.block_loss[2] = torch.tensor([9.0, float("nan"), 1.0, 7.0])  # start 1 not measured
+    assert block_starts(importance, 2) == [2, 3, 0]
+    assert choose_layers(importance, 3, "block", block=0) == choose_layers(importance, 3, "block")
+    assert choose_layers(importance, 3, "block", block=1) == (0, 1, 2)  # block 3-4
+    assert choose_layers(importance, 3, "block", block=2) == (2, 3, 4)  # block 0-1
+    with pytest.raises(MinitronError, match="only 3 contiguous blocks of 2 layers have a measured"):
+        choose_layers(importance, 3, "block", block=3)
+    with pytest.raises(MinitronError, match="needs the depth method 'block'"):
+        choose_layers(importance, 3, "layer_loss", block=1)
+    arch = Architecture(3, 48, 40, 6, 2, 8)
+    assert select(importance, arch, block=1).layers == (0, 1, 2)
+    student = prune(model, arch, importance, block=1)
+    assert student.config.num_hidden_layers == 3
 
 
 def test_bad_architectures_and_families():

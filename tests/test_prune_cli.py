@@ -99,3 +99,29 @@ def test_prune_cli_bad_arch(setup, arch, message, in_process):
     )
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (root / "bad").exists()
+
+
+def test_prune_cli_block_drops_the_next_measured_block(setup, in_process):
+    root, env = setup
+    args = ["--teacher", str(root / "teacher"), "--arch", ARCH, "--calibration-samples", "4"]
+    args += ["--seq-len", "32", "--eval-sequences", "0"]
+    first = in_process(main, *args, "--out", str(root / "block0"), env=env)
+    assert first.returncode == 0, first.stderr
+    second = in_process(main, *args, "--out", str(root / "block1"), "--block", "1", env=env)
+    assert second.returncode == 0, second.stderr
+    records = [json.loads((root / f"block{n}" / "pruning.json").read_text()) for n in (0, 1)]
+    measured = records[0]["measured_blocks"]
+    assert [m["layers"] for m in measured] in ([[0, 0], [1, 1]], [[1, 1], [0, 0]])
+    assert measured[0]["loss_increase"] <= measured[1]["loss_increase"]
+    assert records[1]["block"] == 1 and records[1]["measured_blocks"] == measured
+    # the student keeps the one layer that the least-loss block (rank 0) drops
+    assert records[0]["selection"]["layers"] == measured[1]["layers"][:1]
+    assert records[1]["selection"]["layers"] == measured[0]["layers"][:1]
+    for extra, message in [
+        (["--block", "2"], "only 2 contiguous blocks of 1 layer have a measured removal loss"),
+        (["--block", "1", "--depth", "last"], "--block 1 needs --depth block"),
+        (["--block", "-1"], "--block must be 0 or more"),
+    ]:
+        bad = in_process(main, *args, "--out", str(root / "bad-block"), *extra, env=env)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert not (root / "bad-block").exists() or not any((root / "bad-block").iterdir())

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", default="block", choices=DEPTH_METHODS, help="how the layers to drop are chosen"
     )
     parser.add_argument(
+        "--block",
+        type=int,
+        default=0,
+        help="with --depth block: drop the contiguous block of the (N+1)-th least measured removal loss "
+        "(0: the least; pruning.json lists the measured blocks)",
+    )
+    parser.add_argument(
         "--calibration-samples",
         type=int,
         default=field_defaults(ImportanceConfig)["num_samples"],
@@ -116,6 +123,10 @@ def _run(args: Any) -> None:
     eval_n = non_negative_or_all("--eval-sequences", args.eval_sequences)
     cfg = ImportanceConfig(num_samples=args.calibration_samples, seq_len=args.seq_len)
     depth = DepthMethod(args.depth)
+    if args.block < 0:
+        raise MinitronError(f"--block must be 0 or more, not {args.block}")
+    if args.block and depth is not DepthMethod.BLOCK:
+        raise MinitronError(f"--block {args.block} needs --depth block, not --depth {depth.value}")
 
     start = time.perf_counter()
     # importance on the GPU when there is one, in bf16 there (the student is saved in that dtype too)
@@ -134,7 +145,7 @@ def _run(args: Any) -> None:
         tokenizer=teacher.tokenizer,
         depth_accuracy_items=200 if depth.needs_accuracy else 0,
     )
-    selection = select(importance, arch, depth)
+    selection = select(importance, arch, depth, args.block)
     model = cut(teacher.model, arch, selection)
     params = count_params(family, arch)
     share = params / count_params(family, teacher_arch)
@@ -156,6 +167,8 @@ def _run(args: Any) -> None:
         "architecture": arch.as_dict(),
         "params": params,
         "depth_method": depth.value,
+        "block": args.block,
+        "measured_blocks": _measured_blocks(importance, teacher_arch, arch, depth),
         "calibration": importance.meta.get("calibration"),
         "data": args.data,
         "selection": selection.summary(),
@@ -170,3 +183,18 @@ def _run(args: Any) -> None:
         (tmp / "pruning.json").write_text(json.dumps(record, indent=2))
         publish(tmp, out)  # with --overwrite, the old folder goes only once the new one is complete
     print(f"saved to {out}")
+
+
+def _measured_blocks(importance: Any, teacher: Architecture, arch: Architecture, depth: DepthMethod) -> Any:
+    """With depth `block`: the measured contiguous blocks of the dropped size, least loss first, as
+    {"layers": [first, last], "loss_increase": x} (what `--block N` chooses among); else None."""
+    from minitron.importance.selection import block_starts
+
+    drop = teacher.num_hidden_layers - arch.num_hidden_layers
+    if depth is not DepthMethod.BLOCK or drop == 0:
+        return None
+    losses = importance.block_loss[drop] if drop > 1 else importance.layer_loss
+    return [
+        {"layers": [s, s + drop - 1], "loss_increase": round(float(losses[s]), 4)}
+        for s in block_starts(importance, drop)
+    ]

@@ -6,6 +6,7 @@ and neurons, global for embedding channels. Depth is decided by one `DepthMethod
 
 - `block` (default): drop the contiguous block of k layers whose removal raises the calibration
   loss least (Minitron's later paper, arXiv 2408.11796, found contiguous blocks beat per-layer picks);
+  with `block=r`, the block of the (r+1)-th least loss among those measured (see `block_starts`);
 - `block_accuracy`: drop the contiguous block of k layers whose removal costs the least Winogrande
   accuracy (a limited subset; the same paper's later finding, see `depth_accuracy`);
 - `layer_loss`: drop the k layers whose individual removal raises the loss least;
@@ -71,14 +72,29 @@ def _best_start(scores: torch.Tensor, lowest: bool, what: str) -> int:
     return int(torch.argmin(values) if lowest else torch.argmax(values))
 
 
-def _block(importance: Importance, drop: int) -> set[int]:
+def block_starts(importance: Importance, drop: int) -> list[int]:
+    """First layers of the contiguous blocks of `drop` layers whose removal loss was measured, least
+    loss first (ties: the lower start). Starts not measured (NaN) or not finite are left out."""
     losses = importance.block_loss.get(drop) if drop > 1 else importance.layer_loss
     if losses is None:
         raise _missing(
             "per-layer losses" if drop == 1 else f"contiguous-block losses for dropping {drop} layers", drop
         )
-    start = _best_start(losses, lowest=True, what="block-removal loss")
-    return set(range(start, start + drop))
+    _best_start(losses, lowest=True, what="block-removal loss")  # a clear error when none is finite
+    values = losses.double()
+    order = torch.argsort(torch.nan_to_num(values, nan=float("inf"), posinf=float("inf")), stable=True)
+    return [int(s) for s in order.tolist() if bool(torch.isfinite(values[s]))]
+
+
+def _block(importance: Importance, drop: int, block: int = 0) -> set[int]:
+    starts = block_starts(importance, drop)
+    if not 0 <= block < len(starts):
+        raise MinitronError(
+            f"block {block} asked for, but only {len(starts)} contiguous blocks of {drop} "
+            f"layer{'s' if drop != 1 else ''} have a measured removal loss; choose a block below that "
+            "(0 is the least loss)"
+        )
+    return set(range(starts[block], starts[block] + drop))
 
 
 def _block_accuracy(importance: Importance, drop: int) -> set[int]:
@@ -124,15 +140,21 @@ _RULES: dict[DepthMethod, _Rule] = {
 }
 
 
-def choose_layers(importance: Importance, keep: int, method: str | DepthMethod = "block") -> tuple[int, ...]:
-    """The teacher layers to keep when the student has `keep` layers."""
-    rule = _RULES[DepthMethod.parse(method, "depth method")]
+def choose_layers(
+    importance: Importance, keep: int, method: str | DepthMethod = "block", block: int = 0
+) -> tuple[int, ...]:
+    """The teacher layers to keep when the student has `keep` layers. `block` (method `block` only):
+    which measured contiguous block to drop, by rank of its removal loss (0: the least)."""
+    method = DepthMethod.parse(method, "depth method")
+    rule = _RULES[method]
     total = importance.architecture.num_hidden_layers
     if not 0 < keep <= total:
         raise MinitronError(f"cannot keep {keep} of the teacher's {total} layers")
+    if block and method is not DepthMethod.BLOCK:
+        raise MinitronError(f"block {block} needs the depth method 'block', not {method.value!r}")
     if keep == total:
         return tuple(range(total))
-    dropped = rule.dropped(importance, total - keep)
+    dropped = _block(importance, total - keep, block) if block else rule.dropped(importance, total - keep)
     return tuple(i for i in range(total) if i not in dropped)
 
 
@@ -161,13 +183,15 @@ def _check_finite(importance: Importance) -> None:
             )
 
 
-def select(importance: Importance, arch: Architecture, depth: str | DepthMethod = "block") -> Selection:
-    """Decide every kept unit for `arch` from the teacher's importance."""
+def select(
+    importance: Importance, arch: Architecture, depth: str | DepthMethod = "block", block: int = 0
+) -> Selection:
+    """Decide every kept unit for `arch` from the teacher's importance (`block`: see `choose_layers`)."""
     teacher = importance.architecture
     check_prunable(teacher, arch)
     _check_finite(importance)
 
-    layers = choose_layers(importance, arch.num_hidden_layers, depth)
+    layers = choose_layers(importance, arch.num_hidden_layers, depth, block)
     group, new_group = teacher.heads_per_group, arch.heads_per_group
     group_scores = importance.kv_groups()
     heads, kv_heads, neurons = [], [], []
