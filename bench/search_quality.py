@@ -183,20 +183,19 @@ def main() -> None:
             cfg, warmup_steps=base.retrain.warmup_steps, decay_fraction=base.retrain.decay_fraction
         )
         hand = (
-            ("width-only", WIDTH_ONLY, cfg, DepthMethod.BLOCK),
-            ("depth-only", DEPTH_ONLY, cfg, DepthMethod.BLOCK),
-            ("width-only-wsd", WIDTH_ONLY, wsd, DepthMethod.BLOCK),
-            ("depth-only-wsd", DEPTH_ONLY, wsd, DepthMethod.BLOCK),
-            ("depth-only-layer-loss", DEPTH_ONLY, cfg, DepthMethod.LAYER_LOSS),
-            ("depth-only-bi", DEPTH_ONLY, cfg, DepthMethod.BLOCK_IMPORTANCE),
+            ("width-only", WIDTH_ONLY, cfg, DepthMethod.BLOCK, 0),
+            ("depth-only", DEPTH_ONLY, cfg, DepthMethod.BLOCK, 0),
+            ("width-only-wsd", WIDTH_ONLY, wsd, DepthMethod.BLOCK, 0),
+            ("depth-only-wsd", DEPTH_ONLY, wsd, DepthMethod.BLOCK, 0),
+            ("depth-only-layer-loss", DEPTH_ONLY, cfg, DepthMethod.LAYER_LOSS, 0),
+            ("depth-only-bi", DEPTH_ONLY, cfg, DepthMethod.BLOCK_IMPORTANCE, 0),
             ("depth-only-block2", DEPTH_ONLY, cfg, DepthMethod.BLOCK, 1),
             ("depth-only-block3", DEPTH_ONLY, cfg, DepthMethod.BLOCK, 2),
-            *((arch.short(), arch, cfg, DepthMethod.BLOCK) for arch in shapes),
+            *((arch.short(), arch, cfg, DepthMethod.BLOCK, 0) for arch in shapes),
         )
-        for arm, arch, arm_cfg, depth, *rank in hand:
+        for arm, arch, arm_cfg, depth, block in hand:
             if arm not in wanted:
                 continue
-            block = rank[0] if rank else 0
             folder = out / f"seed-{seed}" / arm
             kept = select(importance, arch, depth, block).layers
             if not (folder / "provenance.json").exists():

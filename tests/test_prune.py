@@ -211,6 +211,10 @@ def test_block_rank_drops_the_next_measured_blocks():
         choose_layers(importance, 3, "block", block=3)
     with pytest.raises(MinitronError, match="needs the depth method 'block'"):
         choose_layers(importance, 3, "layer_loss", block=1)
+    importance.block_loss[2] = torch.full((4,), float("nan"))
+    with pytest.raises(MinitronError, match="every block-removal loss is NaN or infinite"):
+        block_starts(importance, 2)
+    importance.block_loss[2] = torch.tensor([9.0, float("nan"), 1.0, 7.0])
     arch = Architecture(3, 48, 40, 6, 2, 8)
     assert select(importance, arch, block=1).layers == (0, 1, 2)
     student = prune(model, arch, importance, block=1)

@@ -26,8 +26,8 @@ from minitron.commands.common import (
 )
 from minitron.errors import MinitronError
 from minitron.eval.loss import VALIDATION_SEQUENCES
-from minitron.importance.scores import ImportanceConfig
-from minitron.importance.selection import DEPTH_METHODS, DepthMethod
+from minitron.importance.scores import Importance, ImportanceConfig
+from minitron.importance.selection import DEPTH_METHODS, DepthMethod, block_starts, removal_losses
 from minitron.model.architecture import ARCH_FIELDS, Architecture
 
 
@@ -123,6 +123,7 @@ def _run(args: Any) -> None:
     eval_n = non_negative_or_all("--eval-sequences", args.eval_sequences)
     cfg = ImportanceConfig(num_samples=args.calibration_samples, seq_len=args.seq_len)
     depth = DepthMethod(args.depth)
+    # the selection checks these too, but only after minutes of calibration
     if args.block < 0:
         raise MinitronError(f"--block must be 0 or more, not {args.block}")
     if args.block and depth is not DepthMethod.BLOCK:
@@ -185,15 +186,15 @@ def _run(args: Any) -> None:
     print(f"saved to {out}")
 
 
-def _measured_blocks(importance: Any, teacher: Architecture, arch: Architecture, depth: DepthMethod) -> Any:
+def _measured_blocks(
+    importance: Importance, teacher: Architecture, arch: Architecture, depth: DepthMethod
+) -> list[dict[str, Any]] | None:
     """With depth `block`: the measured contiguous blocks of the dropped size, least loss first, as
     {"layers": [first, last], "loss_increase": x} (what `--block N` chooses among); else None."""
-    from minitron.importance.selection import block_starts
-
     drop = teacher.num_hidden_layers - arch.num_hidden_layers
     if depth is not DepthMethod.BLOCK or drop == 0:
         return None
-    losses = importance.block_loss[drop] if drop > 1 else importance.layer_loss
+    losses = removal_losses(importance, drop)
     return [
         {"layers": [s, s + drop - 1], "loss_increase": round(float(losses[s]), 4)}
         for s in block_starts(importance, drop)

@@ -72,18 +72,28 @@ def _best_start(scores: torch.Tensor, lowest: bool, what: str) -> int:
     return int(torch.argmin(values) if lowest else torch.argmax(values))
 
 
-def block_starts(importance: Importance, drop: int) -> list[int]:
-    """First layers of the contiguous blocks of `drop` layers whose removal loss was measured, least
-    loss first (ties: the lower start). Starts not measured (NaN) or not finite are left out."""
+def removal_losses(importance: Importance, drop: int) -> torch.Tensor:
+    """The loss increase of removing each contiguous block of `drop` layers, by its first layer
+    (NaN: not measured); the per-layer losses when `drop` is 1."""
     losses = importance.block_loss.get(drop) if drop > 1 else importance.layer_loss
     if losses is None:
         raise _missing(
             "per-layer losses" if drop == 1 else f"contiguous-block losses for dropping {drop} layers", drop
         )
-    _best_start(losses, lowest=True, what="block-removal loss")  # a clear error when none is finite
-    values = losses.double()
+    return losses
+
+
+def block_starts(importance: Importance, drop: int) -> list[int]:
+    """First layers of the contiguous blocks of `drop` layers whose removal loss was measured, least
+    loss first (ties: the lower start). Starts not measured (NaN) or not finite are left out."""
+    values = removal_losses(importance, drop).double()
     order = torch.argsort(torch.nan_to_num(values, nan=float("inf"), posinf=float("inf")), stable=True)
-    return [int(s) for s in order.tolist() if bool(torch.isfinite(values[s]))]
+    starts = [int(s) for s in order.tolist() if bool(torch.isfinite(values[s]))]
+    if not starts:
+        raise MinitronError(
+            "every block-removal loss is NaN or infinite; the depth importance cannot choose a block"
+        )
+    return starts
 
 
 def _block(importance: Importance, drop: int, block: int = 0) -> set[int]:
