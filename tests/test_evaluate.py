@@ -4,6 +4,7 @@ keep lm-eval's names, limited runs say so, and missing or corrupted data are cle
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 
@@ -61,6 +62,23 @@ def test_every_task_runs_offline_on_a_tiny_model(tiny_checkpoint, teacher, no_ne
     assert len(mmlu_subjects) == 57, "MMLU is lm-eval's 57-subject group"
     assert "perplexity,none" in scores.results["lambada_openai"]
     assert scores.limited and scores.config["limit"] == 2
+
+
+def test_bootstrap_stderrs_fork_no_pool(tiny_checkpoint, teacher, monkeypatch):
+    """lm-eval's bootstrap (LAMBADA's perplexity) runs in this process: a forked pool of one child per
+    host CPU can hang on a lock a torch or Ray thread held at the fork (it hung a CI run for an hour)."""
+    import multiprocessing
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("lm-eval started a multiprocessing pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", refuse)
+    monkeypatch.delenv("DISABLE_MULTIPROC", raising=False)
+    _, model = tiny_checkpoint
+    cfg = EvalConfig(tasks=("lambada_openai",), limit=2, dtype="float32")
+    scores = evaluate(model, teacher.tokenizer, cfg, offline=True)
+    assert scores.results["lambada_openai"]["perplexity_stderr,none"] > 0
+    assert "DISABLE_MULTIPROC" not in os.environ, "the switch is restored afterwards"
 
 
 def test_scores_are_lm_evals_own(tiny_checkpoint, teacher):

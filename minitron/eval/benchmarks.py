@@ -238,6 +238,28 @@ def _torch_dtype(name: str, device: Any) -> Any:
     raise MinitronError(f"unknown evaluation dtype {name!r}; use auto, float32 or bfloat16")
 
 
+@contextlib.contextmanager
+def serial_bootstrap() -> Iterator[None]:
+    """lm-eval's bootstrap standard errors computed in this process, restored afterwards.
+
+    Why: unless `DISABLE_MULTIPROC` is set, lm-eval draws them in `multiprocessing.Pool(cpu_count())`,
+    which forks one child per CPU of the *host* (not per core this job was given) out of a process
+    that holds torch's and often Ray's threads. A fork taken while another thread holds a lock can
+    leave a child stuck forever, and the evaluation with it: a CI run hung that way for an hour. The
+    serial loop draws the same 1,000 resamples (lm-eval seeds each chunk by its index) in well under
+    a second for our sample counts.
+    """
+    saved = os.environ.get("DISABLE_MULTIPROC")
+    os.environ["DISABLE_MULTIPROC"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("DISABLE_MULTIPROC", None)
+        else:
+            os.environ["DISABLE_MULTIPROC"] = saved
+
+
 def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline: bool = False) -> Scores:
     """Score an in-memory causal LM on `cfg.tasks` with lm-eval; the model itself is not modified.
 
@@ -255,7 +277,7 @@ def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline
     model.eval()
     _quiet_lm_eval()
     start = time.perf_counter()
-    with hub_offline(), torch.no_grad():
+    with hub_offline(), serial_bootstrap(), torch.no_grad():
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size)
         specs = build_tasks(cfg.tasks, offline=True)
         which = {name: getattr(cfg, name) for name in ("num_fewshot", "limit", "samples")}
