@@ -36,7 +36,8 @@ OUT_OF_DOMAIN = "speeches-en"
 
 
 def read_references(paths: list[Path]) -> dict[str, dict[int, dict[str, float]]]:
-    """Shape label -> seed -> {"mixture": test loss, "ood": out-of-domain test loss, "tokens": T}."""
+    """Shape label -> seed -> {"mixture": test loss, "ood": out-of-domain test loss, "validation":
+    validation loss (its own, smaller split: how far the references' order is from noise), "tokens": T}."""
     refs: dict[str, dict[int, dict[str, float]]] = {}
     for path in paths:
         rows = json.loads(path.read_text())["rows"]
@@ -45,6 +46,7 @@ def read_references(paths: list[Path]) -> dict[str, dict[int, dict[str, float]]]
                 if arm in ("search", "random"):  # those continue from their probe: not a reference
                     continue
                 entry = {"mixture": row["test_loss"], "ood": row["test_losses"][OUT_OF_DOMAIN]}
+                entry["validation"] = row["val_loss"]
                 refs.setdefault(row["architecture"], {})[int(seed)] = entry | {"tokens": row["tokens"]}
     return refs
 
@@ -89,18 +91,24 @@ def main() -> None:
     mixture = {s: statistics.fmean(r["mixture"] for r in refs[s].values()) for s in shapes}
     ood = {s: statistics.fmean(r["ood"] for r in refs[s].values()) for s in shapes}
     print(f"references at T = {format_count(tokens.pop())} tokens; probes of seed {args.probe_seed}")
-    print("| shape | reference seeds | mixture test (mean ± sd) | out of domain | ASHA kept to |")
-    print("|---|---|---:|---:|---:|")
+    validation = {s: statistics.fmean(r["validation"] for r in refs[s].values()) for s in shapes}
+    print(
+        "| shape | reference seeds | mixture test (mean ± sd) | out of domain | validation | ASHA kept to |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
     asha = row["rules"]["asha"]["reached"]
     for s in sorted(shapes, key=mixture.__getitem__):
         values = [r["mixture"] for r in refs[s].values()]
         sd = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
         seeds = ",".join(str(k) for k in sorted(refs[s]))
-        print(f"| {s} | {seeds} | {mixture[s]:.3f}{sd} | {ood[s]:.3f} | {format_count(asha[s])} |")
+        cells = f"{mixture[s]:.3f}{sd} | {ood[s]:.3f} | {validation[s]:.3f}"
+        print(f"| {s} | {seeds} | {cells} | {format_count(asha[s])} |")
 
     result: dict[str, Any] = {"args": vars(args), "shapes": shapes, "references": refs}
     result["mixture"] = compare(curves, mixture)
     result["out_of_domain"] = compare(curves, ood)
+    result["tau_validation_test"] = kendall_tau([validation[s] for s in shapes], [mixture[s] for s in shapes])
+    print(f"tau of the references' validation order against their test: {result['tau_validation_test']:.2f}")
     seeds = sorted({k for s in shapes for k in refs[s]})
     result["per_seed"] = {
         str(k): compare(curves, {s: refs[s][k]["mixture"] for s in shapes})

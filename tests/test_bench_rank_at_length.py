@@ -9,7 +9,14 @@ from bench.rank_at_length import compare, read_references
 
 
 def _row(arch: str, loss: float) -> dict:
-    return {"architecture": arch, "test_loss": loss, "test_losses": {"speeches-en": loss + 1}, "tokens": 100}
+    losses = {"speeches-en": loss + 1}
+    return {
+        "architecture": arch,
+        "test_loss": loss,
+        "test_losses": losses,
+        "val_loss": loss + 2,
+        "tokens": 100,
+    }
 
 
 def test_references_pool_by_shape_and_skip_searched_arms(tmp_path) -> None:
@@ -20,8 +27,11 @@ def test_references_pool_by_shape_and_skip_searched_arms(tmp_path) -> None:
         path.write_text(json.dumps(data))
     refs = read_references(paths)
     assert refs == {
-        "A": {0: {"mixture": 3.0, "ood": 4.0, "tokens": 100}, 1: {"mixture": 3.2, "ood": 4.2, "tokens": 100}},
-        "B": {1: {"mixture": 3.5, "ood": 4.5, "tokens": 100}},
+        "A": {
+            0: {"mixture": 3.0, "ood": 4.0, "validation": 5.0, "tokens": 100},
+            1: {"mixture": 3.2, "ood": 4.2, "validation": 5.2, "tokens": 100},
+        },
+        "B": {1: {"mixture": 3.5, "ood": 4.5, "validation": 5.5, "tokens": 100}},
     }
 
 
