@@ -45,9 +45,12 @@ def read_references(paths: list[Path]) -> dict[str, dict[int, dict[str, float]]]
             for arm, row in arms.items():
                 if arm in ("search", "random"):  # those continue from their probe: not a reference
                     continue
-                entry = {"mixture": row["test_loss"], "ood": row["test_losses"][OUT_OF_DOMAIN]}
-                entry["validation"] = row["val_loss"]
-                refs.setdefault(row["architecture"], {})[int(seed)] = entry | {"tokens": row["tokens"]}
+                refs.setdefault(row["architecture"], {})[int(seed)] = {
+                    "mixture": row["test_loss"],
+                    "ood": row["test_losses"][OUT_OF_DOMAIN],
+                    "validation": row["val_loss"],
+                    "tokens": row["tokens"],
+                }
     return refs
 
 
@@ -88,10 +91,11 @@ def main() -> None:
     if len(tokens) != 1:
         raise SystemExit(f"the references were trained for different T ({sorted(tokens)}): not comparable")
 
-    mixture = {s: statistics.fmean(r["mixture"] for r in refs[s].values()) for s in shapes}
-    ood = {s: statistics.fmean(r["ood"] for r in refs[s].values()) for s in shapes}
+    def mean_over_seeds(key: str) -> dict[str, float]:
+        return {s: statistics.fmean(r[key] for r in refs[s].values()) for s in shapes}
+
+    mixture, ood, validation = (mean_over_seeds(key) for key in ("mixture", "ood", "validation"))
     print(f"references at T = {format_count(tokens.pop())} tokens; probes of seed {args.probe_seed}")
-    validation = {s: statistics.fmean(r["validation"] for r in refs[s].values()) for s in shapes}
     print(
         "| shape | reference seeds | mixture test (mean ± sd) | out of domain | validation | ASHA kept to |"
     )
@@ -109,14 +113,12 @@ def main() -> None:
     result["out_of_domain"] = compare(curves, ood)
     result["tau_validation_test"] = kendall_tau([validation[s] for s in shapes], [mixture[s] for s in shapes])
     print(f"tau of the references' validation order against their test: {result['tau_validation_test']:.2f}")
-    seeds = sorted({k for s in shapes for k in refs[s]})
+    complete = sorted(set.intersection(*(set(refs[s]) for s in shapes)))  # seeds every shape has
     result["per_seed"] = {
-        str(k): compare(curves, {s: refs[s][k]["mixture"] for s in shapes})
-        for k in seeds
-        if all(k in refs[s] for s in shapes)
+        str(k): compare(curves, {s: refs[s][k]["mixture"] for s in shapes}) for k in complete
     }
-    if len(result["per_seed"]) >= 2:  # the references' own noise, as a ranking
-        a, b = (seeds[0], seeds[1])
+    if len(complete) >= 2:  # the references' own noise, as a ranking
+        a, b = complete[:2]
         result["tau_between_reference_seeds"] = kendall_tau(
             [refs[s][a]["mixture"] for s in shapes], [refs[s][b]["mixture"] for s in shapes]
         )

@@ -146,6 +146,21 @@ def check_data(tasks: tuple[str, ...], offline: bool = False) -> None:
 
 
 @contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for a block, each restored (or removed again) afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def hub_offline() -> Iterator[None]:
     """Hugging Face offline mode for the duration of an evaluation, restored afterwards.
 
@@ -157,26 +172,23 @@ def hub_offline() -> Iterator[None]:
     import datasets
     import huggingface_hub.constants as hub_constants
 
-    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    saved_env = {n: os.environ.get(n) for n in names}
     saved = (
         hub_constants.HF_HUB_OFFLINE,
         datasets.config.HF_HUB_OFFLINE,
         datasets.config.HF_DATASETS_OFFLINE,
     )
-    os.environ.update(dict.fromkeys(names, "1"))
-    hub_constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE = (
-            saved
-        )
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with _environment(dict.fromkeys(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"), "1")):
+        hub_constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = (
+            datasets.config.HF_DATASETS_OFFLINE
+        ) = True
+        try:
+            yield
+        finally:
+            (
+                hub_constants.HF_HUB_OFFLINE,
+                datasets.config.HF_HUB_OFFLINE,
+                datasets.config.HF_DATASETS_OFFLINE,
+            ) = saved
 
 
 @functools.cache
@@ -238,8 +250,7 @@ def _torch_dtype(name: str, device: Any) -> Any:
     raise MinitronError(f"unknown evaluation dtype {name!r}; use auto, float32 or bfloat16")
 
 
-@contextlib.contextmanager
-def serial_bootstrap() -> Iterator[None]:
+def serial_bootstrap() -> contextlib.AbstractContextManager[None]:
     """lm-eval's bootstrap standard errors computed in this process, restored afterwards.
 
     Why: unless `DISABLE_MULTIPROC` is set, lm-eval draws them in `multiprocessing.Pool(cpu_count())`,
@@ -249,15 +260,7 @@ def serial_bootstrap() -> Iterator[None]:
     serial loop draws the same 1,000 resamples (lm-eval seeds each chunk by its index) in well under
     a second for our sample counts.
     """
-    saved = os.environ.get("DISABLE_MULTIPROC")
-    os.environ["DISABLE_MULTIPROC"] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("DISABLE_MULTIPROC", None)
-        else:
-            os.environ["DISABLE_MULTIPROC"] = saved
+    return _environment({"DISABLE_MULTIPROC": "1"})
 
 
 def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline: bool = False) -> Scores:
