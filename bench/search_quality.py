@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import shlex
 import statistics
 import sys
@@ -70,14 +69,6 @@ from search.plan.space import load_space
 from search.run.runner import run_search
 
 
-def parse_label(label: str) -> Architecture:
-    """The architecture of a label such as `L20-h576-m768-q9kv3-d64` (`Architecture.short()`)."""
-    match = re.fullmatch(r"L(\d+)-h(\d+)-m(\d+)-q(\d+)kv(\d+)-d(\d+)", label.strip())
-    if not match:
-        raise SystemExit(f"--shapes: {label!r} is not a label like L20-h576-m768-q9kv3-d64")
-    return Architecture(*(int(g) for g in match.groups()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="70M")
@@ -103,7 +94,7 @@ def main() -> None:
     fixed_total = parse_tokens(args.total_tokens, "--total-tokens") if args.total_tokens else None
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     seeds = [int(s) for s in args.seeds.split(",")]
-    shapes = [parse_label(label) for label in filter(None, args.shapes.split(","))]
+    shapes = [Architecture.parse(label) for label in filter(None, args.shapes.split(","))]
     wanted = set(args.arms.split(",")) | {arch.short() for arch in shapes}
     out = Path(args.out)
     space = load_space("smollm2-135m")

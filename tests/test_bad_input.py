@@ -473,6 +473,22 @@ def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--rungs", "0"], "--rungs must be between 1 and 8, got 0"
 
 
+@row("Layer blocks below 1")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--layer-blocks", "0"], "--layer-blocks must be 1 or more, got 0"
+
+
+@row("Layer blocks with a depth method that does not rank blocks")
+def _(w: World) -> tuple[list[str], str]:
+    args = [*w.tiny, "--layer-blocks", "2", "--depth", "layer_loss"]
+    return args, "layer_blocks 2 ranks contiguous blocks by their removal loss, which only --depth block uses"
+
+
+@row("More layer blocks than the depth importance measures")
+def _(w: World) -> tuple[list[str], str]:
+    return [*w.tiny, "--layer-blocks", "5"], "the depth importance measures only 4 contiguous blocks per size"
+
+
 @row("Unknown benchmark task")
 def _(w: World) -> tuple[list[str], str]:
     return [*w.tiny, "--eval", "hellaswag,squad"], "unknown evaluation task 'squad'"

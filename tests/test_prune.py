@@ -219,6 +219,31 @@ def test_block_rank_drops_the_next_measured_blocks():
     assert select(importance, arch, block=1).layers == (0, 1, 2)
     student = prune(model, arch, importance, block=1)
     assert student.config.num_hidden_layers == 3
+    # the same block as a searched candidate: the architecture carries it, the config does not
+    searched = Architecture(3, 48, 40, 6, 2, 8, layer_block=1)
+    assert select(importance, searched).layers == (0, 1, 2)
+    assert prune(model, searched, importance).config.to_dict() == student.config.to_dict()
+    assert "layer_block" not in student.config.to_dict()
+
+
+def test_layer_block_labels_keys_and_feasibility():
+    teacher = Architecture(5, 48, 40, 6, 2, 8)
+    arch = Architecture(3, 48, 40, 6, 2, 8, layer_block=2)
+    assert arch.short() == "L3-h48-m40-q6kv2-d8-b2"
+    assert Architecture.parse(arch.short()) == arch
+    assert Architecture.parse("L3-h48-m40-q6kv2-d8") == Architecture(3, 48, 40, 6, 2, 8)
+    with pytest.raises(MinitronError, match="is not an architecture label"):
+        Architecture.parse("L3-h48")
+    assert "layer_block" not in arch.as_dict() and arch.as_key()["layer_block"] == 2
+    assert "layer_block" not in Architecture(3, 48, 40, 6, 2, 8).as_key(), "records read as before"
+    assert Architecture.from_mapping(arch.as_key()) == arch
+    assert arch.cut_problems(teacher) == []
+    # 2 of 5 layers dropped: starts 0 to 3, so ranks 0 to 3 exist
+    assert Architecture(3, 48, 40, 6, 2, 8, layer_block=3).cut_problems(teacher) == []
+    assert "only 4 blocks" in " ".join(Architecture(3, 48, 40, 6, 2, 8, layer_block=4).cut_problems(teacher))
+    full = Architecture(5, 36, 40, 6, 2, 8, layer_block=1)
+    assert "needs fewer layers" in " ".join(full.cut_problems(teacher))
+    assert "0 or more" in " ".join(Architecture(3, 48, 40, 6, 2, 8, layer_block=-1).problems())
 
 
 def test_bad_architectures_and_families():

@@ -419,3 +419,23 @@ def test_report_and_card_tables_show_per_domain_losses_and_retention(tmp_path: P
     assert "Retention, winner 1" in page and "Retention, winner 2" not in page
     one_corpus = Summary.from_json(sample_summary())
     assert domain_table(one_corpus) == ([], [])
+
+
+def test_a_winner_that_drops_another_layer_block_says_so() -> None:
+    """The report labels a candidate of another layer block `-b1`; its model card names the kept
+    teacher layers and the block's rank (from the winner's `provenance.json`)."""
+    from search.outputs.cards import _layers
+    from search.outputs.report_data import _label
+
+    arch = {"num_hidden_layers": 12, "hidden_size": 576, "intermediate_size": 1536}
+    arch |= {"num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64}
+    assert _label(arch) == "L12-h576-m1536-q9kv3-d64"
+    assert _label({**arch, "layer_block": 1}) == "L12-h576-m1536-q9kv3-d64-b1"
+    assert _layers({}) == "", "a winner from before layer blocks: nothing said"
+    least = _layers({"kept_layers": [0, 1, 2, 21], "layer_block": 0})
+    assert least == " (it keeps teacher layers 0, 1, 2, 21)"
+    other = _layers({"kept_layers": [0, 1, 20, 21], "layer_block": 2})
+    assert other == (
+        " (it keeps teacher layers 0, 1, 20, 21, the contiguous block of rank 2 by removal loss"
+        " (0: the least))"
+    )

@@ -1,9 +1,11 @@
 """The searcher: Optuna proposals through Ray's OptunaSearch, never infeasible, never repeated."""
 
+import json
+
 import yaml
 from ray.tune.search import Searcher
 
-from minitron.model.architecture import count_params
+from minitron.model.architecture import Architecture, count_params
 from search.plan.candidates import feasible
 from search.plan.front import seeded_shapes
 from search.plan.space import load_space
@@ -117,3 +119,36 @@ def test_a_budget_range_spreads_its_trials_over_the_strata_and_tells_optuna_both
         space, high, "tpe", 0, f"sqlite:///{tmp_path}/l.db", "l", [], low=low, objective="latency"
     )
     assert latency.metric == ["probe_loss", "latency_ms"] and latency.mode == ["min", "min"]
+
+
+def test_layer_blocks_are_a_searched_choice(tmp_path):
+    """With layer_blocks 3 the sampler also picks which block a shallower candidate drops; known
+    shapes keep block 0, full-depth shapes never get another block, and every pick is feasible."""
+    data = yaml.safe_load(load_space("smollm2-135m").path.read_text())
+    data["layer_blocks"] = 3
+    (tmp_path / "blocks.yaml").write_text(yaml.safe_dump(data))
+    space = load_space(tmp_path / "blocks.yaml")
+    candidates = feasible(space, BUDGET)
+    plain = feasible(load_space("smollm2-135m"), BUDGET)
+    shallow = [c for c in plain if c.arch.num_hidden_layers < 30]
+    assert len(candidates) == len(plain) + 2 * len(shallow)
+    seeds = [k.arch for k in space.known]
+    assert all(a.layer_block == 0 for a in seeds)
+    searcher = make_searcher(space, BUDGET, "random", 0, f"sqlite:///{tmp_path}/b.db", "b", seeds)
+    archs = drive(searcher, 16)
+    assert archs[: len(seeds)] == seeds, "the hand shapes go first, with the block of least loss"
+    assert set(archs) <= {c.arch for c in candidates} and len(set(archs)) == len(archs)
+    assert any(a.layer_block for a in archs), "another block was tried"
+    assert all(a.layer_block == 0 for a in archs if a.num_hidden_layers == 30)
+
+
+def test_a_trial_record_keeps_its_layer_block_and_old_records_read_as_block_0():
+    from search.outputs.records import TrialRecord, TrialStatus
+
+    arch = Architecture(12, 576, 1536, 9, 3, 64, layer_block=2)
+    record = TrialRecord("t1", arch, 70_793_280, TrialStatus.COMPLETED, probe_loss=5.0)
+    data = json.loads(json.dumps(record.to_json()))
+    assert data["architecture"]["layer_block"] == 2
+    assert TrialRecord.from_json(data) == record
+    del data["architecture"]["layer_block"]  # a line of trials.jsonl written before layer blocks
+    assert TrialRecord.from_json(data).architecture == Architecture(12, 576, 1536, 9, 3, 64)

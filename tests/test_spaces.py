@@ -114,6 +114,7 @@ def edited(**changes):
         (edited(choices__head_dim=[32, 64]), "choices.head_dim", "32 fits no combination"),
         (edited(band=5), "band", "fraction between 0 and 1"),
         (edited(top_k=0), "top_k", "positive integer"),
+        (edited(layer_blocks=0), "layer_blocks", "positive integer"),
         (edited(known=[{"name": "x", "num_hidden_layers": 2}]), "known[0].hidden_size", "missing"),
         (
             edited(

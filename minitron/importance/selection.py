@@ -196,12 +196,13 @@ def _check_finite(importance: Importance) -> None:
 def select(
     importance: Importance, arch: Architecture, depth: str | DepthMethod = "block", block: int = 0
 ) -> Selection:
-    """Decide every kept unit for `arch` from the teacher's importance (`block`: see `choose_layers`)."""
+    """Decide every kept unit for `arch` from the teacher's importance (`block`: see `choose_layers`;
+    when 0, the architecture's own `layer_block`)."""
     teacher = importance.architecture
     check_prunable(teacher, arch)
     _check_finite(importance)
 
-    layers = choose_layers(importance, arch.num_hidden_layers, depth, block)
+    layers = choose_layers(importance, arch.num_hidden_layers, depth, block or arch.layer_block)
     group, new_group = teacher.heads_per_group, arch.heads_per_group
     group_scores = importance.kv_groups()
     heads, kv_heads, neurons = [], [], []

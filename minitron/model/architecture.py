@@ -4,7 +4,8 @@ A teacher is split into two values:
 
 - `Family`: what pruning never changes (model type, vocabulary, tied embeddings, which projections
   carry biases);
-- `Architecture`: the six prunable sizes, named as Hugging Face names them.
+- `Architecture`: the six prunable sizes, named as Hugging Face names them, and for a shallower
+  shape which measured block of the teacher's layers it drops (`layer_block`, not a config field).
 
 `count_params(family, arch)` is exact for the Llama-style decoders we support (Llama incl. SmolLM2
 and Llama-3.x, Mistral, Qwen2): it equals `sum(p.numel() for p in model.parameters())` of the model
@@ -14,7 +15,7 @@ device, on the published 8B/12B configurations.
 
 from __future__ import annotations
 
-import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,13 +83,25 @@ class Architecture:
     """Key/value heads (GQA groups) per layer."""
     head_dim: int
     """Width of one attention head; set explicitly in every config we build."""
+    layer_block: int = 0
+    """Which contiguous block of the teacher's layers a shallower shape drops, by the rank of its
+    measured removal loss (0: the least, Minitron's choice). Not a Hugging Face config field: it
+    picks which layers are kept, not a size, and two shapes that differ only here build the same
+    config. Always 0 at the teacher's depth."""
 
     def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        """The six Hugging Face config fields (what a config is built from)."""
+        return {name: getattr(self, name) for name in ARCH_FIELDS}
+
+    def as_key(self) -> dict[str, int]:
+        """Everything that tells two candidates apart: the six fields, and `layer_block` when it is
+        not 0 (so records and study points of runs without layer blocks read as before)."""
+        return {**self.as_dict(), **({"layer_block": self.layer_block} if self.layer_block else {})}
 
     @classmethod
     def from_mapping(cls, values: Any) -> Architecture:
-        """Read the six fields from a config object or a dict (head_dim defaults as HF does)."""
+        """Read the six fields from a config object or a dict (head_dim defaults as HF does), and
+        `layer_block` where a dict of `as_key` has it."""
         hidden, heads = int(_field(values, "hidden_size")), int(_field(values, "num_attention_heads"))
         return cls(
             num_hidden_layers=int(_field(values, "num_hidden_layers")),
@@ -97,11 +110,14 @@ class Architecture:
             num_attention_heads=heads,
             num_key_value_heads=int(_field(values, "num_key_value_heads", heads)),
             head_dim=int(_field(values, "head_dim", hidden // heads)),
+            layer_block=int(values.get("layer_block", 0)) if isinstance(values, dict) else 0,
         )
 
     def problems(self) -> list[str]:
         """Why transformers (or GQA) would reject this shape; empty when it is buildable."""
         out = [f"{name} must be a positive integer" for name, v in self.as_dict().items() if v < 1]
+        if self.layer_block < 0:
+            out.append(f"layer_block must be 0 or more, not {self.layer_block}")
         if out:
             return out
         if self.num_attention_heads % self.num_key_value_heads:
@@ -133,6 +149,14 @@ class Architecture:
             )
         if self.head_dim < teacher.head_dim:
             out.append(f"head_dim must stay {teacher.head_dim} (pruning head_dim is not supported)")
+        # a block of k dropped layers can start at any of L - k + 1 layers (= the kept count + 1)
+        if self.layer_block and self.num_hidden_layers >= teacher.num_hidden_layers:
+            out.append(f"layer_block {self.layer_block} needs fewer layers than the teacher's")
+        elif self.layer_block > self.num_hidden_layers:
+            out.append(
+                f"layer_block {self.layer_block}: only {self.num_hidden_layers + 1} blocks of "
+                f"{teacher.num_hidden_layers - self.num_hidden_layers} layers exist"
+            )
         return out
 
     def cut_problems(self, teacher: Architecture) -> list[str]:
@@ -149,11 +173,20 @@ class Architecture:
         return -(-self.num_attention_heads // max(self.num_key_value_heads, 1))
 
     def short(self) -> str:
-        """Compact label, e.g. `L16-h4096-m14336-q32kv8-d128`."""
+        """Compact label, e.g. `L16-h4096-m14336-q32kv8-d128`, with `-b1` for `layer_block` 1."""
         return (
             f"L{self.num_hidden_layers}-h{self.hidden_size}-m{self.intermediate_size}"
             f"-q{self.num_attention_heads}kv{self.num_key_value_heads}-d{self.head_dim}"
+            + (f"-b{self.layer_block}" if self.layer_block else "")
         )
+
+    @classmethod
+    def parse(cls, label: str) -> Architecture:
+        """The architecture of a `short()` label such as `L20-h576-m768-q9kv3-d64` (or `...-b1`)."""
+        match = re.fullmatch(r"L(\d+)-h(\d+)-m(\d+)-q(\d+)kv(\d+)-d(\d+)(?:-b(\d+))?", label.strip())
+        if not match:
+            raise MinitronError(f"{label!r} is not an architecture label like L20-h576-m768-q9kv3-d64")
+        return cls(*(int(g) for g in match.groups() if g is not None))
 
 
 @dataclass(frozen=True)

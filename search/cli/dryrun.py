@@ -90,7 +90,7 @@ def render_table(
     header += ("probe GiB", "retrain GiB", "fits", "name")
     rows = [
         (
-            str(c.arch.num_hidden_layers),
+            str(c.arch.num_hidden_layers) + (f" b{c.arch.layer_block}" if c.arch.layer_block else ""),
             str(c.arch.hidden_size),
             str(c.arch.intermediate_size),
             f"{c.arch.num_attention_heads}/{c.arch.num_key_value_heads}",
@@ -114,12 +114,24 @@ def render_table(
         f"teacher  {teacher} ({space.family.model_type} {space.teacher.short()}, {total:,} parameters)",
         f"space    {space.path}",
         f"budget   {format_budget(budget_low, budget)} ±{space.band:.0%} ({format_count(int(low))} to "
-        f"{format_count(int(high))}): {len(candidates)} feasible candidates, largest first",
+        f"{format_count(int(high))}): {len(candidates)} feasible candidates, largest first"
+        + _layer_block_note(space, candidates),
         "",
         fmt(header),
         *(fmt(r) for r in rows),
     ]
     return "\n".join(lines)
+
+
+def _layer_block_note(space: SearchSpace, candidates: list[Candidate]) -> str:
+    """How many candidates the searched layer blocks add (`b1`: the block of 2nd least loss dropped)."""
+    if space.layer_blocks < 2:
+        return ""
+    added = sum(1 for c in candidates if c.arch.layer_block)
+    return (
+        f"; {added} of them drop another of the {space.layer_blocks} contiguous blocks of least "
+        f"measured loss (b1, b2, ...: the 2nd, 3rd, ... least; --layer-blocks)"
+    )
 
 
 def strata_line(space: SearchSpace, bounds: tuple[int, int], candidates: list[Candidate]) -> str:

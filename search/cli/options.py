@@ -167,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Block Importance, or the last layers",
     )
     how.add_argument(
+        "--layer-blocks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="search which layers a shallower candidate drops: each of the N contiguous blocks of "
+        "least measured removal loss is a candidate of its own (label suffix -b1, -b2, ...); "
+        "default: the space's layer_blocks (1: only the least, Minitron's rule)",
+    )
+    how.add_argument(
         "--depth-accuracy-items",
         type=int,
         default=plan.depth_accuracy_items,

@@ -12,6 +12,8 @@ from minitron.data.generated import GenerationConfig
 from minitron.data.mix import check_parts
 from minitron.errors import MinitronError
 from minitron.eval.benchmarks import ALL_TASKS, check_tasks
+from minitron.importance.scores import ImportanceConfig
+from minitron.importance.selection import DepthMethod
 from search.plan.settings import RANGE_RUNGS, RANGE_WINNERS, Resources, SearchPlan, SearchSettings
 
 
@@ -24,19 +26,25 @@ def pick_space(args: argparse.Namespace, low: int, budget: int) -> tuple[Any, li
     """The space of --space, or the shipped one --budget chooses (said on one line: on stderr when
     stdout is for --json); with its feasible candidates at the budget (or over the range `low`..`budget`)."""
     from search.plan.candidates import feasible, space_for_budget
-    from search.plan.space import load_space
+    from search.plan.space import load_space, with_layer_blocks
 
     lower = low if low != budget else None
     if args.space:
         space = load_space(args.space)
-        return space, feasible(space, budget, lower)
-    choice = space_for_budget(budget, lower)
-    print(choice.line(low, budget), file=sys.stderr if args.json else sys.stdout, flush=True)
-    return choice.space, choice.candidates
+    else:
+        choice = space_for_budget(budget, lower)
+        print(choice.line(low, budget), file=sys.stderr if args.json else sys.stdout, flush=True)
+        space = choice.space
+    if args.layer_blocks is not None:
+        space = with_layer_blocks(space, args.layer_blocks)
+    return space, feasible(space, budget, lower)
 
 
-def plan_from_args(args: argparse.Namespace, space_top_k: int, is_range: bool = False) -> SearchPlan:
-    """The plan the options ask for; what they leave out takes the defaults of one budget or of a range."""
+def plan_from_args(
+    args: argparse.Namespace, space_top_k: int, is_range: bool = False, layer_blocks: int = 1
+) -> SearchPlan:
+    """The plan the options ask for; what they leave out takes the defaults of one budget or of a
+    range. `layer_blocks`: the space's (after --layer-blocks)."""
     default = SearchPlan()
     return SearchPlan(
         trials=args.trials,
@@ -54,6 +62,7 @@ def plan_from_args(args: argparse.Namespace, space_top_k: int, is_range: bool = 
         latency_runtime=latency_runtime_option(args.latency_runtime),
         depth=args.depth,
         depth_accuracy_items=args.depth_accuracy_items,
+        layer_blocks=layer_blocks,
         validation_sequences=args.eval_sequences,
     )
 
@@ -178,11 +187,12 @@ def settings_from_args(
     low, budget = bounds
     is_range = low != budget
     eval_tasks, eval_limit = eval_options(args)
+    check_layer_blocks(space.layer_blocks, args.depth)
     return SearchSettings.create(
         budget=budget,
         space=str(space.path),
         teacher=args.teacher or space.teacher_name,
-        plan=plan_from_args(args, space.top_k, is_range),
+        plan=plan_from_args(args, space.top_k, is_range, space.layer_blocks),
         resources=resources,
         retrain_tokens=parse_tokens(args.retrain_tokens, "--retrain-tokens"),
         calibration_samples=args.calibration_samples,
@@ -199,6 +209,22 @@ def settings_from_args(
         trust_remote_code=args.trust_remote_code,
         gguf=gguf_option(args.gguf),
     )
+
+
+def check_layer_blocks(layer_blocks: int, depth: str) -> None:
+    """More than one layer block needs the depth method that ranks blocks, and no more blocks than
+    the depth importance surely measures per size (its shortlist)."""
+    if layer_blocks > 1 and depth != DepthMethod.BLOCK.value:
+        raise MinitronError(
+            f"layer_blocks {layer_blocks} ranks contiguous blocks by their removal loss, which only "
+            f"--depth block uses, not --depth {depth}"
+        )
+    shortlist = ImportanceConfig.depth_shortlist
+    if 0 < shortlist < layer_blocks:
+        raise MinitronError(
+            f"layer_blocks {layer_blocks}: the depth importance measures only {shortlist} contiguous "
+            f"blocks per size for sure; choose at most {shortlist}"
+        )
 
 
 def latency_runtime_option(text: str) -> str:

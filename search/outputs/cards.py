@@ -38,6 +38,16 @@ def write_model_cards(summary: Summary, settings: SearchSettings) -> None:
         write_text(folder / "README.md", text)
 
 
+def _layers(provenance: dict[str, object]) -> str:
+    """Which teacher layers the winner kept, and which measured block it dropped if not the least."""
+    kept = provenance.get("kept_layers")
+    if not isinstance(kept, list):
+        return ""
+    block = provenance.get("layer_block") or 0
+    rank = f", the contiguous block of rank {block} by removal loss (0: the least)" if block else ""
+    return f" (it keeps teacher layers {', '.join(map(str, kept))}{rank})"
+
+
 def _how_it_was_made(
     summary: Summary, settings: SearchSettings, winner: WinnerRow, provenance: dict[str, object]
 ) -> list[str]:
@@ -51,7 +61,7 @@ def _how_it_was_made(
         f"{(winner.params or 0) / (teacher.params or 1):.1%} of them.",
         f"Importance: activations on {settings.importance.num_samples} calibration sequences of "
         f"{settings.seq_len} tokens from `{settings.data}`; layers dropped by the `{settings.plan.depth}` "
-        "method; heads, neurons and channels kept by score.",
+        f"method{_layers(provenance)}; heads, neurons and channels kept by score.",
         f"Search: {settings.plan.sampler} sampling of architectures within ±{(summary.band or 0):.0%} of "
         f"{_budget(summary)} parameters, each probed by distillation on up to "
         f"{settings.probe.tokens:,} tokens ({settings.plan.scheduler} scheduler); "

@@ -81,7 +81,7 @@ class TrialRecord:
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["architecture"] = self.architecture.as_dict()
+        data["architecture"] = self.architecture.as_key()
         data["status"] = self.status.value
         return data
 

@@ -34,7 +34,8 @@ def _finite(value: Any) -> float | None:
 
 
 def _label(arch: Any) -> str:
-    """Compact architecture label, e.g. `L24-h432-m1024-q9kv3-d64` (`?` for a missing size)."""
+    """Compact architecture label, e.g. `L24-h432-m1024-q9kv3-d64` (`?` for a missing size), with
+    `-b1` where the candidate drops the block of 2nd least loss (`Architecture.short`)."""
     a = arch if isinstance(arch, Mapping) else {}
 
     def g(key: str) -> str:
@@ -43,6 +44,7 @@ def _label(arch: Any) -> str:
     return (
         f"L{g('num_hidden_layers')}-h{g('hidden_size')}-m{g('intermediate_size')}"
         f"-q{g('num_attention_heads')}kv{g('num_key_value_heads')}-d{g('head_dim')}"
+        + (f"-b{a['layer_block']}" if a.get("layer_block") else "")
     )
 
 

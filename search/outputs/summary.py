@@ -287,7 +287,7 @@ def build_summary(
             WinnerRow(
                 rank=winner_ranks[w.trial_id],
                 trial_id=w.trial_id,
-                architecture=w.architecture.as_dict(),
+                architecture=w.architecture.as_key(),
                 params=w.params,
                 result=finals.get(w.trial_id)
                 or WinnerResult(path="", final_loss=None, error="not retrained"),

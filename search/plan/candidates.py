@@ -20,7 +20,7 @@ class Candidate:
     """The `known` name of this architecture in the space, if any (e.g. a published shape)."""
 
     def as_json(self) -> dict[str, object]:
-        out: dict[str, object] = {**self.arch.as_dict(), "params": self.params}
+        out: dict[str, object] = {**self.arch.as_key(), "params": self.params}
         if self.name:
             out["name"] = self.name
         return out

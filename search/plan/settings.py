@@ -88,6 +88,9 @@ class SearchPlan:
     """How a shallower candidate chooses the layers it drops."""
     depth_accuracy_items: int = 200
     """Winogrande items per block removal when `depth` is `block_accuracy`."""
+    layer_blocks: int = 1
+    """With `depth` `block`: the space's `layer_blocks` (or `--layer-blocks`), how many contiguous
+    blocks of least removal loss a shallower shape may drop. Runs from before it read 1."""
     validation_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences for the zero-shot, probe and final losses (the same ones for all)."""
     objective: str = "params"

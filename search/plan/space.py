@@ -26,12 +26,15 @@ choices per axis, the budget band and the architectures worth trying first. Exam
       num_key_value_heads: [..]
     band: 0.05                # feasible: |params - budget| <= band * budget
     top_k: 2                  # winners retrained fully after the search
+    layer_blocks: 1           # optional: a shallower shape is tried with each of the N contiguous
+                              # blocks of least measured removal loss dropped (1: only the least)
     known:                    # architectures to try first (e.g. published ones)
       - {name: ..., num_hidden_layers: .., hidden_size: .., ...}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +58,7 @@ DEFAULT_SPACE_NAME = "smollm2-135m"
 SPACES_DIR = _spaces_dir()
 DEFAULT_SPACE = SPACES_DIR / f"{DEFAULT_SPACE_NAME}.yaml"
 
-_TOP_KEYS = {"name", "description", "teacher", "choices", "band", "top_k", "known"}
+_TOP_KEYS = {"name", "description", "teacher", "choices", "band", "top_k", "known", "layer_blocks"}
 _FAMILY_KEYS = {"model_type", "vocab_size", "tie_word_embeddings", "attention_bias", "mlp_bias"}
 _TEACHER_KEYS = {"name", *_FAMILY_KEYS, *ARCH_FIELDS}
 _OPTIONAL_CHOICES = ("num_key_value_heads", "head_dim")
@@ -97,16 +100,39 @@ class SearchSpace:
     """How many winners are retrained fully."""
     known: tuple[KnownArchitecture, ...]
     """Architectures to try first."""
+    layer_blocks: int = 1
+    """Which layers a shallower shape drops, as a searched choice: each of the `layer_blocks`
+    contiguous blocks of least measured removal loss is a candidate of its own (`layer_block` 0 to
+    N − 1). 1: only the block of least loss, Minitron's rule."""
 
     @property
     def teacher_params(self) -> int:
         return count_params(self.family, self.teacher)
 
+    def axes(self) -> dict[str, list[int]]:
+        """What the sampler chooses per candidate: the six fields' choices, and `layer_block` when
+        the space searches which layers to drop."""
+        out = {name: list(self.choices[name]) for name in ARCH_FIELDS}
+        if self.layer_blocks > 1:
+            out["layer_block"] = list(range(self.layer_blocks))
+        return out
+
+    def point(self, arch: Architecture) -> dict[str, int]:
+        """`arch` as the sampler's values (`axes`), e.g. to enqueue it."""
+        return {name: getattr(arch, name) for name in self.axes()}
+
     def grid(self) -> list[Architecture]:
         """Every buildable architecture of the choices that can be cut from the teacher."""
-        axes = [self.choices[name] for name in ARCH_FIELDS]
+        axes = [self.choices[name] for name in ARCH_FIELDS] + [range(self.layer_blocks)]
         shapes = (Architecture(*values) for values in itertools.product(*axes))
         return [a for a in shapes if not a.cut_problems(self.teacher)]
+
+
+def with_layer_blocks(space: SearchSpace, layer_blocks: int) -> SearchSpace:
+    """`space` with another number of contiguous layer blocks a shallower shape may drop."""
+    if layer_blocks < 1:
+        raise MinitronError(f"--layer-blocks must be 1 or more, got {layer_blocks}")
+    return dataclasses.replace(space, layer_blocks=layer_blocks)
 
 
 def resolve_space_path(spec: str | Path) -> Path:
@@ -238,6 +264,7 @@ def _parse(path: Path, data: Any) -> SearchSpace:
         band=float(band),
         top_k=_int(path, "top_k", top.get("top_k", 2)),
         known=tuple(known),
+        layer_blocks=_int(path, "layer_blocks", top.get("layer_blocks", 1)),
     )
     _check_choices_usable(space)
     return space

@@ -38,7 +38,13 @@ from search.plan.candidates import Candidate, feasible
 from search.plan.corpus import check_corpus
 from search.plan.front import seeded_shapes
 from search.plan.settings import SETTINGS_FORMAT, SearchSettings
-from search.plan.space import KnownArchitecture, SearchSpace, check_teacher_matches, load_space
+from search.plan.space import (
+    KnownArchitecture,
+    SearchSpace,
+    check_teacher_matches,
+    load_space,
+    with_layer_blocks,
+)
 from search.run.artifacts import write_gguf_files, write_samples
 from search.run.data import measure_teacher, run_tokens
 from search.run.selection import choose_winners, range_winners
@@ -374,7 +380,7 @@ def run_search(settings: SearchSettings, resume: bool = False, overwrite: bool =
     Ctrl-C (or SIGTERM, see search.py) becomes `Interrupted`, whose message says how to resume:
     every finished piece of work is already on disk (trials, importance, winners, scores)."""
     run = RunDir(Path(settings.out).expanduser().resolve() / settings.name)  # Tune needs absolute paths
-    space = load_space(settings.space)
+    space = with_layer_blocks(load_space(settings.space), settings.plan.layer_blocks)
     ctx = Context(
         run, settings, space, feasible(space, settings.budget, settings.budget_low), resume, overwrite
     )

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from minitron.errors import MinitronError
-from minitron.model.architecture import ARCH_FIELDS
 
 if TYPE_CHECKING:
     from search.plan.space import SearchSpace
@@ -37,8 +36,7 @@ def _random(space: SearchSpace, seed: int) -> Any:
 def _grid(space: SearchSpace, seed: int) -> Any:
     import optuna
 
-    grid = {name: list(space.choices[name]) for name in ARCH_FIELDS}
-    return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.GridSampler(space.axes(), seed=seed)
 
 
 SAMPLERS: dict[str, Callable[[SearchSpace, int], Any]] = {

@@ -50,7 +50,7 @@ STRATUM_TRIES = 30
 
 def define_architecture(
     trial: Any,
-    choices: dict[str, list[int]],
+    axes: dict[str, list[int]],
     teacher: Architecture,
     family: Family,
     budget: int,
@@ -59,7 +59,7 @@ def define_architecture(
 ) -> dict[str, Any]:
     """Optuna define-by-run space: sample each field, record the constraints, return derived values.
     `low`: the lower end of a budget range whose upper end is `budget`."""
-    values = {name: trial.suggest_categorical(name, choices[name]) for name in ARCH_FIELDS}
+    values = {name: trial.suggest_categorical(name, choices) for name, choices in axes.items()}
     arch = Architecture(**values)
     params = count_params(family, arch)
     least, most = (low if low is not None else budget) * (1 - band), budget * (1 + band)
@@ -71,10 +71,9 @@ def define_architecture(
 def space_function(
     space: SearchSpace, budget: int, low: int | None = None
 ) -> functools.partial[dict[str, Any]]:
-    choices = {name: list(space.choices[name]) for name in ARCH_FIELDS}
     return functools.partial(
         define_architecture,
-        choices=choices,
+        axes=space.axes(),
         teacher=space.teacher,
         family=space.family,
         budget=budget,
@@ -84,7 +83,10 @@ def space_function(
 
 
 def architecture_of(config: dict[str, Any]) -> Architecture:
-    return Architecture(**{name: int(config[name]) for name in ARCH_FIELDS})
+    """The candidate a trial's config holds (`layer_block` 0 where the space does not search it)."""
+    return Architecture(
+        **{name: int(config[name]) for name in ARCH_FIELDS}, layer_block=int(config.get("layer_block", 0))
+    )
 
 
 def _tell(study: optuna.Study, trial: Any, *args: Any, **kwargs: Any) -> bool:
@@ -112,9 +114,12 @@ class ArchitectureSearch(OptunaSearch):
         strata: Strata | None = None,
         pool: dict[Architecture, int] | None = None,
         seeds: list[Architecture] | None = None,
+        search_space: SearchSpace | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.space = search_space
+        """The space the candidates come from (how an architecture is enqueued)."""
         self.stats_path = stats_path
         """Where the rejection counts are kept (JSON), for the run's summary."""
         self.known: dict[Architecture, Any] = {}
@@ -177,7 +182,9 @@ class ArchitectureSearch(OptunaSearch):
             if a not in probed and self.strata.of(p) in open_strata and counts[self.strata.of(p)] == fewest
         )
         if options:
-            self._ot_study.enqueue_trial(self.random.choice(options).as_dict())
+            choice = self.random.choice(options)
+            space = getattr(self, "space", None)  # a searcher pickled before layer blocks has none
+            self._ot_study.enqueue_trial(space.point(choice) if space else choice.as_dict())
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         study = self._ot_study
@@ -251,7 +258,7 @@ def make_searcher(
     """The searcher for one run; `seeds` (feasible known architectures) are evaluated first. With a
     range (`low` given) it has two objectives and spreads trials over `pool`'s strata."""
     storage = optuna.storages.RDBStorage(storage_url)
-    points = [a.as_dict() for a in seeds]
+    points = [space.point(a) for a in seeds]
     metric: Any = "probe_loss"
     mode: Any = "min"
     strata = None
@@ -274,4 +281,5 @@ def make_searcher(
         strata=strata,
         pool=on_grid,
         seeds=seeds,
+        search_space=space,
     )

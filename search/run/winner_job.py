@@ -105,6 +105,7 @@ def _trainee(job: WinnerJob, student: Any, importance: Importance) -> Any:
     from minitron.importance.selection import select
 
     s = job.settings
+    layers = list(select(importance, job.arch, s.plan.depth).layers)
     return Trainee(
         student,
         Path(job.out),
@@ -114,8 +115,10 @@ def _trainee(job: WinnerJob, student: Any, importance: Importance) -> Any:
             "trial_id": job.trial_id,
             "importance": importance.meta.get("calibration"),
             "depth_method": s.plan.depth.value,
+            "layer_block": job.arch.layer_block,
+            "kept_layers": layers,
         },
-        kept_layers=list(select(importance, job.arch, s.plan.depth).layers),
+        kept_layers=layers,
         start_from=Path(job.probe_state) if job.probe_state else None,
     )
 
