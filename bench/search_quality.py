@@ -56,6 +56,7 @@ from minitron.budget import format_count, parse_tokens
 from minitron.data.generated import teacher_identity
 from minitron.data.mix import DEFAULT_DATA, load_tokens
 from minitron.distill.retrain import RetrainConfig, retrain
+from minitron.errors import MinitronError
 from minitron.importance.cache import importance_for
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod, select
@@ -94,7 +95,10 @@ def main() -> None:
     fixed_total = parse_tokens(args.total_tokens, "--total-tokens") if args.total_tokens else None
     retrain_tokens = parse_tokens(args.retrain_tokens, "--retrain-tokens")
     seeds = [int(s) for s in args.seeds.split(",")]
-    shapes = [Architecture.parse(label) for label in filter(None, args.shapes.split(","))]
+    try:
+        shapes = [Architecture.parse(label) for label in filter(None, args.shapes.split(","))]
+    except MinitronError as err:
+        raise SystemExit(f"--shapes: {err}") from None
     wanted = set(args.arms.split(",")) | {arch.short() for arch in shapes}
     out = Path(args.out)
     space = load_space("smollm2-135m")

@@ -123,8 +123,8 @@ class SearchSpace:
 
     def grid(self) -> list[Architecture]:
         """Every buildable architecture of the choices that can be cut from the teacher."""
-        axes = [self.choices[name] for name in ARCH_FIELDS] + [range(self.layer_blocks)]
-        shapes = (Architecture(*values) for values in itertools.product(*axes))
+        # the axes' order is Architecture's field order (layer_block last, and 0 when not searched)
+        shapes = (Architecture(*values) for values in itertools.product(*self.axes().values()))
         return [a for a in shapes if not a.cut_problems(self.teacher)]
 
 

@@ -84,9 +84,7 @@ def space_function(
 
 def architecture_of(config: dict[str, Any]) -> Architecture:
     """The candidate a trial's config holds (`layer_block` 0 where the space does not search it)."""
-    return Architecture(
-        **{name: int(config[name]) for name in ARCH_FIELDS}, layer_block=int(config.get("layer_block", 0))
-    )
+    return Architecture.from_mapping(config)
 
 
 def _tell(study: optuna.Study, trial: Any, *args: Any, **kwargs: Any) -> bool:
