@@ -158,7 +158,8 @@ def main() -> None:
             tokens,
             ImportanceConfig(),
             block_sizes=[
-                *DepthMethod.BLOCK.block_sizes([30 - 12]),
+                # the --shapes may drop other numbers of layers (a -bN shape needs its block measured)
+                *DepthMethod.BLOCK.block_sizes([30 - 12, *(30 - arch.num_hidden_layers for arch in shapes)]),
                 *DepthMethod.LAYER_LOSS.block_sizes([30 - 12]),
             ],
             name="smollm2-135m",
