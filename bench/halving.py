@@ -4,7 +4,7 @@ trials one at a time, against synchronous successive halving, on the same probes
     python bench/halving.py [--budget 70M] [--retrain-tokens 128k] [--seeds 0,1,2]
                             [--out results/bench/halving]
 
-Why: at R = 512k (docs/measured-search.md) ASHA stopped the depth-only shape at its first rung
+Why: at R = 512k (docs/lab/measured-search.md) ASHA stopped the depth-only shape at its first rung
 against a single recorded value (width-only's), while a synchronous halving of all eight first
 rungs would have kept it. Building synchronous halving into the search means pausing and resuming
 Ray Tune trials; this bench says first whether it would change the pick.

@@ -109,7 +109,7 @@ def main() -> None:
         argv = ["--budget", args.budget, "--trials", str(args.trials), "--overhead", str(args.overhead)]
         argv += ["--retrain-tokens", args.retrain_tokens, "--top-k", "1", "--eval", "none"]
         # One winner beside 7 other probes: the default --max-not-kept 0.1 could not pay their first
-        # rungs at 128k; the tables in docs/measured-search.md were measured without the cap.
+        # rungs at 128k; the tables in docs/lab/measured-search.md were measured without the cap.
         argv += ["--max-not-kept", "1"]
         argv += ["--out", str(out / f"seed-{seed}"), "--name", arm, "--sampler", sampler, "--seed", str(seed)]
         argv += ["--fresh-winners"] if args.fresh_winners else []

@@ -19,7 +19,7 @@ def test_a_speedup_and_a_latency_come_with_their_rounds_and_spread():
     range of its per-round ratios, and a latency's median with its fastest and slowest rounds.
     Whether two measurements agree is a property of the machine, not of the code: timed on a
     shared 2-core machine it failed at random, so it is measured by `bench/speedup_repeat.py
-    --models` (docs/measurements-latency.md), never asserted here."""
+    --models` (docs/lab/measured-ranges.md), never asserted here."""
     torch.set_num_threads(2)
     teacher = _model()
     student = tiny_model(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,

@@ -2,7 +2,7 @@
 token windows, generate greedily.
 
 llama-cpp-python is an optional extra (`pip install "minitron-search[llamacpp]"`): PyPI ships it
-only as source, and installing it compiles llama.cpp (`docs/measured-llamacpp.md` says how long).
+only as source, and installing it compiles llama.cpp (`docs/lab/measured-llamacpp.md` says how long).
 Everything here asks for it through `require`, which turns its absence into one line.
 
 Why a runtime of its own: a small model is deployed as a (usually quantized) GGUF file in

@@ -217,7 +217,7 @@ class SearchSettings:
         if continued:  # the probe's warm-up and peak are the retraining's first steps
             # The cosine decay starts where a full probe ends: the constant phase is as long as a
             # probe needs and no longer. A decay over the last fifth only (warm-up/stable/decay as
-            # long LLM runs use it) cost 0.04-0.10 nats at 150k tokens (docs/measured-search.md).
+            # long LLM runs use it) cost 0.04-0.10 nats at 150k tokens (docs/lab/measured-search.md).
             warmup = probe.schedule(probe_steps).warmup
             decay = max(retrain.steps - probe_steps, 1) / retrain.steps
             retrain = dataclasses.replace(retrain, warmup_steps=warmup, decay_fraction=decay)
