@@ -1,25 +1,41 @@
-"""Render a search report in headless Chromium: no console errors, no network requests, real plots.
+"""Render a search report in headless Chromium: no console errors, no network requests, real plots,
+and a page no wider than the window.
 
     python bench/report_check.py [REPORT.html | --range] [--chromium PATH] [--screenshot PNG] [--out JSON]
 
 Without REPORT.html it writes one from a synthetic summary (20 candidates, winners, a stopped and a
-failed trial whose error holds markup; with `--range`, a 50M–110M range search with hand-designed
-shapes and latency spreads) into a temporary folder with `search.outputs.report.write_report`.
+failed trial whose error holds markup, and what the teacher and each winner write after the four
+prompts, with continuations the way small models write them: several hundred characters without a
+space, one word repeated, long code lines; with `--range`, a 50M–110M range search with
+hand-designed shapes, latency spreads and three winners) into a temporary folder with
+`search.outputs.report.write_report`.
 
-Chromium runs twice on a fresh profile, with every host name resolving to nothing
+Chromium runs on a fresh profile each time, with every host name resolving to nothing
 (`--host-resolver-rules`), so nothing can leave the machine even if the page asked: once to dump
-the DOM after the scripts ran, once for a screenshot. Each run logs the console to stderr and its
-network activity to a net log. A request counts against the page when it is an http(s)/ws(s)
-request made for the page (its network isolation key is the page's `file://` site); requests the
-browser makes for itself (clock sync, sign-in probes) are listed but are not the page's doing. A
-bait page with a console error and a remote image is checked first, to show both detectors work.
-Prints a pass/fail table, writes JSON (default `results/bench/report_check.json`) and exits 1 on
-failure, 2 when Chromium is missing.
+the DOM after the scripts ran, once more per window width to measure the page, once per width for a
+screenshot. Each run logs the console to stderr and its network activity to a net log. A request
+counts against the page when it is an http(s)/ws(s) request made for the page (its network
+isolation key is the page's `file://` site); requests the browser makes for itself (clock sync,
+sign-in probes) are listed but are not the page's doing. A bait page with a console error and a
+remote image is checked first, to show both detectors work; a bait page wider than the window, to
+show the width probe works.
+
+The width is measured in a copy of the page with a small script added that writes, once the plots
+are drawn, `document.documentElement.scrollWidth` and `window.innerWidth` into the DOM (and, when
+the page is wider, the elements that stick out, with the section they are in); the page passes at a
+width when it is no wider than the window (1400 and 800 px). Tables of numbers may scroll inside
+their own box; the page itself may not. The screenshots (`--screenshot PNG` at 1400 px, the same
+name with `-800` at 800 px) cover the whole page.
+
+Prints a pass/fail table, writes JSON (default `results/bench/report_check.json`) and exits 0 when
+every check passes, 1 on a failure (with one line on stderr naming it, e.g. the page's width),
+2 on bad input, and 3 when it could not check (no Chromium).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import shutil
@@ -60,6 +76,97 @@ BAIT = (
     '<!DOCTYPE html><html><body><p>bait</p><img src="http://example.invalid/bait.png">'
     '<script>console.error("bait-console-error");</script></body></html>'
 )
+#: The window widths the page must fit: a laptop's browser window, and a narrow one.
+WIDTHS = (1400, 800)
+#: Added before `</body>` in a copy of the page: once the plots are drawn, it writes the page's
+#: width, the window's and (when the page is wider) the outermost elements that stick out past the
+#: window's right edge without a box around them that clips or scrolls, with the heading of their
+#: section, into the `data-report-width` attribute of <html>, which `--dump-dom` prints.
+WIDTH_PROBE = r"""<script>
+(function () {
+  function describe(el) {
+    var name = el.tagName.toLowerCase();
+    if (el.id) name += "#" + el.id;
+    var cls = typeof el.className === "string" ? el.className.trim() : "";
+    return cls ? name + "." + cls.split(/\s+/).join(".") : name;
+  }
+  function section(el) {
+    while (el.parentElement && el.parentElement !== document.body) el = el.parentElement;
+    for (var p = el; p; p = p.previousElementSibling) {
+      if (/^H[1-3]$/.test(p.tagName)) return p.textContent.trim();
+    }
+    return "";
+  }
+  function boxed(el) {
+    for (var a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== "visible") return true;
+    }
+    return false;
+  }
+  function right(el) {
+    return el.getBoundingClientRect().right + window.scrollX;
+  }
+  function measure() {
+    var doc = document.documentElement, inner = window.innerWidth, out = [];
+    if (doc.scrollWidth > inner) {
+      var all = document.body.getElementsByTagName("*");
+      for (var i = 0; i < all.length; i++) {
+        var el = all[i], up = el.parentElement;
+        if (right(el) <= inner || boxed(el)) continue;
+        if (up && up !== document.body && right(up) > inner) continue;
+        out.push({element: describe(el), section: section(el), right: Math.round(right(el))});
+      }
+      out.sort(function (a, b) { return b.right - a.right; });
+    }
+    doc.setAttribute("data-report-width", JSON.stringify({scrollWidth: doc.scrollWidth,
+      innerWidth: inner, scrollHeight: doc.scrollHeight, outside: out.slice(0, 5)}));
+  }
+  window.addEventListener("load", function () { setTimeout(measure, 1000); });
+})();
+</script>"""
+#: A page wider than any window (600 characters without a space in a table), to show the probe sees it.
+WIDE_BAIT = "<!DOCTYPE html><html><body><table><tr><td>" + "x" * 600 + "</td></tr></table></body></html>"
+#: The prompts of `minitron.eval.samples.PROMPTS` (not imported: that module needs torch).
+PROMPTS = (
+    "The capital of France is",
+    "Once upon a time, in a small village by the sea,",
+    "def fibonacci(n):\n",
+    "Q: Why is the sky blue?\nA:",
+)
+TEACHER_TEXTS = (
+    " Paris. It is the largest city in France and its political, economic and cultural centre, home to"
+    " the Louvre, the Eiffel Tower and about two million people.",
+    " there lived an old fisherman called Tomas. Every morning he rowed out past the harbour wall\nbefore"
+    " the sun rose, and every evening he came back",
+    "    if n <= 1:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n\n\n"
+    "print(fibonacci(10))",
+    " The sky looks blue because the air scatters the short blue wavelengths of sunlight much more than"
+    " the long red ones.",
+)
+#: What small pruned models write: one word over and over, hundreds of characters without a space
+#: (a token glued to itself, an identifier, separator lines, a code line, Cyrillic).
+WINNER_TEXTS = (
+    (
+        " Paris, the capital of the capital of the capital of the capital of France, the capital of"
+        " France, the capital",
+        " there was a little girl who lived in a small village by the sea, in a small village by the"
+        " sea, in a small village by the sea,",
+        "fibonacci" + "accion" * 60,
+        " blue" * 120,
+    ),
+    (
+        " " + "the_capital_of_france_is_paris_" * 12,
+        "\n\n" + "=" * 240 + "\n" + "-" * 240,
+        "    return " + "+".join(f"fibonacci(n-{k})" for k in range(1, 25)),
+        " " + "blue" * 100 + " sky sky sky sky",
+    ),
+    (
+        " Par" + "i" * 320 + "s",
+        " once upon a time," * 12,
+        "def fibonacci(n):\n" * 6,
+        " A:" + "A:" * 200 + " " + "небоголубое" * 30,
+    ),
+)
 
 
 def llama_params(layers: int, hidden: int, mlp: int, heads: int = 9, kv_heads: int = 3) -> int:
@@ -97,6 +204,15 @@ def _row(
         "rank": None,
         "winner": False,
     }
+
+
+def synthetic_samples(trial_ids: list[str]) -> dict[str, Any]:
+    """`summary.json`'s `samples` for the teacher and each winner (by trial id), as a run writes
+    them: prompts, and continuations by model."""
+    continuations: dict[str, list[str]] = {"teacher": list(TEACHER_TEXTS)}
+    for i, trial_id in enumerate(trial_ids):
+        continuations[trial_id] = list(WINNER_TEXTS[i % len(WINNER_TEXTS)])
+    return {"prompts": list(PROMPTS), "continuations": continuations}
 
 
 def synthetic_summary() -> dict[str, Any]:
@@ -166,6 +282,7 @@ def synthetic_summary() -> dict[str, Any]:
         "settings": {"probe_tokens": 200_000, "scheduler": "asha", "seed": 0, "top_k": 2},
         "candidates": candidates,
         "winners": winners,
+        "samples": synthetic_samples([w["trial_id"] for w in winners]),
     }
 
 
@@ -237,6 +354,7 @@ def synthetic_range_summary() -> dict[str, Any]:
         },
         "candidates": candidates,
         "winners": winners,
+        "samples": synthetic_samples([w["trial_id"] for w in winners]),
     }
 
 
@@ -290,8 +408,55 @@ def net_requests(net_log: Path) -> tuple[list[str], list[str]]:
     return sorted(page), sorted(browser)
 
 
-def check(chromium: str, report: Path, screenshot: Path, work: Path) -> list[tuple[str, bool, str]]:
-    """Every check as (name, passed, detail)."""
+def with_width_probe(page: Path, copy: Path) -> Path:
+    """A copy of `page` with `WIDTH_PROBE` added before `</body>`."""
+    text = page.read_text(encoding="utf-8")
+    end = text.lower().rfind("</body>")
+    text = text[:end] + WIDTH_PROBE + text[end:] if end >= 0 else text + WIDTH_PROBE
+    copy.write_text(text, encoding="utf-8")
+    return copy
+
+
+def read_width(dom: str) -> dict[str, Any] | None:
+    """What the width probe wrote into a dumped DOM: `scrollWidth`, `innerWidth`, `scrollHeight`
+    and `outside` (the elements sticking out); None when it wrote nothing."""
+    found = re.search(r'\bdata-report-width="([^"]*)"', dom)
+    return json.loads(html.unescape(found.group(1))) if found else None
+
+
+def width_verdict(width: dict[str, Any] | None, window: int) -> tuple[bool, str]:
+    """Whether the page fits a window `window` px wide, and why not: what sticks out, and where."""
+    if width is None:
+        return False, "the width probe wrote nothing (did the page's scripts run?)"
+    page, inner = width["scrollWidth"], width["innerWidth"]
+    detail = f"page {page} px wide in a {inner} px window"
+    if inner != window:
+        return False, f"{detail}, not the {window} px asked for"
+    if page <= inner:
+        return True, detail
+    outside = "; ".join(
+        f"<{o['element']}>"
+        + (f' under "{o["section"]}"' if o["section"] else "")
+        + f" reaches {o['right']} px"
+        for o in width.get("outside") or []
+    )
+    return False, f"{detail}: {outside}" if outside else detail
+
+
+def screenshot_at(screenshot: Path, window: int) -> Path:
+    """The screenshot's path at a window width: `screenshot` itself at the first, `NAME-800.png` at 800."""
+    return (
+        screenshot
+        if window == WIDTHS[0]
+        else screenshot.with_name(f"{screenshot.stem}-{window}{screenshot.suffix}")
+    )
+
+
+def check(
+    chromium: str, report: Path, screenshot: Path, work: Path, samples: list[str] | None = None
+) -> tuple[list[tuple[str, bool, str]], dict[int, dict[str, Any] | None]]:
+    """Every check as (name, passed, detail), and what the width probe saw at each window width.
+    `samples`: continuations the page must show (the synthetic summary's)."""
     results: list[tuple[str, bool, str]] = []
     version = subprocess.run([chromium, "--version"], capture_output=True, text=True, timeout=60)
     results.append(("chromium", version.returncode == 0, version.stdout.strip()))
@@ -301,20 +466,38 @@ def check(chromium: str, report: Path, screenshot: Path, work: Path) -> list[tup
     seen = run_chromium(chromium, bait, ["--dump-dom"], work / "bait")
     caught = bool(seen["console"]) and any("bait.png" in u for u in seen["page_requests"])
     results.append(("detectors see bait", caught, f"{len(seen['console'])} console, {seen['page_requests']}"))
+    (work / "wide-bait.html").write_text(WIDE_BAIT, encoding="utf-8")
+    wide = with_width_probe(work / "wide-bait.html", work / "wide-bait-probed.html")
+    narrow = ["--dump-dom", f"--window-size={WIDTHS[-1]},600"]
+    bait_width = read_width(run_chromium(chromium, wide, narrow, work / "wide")["stdout"])
+    fits, detail = width_verdict(bait_width, WIDTHS[-1])
+    results.append(
+        ("width probe sees wide bait", not fits and bool((bait_width or {}).get("outside")), detail)
+    )
 
     dom_run = run_chromium(chromium, report, ["--dump-dom"], work / "dom")
-    shot_run = run_chromium(
-        chromium, report, [f"--screenshot={screenshot}", "--window-size=1280,2000"], work / "shot"
-    )
+    runs = [dom_run]
+    probed = with_width_probe(report, work / "probed.html")
+    widths: dict[int, dict[str, Any] | None] = {}
+    for window in WIDTHS:
+        run = run_chromium(
+            chromium, probed, ["--dump-dom", f"--window-size={window},3000"], work / f"w{window}"
+        )
+        widths[window] = read_width(run["stdout"])
+        runs.append(run)
+    shots = {}
+    for window in WIDTHS:  # the whole page: as tall as the probe measured it at this width
+        height = min(max(int((widths[window] or {}).get("scrollHeight") or 3000), 600), 16_000)
+        shots[window] = screenshot_at(screenshot, window)
+        mode = [f"--screenshot={shots[window]}", f"--window-size={window},{height}"]
+        runs.append(run_chromium(chromium, report, mode, work / f"shot{window}"))
     dom = dom_run["stdout"]
-    results.append(
-        ("chromium exit status", dom_run["returncode"] == shot_run["returncode"] == 0, "0 expected")
-    )
-    console = dom_run["console"] + shot_run["console"]
+    results.append(("chromium exit status", all(r["returncode"] == 0 for r in runs), "0 expected"))
+    console = [line for r in runs for line in r["console"]]
     results.append(("no console messages", not console, "; ".join(console)[:300] or "none"))
-    requests = sorted(set(dom_run["page_requests"] + shot_run["page_requests"]))
+    requests = sorted({u for r in runs for u in r["page_requests"]})
     results.append(("no network requests by page", not requests, ", ".join(requests)[:300] or "none"))
-    background = sorted(set(dom_run["browser_requests"] + shot_run["browser_requests"]))
+    background = sorted({u for r in runs for u in r["browser_requests"]})
     results.append(("(browser's own requests, info)", True, ", ".join(background)[:300] or "none"))
     remote_src = re.findall(r"""\b(?:src|srcset|data)\s*=\s*["']?\s*(?:https?:)?//[^"' >]*""", dom)
     remote_src += re.findall(r"<link\b[^>]*>", dom)
@@ -326,16 +509,28 @@ def check(chromium: str, report: Path, screenshot: Path, work: Path) -> list[tup
     empty = "no candidate has parameters and a probe loss" in dom  # an empty or all-failed run
     detail = f"{points} scatter points" + (" (the run has none to plot)" if empty else "")
     results.append(("markers drawn", points > 0 or empty, detail))
-    size = screenshot.stat().st_size if screenshot.exists() else 0
-    results.append(("screenshot", size > 10_000, f"{screenshot} ({size:,} bytes)"))
-    return results
+    if samples:
+        shown = sum(html.escape(text.strip(), quote=False) in dom for text in samples)
+        ok = "<h2>What it writes</h2>" in dom and shown == len(samples)
+        results.append(("samples shown", ok, f"{shown} of {len(samples)} continuations in the DOM"))
+    for window in WIDTHS:
+        results.append((f"page width at {window} px", *width_verdict(widths[window], window)))
+    for window in WIDTHS:
+        size = shots[window].stat().st_size if shots[window].exists() else 0
+        results.append((f"screenshot at {window} px", size > 10_000, f"{shots[window]} ({size:,} bytes)"))
+    return results, widths
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", nargs="?", type=Path, help="report.html (default: a synthetic one)")
     parser.add_argument("--chromium", default=None, help="browser binary (default: chromium on PATH)")
-    parser.add_argument("--screenshot", type=Path, default=Path("results/bench/report_check.png"))
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        default=Path("results/bench/report_check.png"),
+        help=f"the whole page at {WIDTHS[0]} px; the same name with -{WIDTHS[1]} at {WIDTHS[1]} px",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench/report_check.json"))
     parser.add_argument(
         "--range", action="store_true", help="the synthetic report of a budget range (50M–110M)"
@@ -345,38 +540,47 @@ def main() -> int:
     chromium = args.chromium or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         print(
-            f"error: Chromium not found ({chromium}); install it with: apt-get install -y chromium",
+            f"report_check: could not check: Chromium not found ({chromium}); "
+            "install it with: apt-get install -y chromium",
             file=sys.stderr,
         )
+        return 3
+    if args.report is not None and not args.report.is_file():
+        print(f"report_check: error: {args.report} is not a file", file=sys.stderr)
         return 2
     args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-    args.screenshot.unlink(missing_ok=True)
+    for window in WIDTHS:
+        screenshot_at(args.screenshot, window).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="report-check-") as tmp:
         work = Path(tmp)
-        report = args.report
+        report, samples = args.report, None
         if report is None:
             synthetic = synthetic_range_summary() if args.range else synthetic_summary()
             write_report(work / "run", Summary.from_json(synthetic))
             report = work / "run" / "report.html"
-        if not report.is_file():
-            print(f"error: {report} is not a file", file=sys.stderr)
-            return 2
-        results = check(chromium, report, args.screenshot.resolve(), work)
+            samples = [t for texts in synthetic["samples"]["continuations"].values() for t in texts]
+        results, widths = check(chromium, report, args.screenshot.resolve(), work, samples)
 
     passed = all(ok for _, ok, _ in results)
     width = max(len(name) for name, _, _ in results)
-    print(f"report: {args.report or 'synthetic (search.outputs.report.write_report)'}")
+    synthetic_name = "synthetic range" if args.range else "synthetic"
+    print(f"report: {args.report or synthetic_name + ' (search.outputs.report.write_report)'}")
     for name, ok, detail in results:
         print(f"{name.ljust(width)}  {'pass' if ok else 'FAIL'}  {detail}")
-    print(f"{'overall'.ljust(width)}  {'pass' if passed else 'FAIL'}  screenshot: {args.screenshot}")
+    shots = ", ".join(str(screenshot_at(args.screenshot, w)) for w in WIDTHS)
+    print(f"{'overall'.ljust(width)}  {'pass' if passed else 'FAIL'}  screenshots: {shots}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "report": str(args.report) if args.report else "synthetic",
+        "report": str(args.report) if args.report else synthetic_name,
         "passed": passed,
-        "screenshot": str(args.screenshot),
+        "screenshots": {str(w): str(screenshot_at(args.screenshot, w)) for w in WIDTHS},
+        "widths": {str(w): widths[w] for w in WIDTHS},
         "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in results],
     }
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    if not passed:
+        failed = " | ".join(f"{name}: {detail}" for name, ok, detail in results if not ok)
+        print(f"report_check: FAIL: {failed}", file=sys.stderr)
     return 0 if passed else 1
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import json
 import math
+import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from search.outputs.report import pareto_front, write_report
 from search.outputs.summary import Summary
@@ -439,3 +445,188 @@ def test_a_winner_that_drops_another_layer_block_says_so() -> None:
         " (it keeps teacher layers 0, 1, 20, 21, the contiguous block of rank 2 by removal loss"
         " (0: the least))"
     )
+
+
+# ------------------------------------------------------------------ the page's width (issue 46, 8)
+
+
+def _css_rules(text: str) -> dict[str, str]:
+    """The report's stylesheet as selector -> declarations (one rule per selector list)."""
+    css = "".join(_parse(text).styles)
+    return {sel.strip(): body.strip() for sel, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css)}
+
+
+def _declares(rules: dict[str, str], selector: str, *declarations: str) -> bool:
+    body = rules.get(selector, "").replace(" ", "")
+    return all(d.replace(" ", "") in body for d in declarations)
+
+
+def _longest_run(text: str) -> int:
+    """The longest stretch of `text` without a space or line break."""
+    return max((len(word) for word in text.split()), default=0)
+
+
+def test_report_check_synthetic_summaries_have_real_looking_samples() -> None:
+    """bench/report_check.py's synthetic runs show what the teacher and each winner write, with
+    the continuations that once pushed the page sideways: hundreds of characters without a space,
+    one word repeated."""
+    from bench.report_check import synthetic_range_summary, synthetic_summary
+    from minitron.eval.samples import PROMPTS
+
+    for make, n_winners in ((synthetic_summary, 2), (synthetic_range_summary, 3)):
+        data = make()
+        samples, winners = data["samples"], data["winners"]
+        assert len(winners) == n_winners, make.__name__
+        assert samples["prompts"] == list(PROMPTS)
+        texts = samples["continuations"]
+        assert list(texts) == ["teacher"] + [w["trial_id"] for w in winners]
+        assert all(len(t) == len(PROMPTS) for t in texts.values())
+        every = [t for model in texts.values() for t in model]
+        assert max(_longest_run(t) for t in every) >= 300  # unbroken, several hundred characters
+        assert any(t.split().count("blue") >= 50 for t in every)  # a word over and over
+        assert sum(_longest_run(t) >= 200 for t in every) >= 4
+        assert Summary.from_json(data).samples == samples  # what summary.json would hold
+
+
+def test_long_continuations_wrap_inside_the_page(tmp_path: Path) -> None:
+    """'What it writes' wraps each continuation inside its cell (equal columns, the page's width),
+    free-text tables wrap, and every table sits in a box that scrolls sideways on its own, so
+    the page never gets wider than the window (measured in Chromium by bench/report_check.py)."""
+    from bench.report_check import synthetic_range_summary
+
+    data = synthetic_range_summary()
+    loser = next(c for c in data["candidates"] if not c["winner"])
+    loser.update(status="failed", probe_loss=None, rank=None, error="ValueError: " + "nan" * 200)
+    write_report(tmp_path, Summary.from_json(data))
+    text = _markup((tmp_path / "report.html").read_text(encoding="utf-8"))
+    rules = _css_rules(text)
+    assert _declares(rules, ".table-wrap", "max-width: 100%", "overflow-x: auto")
+    assert _declares(rules, "table.samples", "width: 100%", "table-layout: fixed")
+    assert _declares(rules, "table.free td", "overflow-wrap: anywhere", "word-break: break-word")
+    assert _declares(rules, ".sample", "white-space: pre-wrap", "overflow-wrap: anywhere")
+    assert _declares(rules, "pre", "white-space: pre-wrap", "overflow-wrap: anywhere")
+    assert _declares(rules, "td code.path", "white-space: normal", "overflow-wrap: anywhere")
+    assert _declares(rules, "body", "max-width: 1200px", "overflow-wrap: break-word")
+    # No rule makes anything wider than its box.
+    widening = r"min-width|(?<![-\w])width:\s*\d+px|white-space:\s*pre\s*;"
+    assert not re.search(widening, "".join(rules.values()))
+
+    # Every table is in a scrolling box of its own.
+    assert text.count("<table") == text.count('<div class="table-wrap"><table') == 5
+
+    writes = text[text.index("<h2>What it writes</h2>") : text.index("<h2>Failed trials")]
+    assert '<div class="table-wrap"><table class="free samples">' in writes
+    assert "<th>prompt</th><th>teacher</th><th>winner 1</th><th>winner 2</th><th>winner 3</th>" in writes
+    texts = data["samples"]["continuations"]
+    for model in texts.values():
+        for continuation in model:
+            assert f'<span class="sample">{html.escape(continuation)}</span>' in writes
+    # The settings and the failed trials are free text too; the checkpoints wrap at any character.
+    assert '<table class="free"><thead><tr><th>setting</th>' in text
+    assert '<table class="free"><thead><tr><th>trial</th><th>architecture</th><th>status</th>' in text
+    assert '<code class="path">results/synthetic-range/winner-3</code>' in text
+    assert f"<pre>ValueError: {'nan' * 200}</pre>" in text
+
+
+def test_width_probe_reads_the_page_and_names_what_sticks_out(tmp_path: Path) -> None:
+    from bench.report_check import WIDTHS, read_width, screenshot_at, width_verdict, with_width_probe
+
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><p>x</p></BODY></html>", encoding="utf-8")
+    probed = with_width_probe(page, tmp_path / "probed.html").read_text(encoding="utf-8")
+    assert probed.startswith("<html><body><p>x</p><script>") and probed.endswith("</script></BODY></html>")
+    assert "scrollWidth" in probed and "innerWidth" in probed and "data-report-width" in probed
+
+    fits = {"scrollWidth": 1400, "innerWidth": 1400, "scrollHeight": 3000, "outside": []}
+    wide = {
+        "scrollWidth": 6076,
+        "innerWidth": 1400,
+        "scrollHeight": 3168,
+        "outside": [{"element": "table.free.samples", "section": "What it writes", "right": 6076}],
+    }
+    dom = '<html lang="en" data-report-width="{}"><body></body></html>'
+    assert read_width(dom.format(html.escape(json.dumps(wide)))) == wide
+    assert read_width("<html><body></body></html>") is None
+    assert width_verdict(fits, 1400) == (True, "page 1400 px wide in a 1400 px window")
+    ok, line = width_verdict(wide, 1400)
+    assert not ok and line == (
+        'page 6076 px wide in a 1400 px window: <table.free.samples> under "What it writes" reaches 6076 px'
+    )
+    assert width_verdict(fits, 800) == (
+        False,
+        "page 1400 px wide in a 1400 px window, not the 800 px asked for",
+    )
+    assert not width_verdict(None, 1400)[0]
+    assert WIDTHS == (1400, 800)
+    shot = tmp_path / "check.png"
+    assert [screenshot_at(shot, w).name for w in WIDTHS] == ["check.png", "check-800.png"]
+
+
+def test_report_check_says_when_it_could_not_check(tmp_path: Path) -> None:
+    """Without Chromium it checks nothing and says so, with its own exit status (3), not a failure's."""
+    out = subprocess.run(
+        [sys.executable, "bench/report_check.py", "--chromium", str(tmp_path / "no-chromium")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 3, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("report_check: could not check: Chromium not found")
+    assert not out.stdout
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or "/usr/bin/chromium"
+    return found if Path(found).exists() else None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)")
+def test_report_fits_the_window_in_chromium(tmp_path: Path) -> None:
+    """The synthetic report with its long continuations is no wider than a 1400 or 800 px window
+    in headless Chromium, and the probe does see a page that is wider."""
+    from bench.report_check import (
+        WIDE_BAIT,
+        WIDTHS,
+        read_width,
+        run_chromium,
+        synthetic_summary,
+        width_verdict,
+        with_width_probe,
+    )
+
+    chromium = _chromium()
+    assert chromium is not None
+    write_report(tmp_path / "run", Summary.from_json(synthetic_summary()))
+    (tmp_path / "wide.html").write_text(WIDE_BAIT, encoding="utf-8")
+    pages = {
+        "report": with_width_probe(tmp_path / "run" / "report.html", tmp_path / "probed.html"),
+        "wide": with_width_probe(tmp_path / "wide.html", tmp_path / "wide-probed.html"),
+    }
+    for window in WIDTHS:
+        for name, page in pages.items():
+            run = run_chromium(
+                chromium, page, ["--dump-dom", f"--window-size={window},2000"], tmp_path / name
+            )
+            fits, line = width_verdict(read_width(run["stdout"]), window)
+            assert fits == (name == "report"), f"{name} at {window} px: {line}"
+
+
+def test_model_cards_keep_their_markdown_samples_table() -> None:
+    """The model card's side of the samples is untouched by the page's wrapping: a plain markdown
+    table, one row per prompt with three cells, each continuation whole on its line."""
+    from bench.report_check import synthetic_summary
+    from search.outputs.cards import _cell, _results
+
+    summary = Summary.from_json(synthetic_summary())
+    texts = (summary.samples or {})["continuations"]
+    for winner in summary.winners:
+        card = _results(summary, winner)
+        table = card[card.index("What it writes") :].split("\n\n")[1].splitlines()
+        assert table[:2] == ["| prompt | teacher | this model |", "|---|---|---|"]
+        assert len(table) == 2 + len(texts["teacher"])
+        for i, row in enumerate(table[2:]):
+            assert len(re.split(r"(?<!\\)\|", row)) == 3 + 2, row[:80]
+            assert _cell(texts["teacher"][i]) in row and _cell(texts[winner.trial_id][i]) in row
+        assert "<span" not in card and "class=" not in card

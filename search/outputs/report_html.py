@@ -31,19 +31,25 @@ from search.outputs.report_plotly import _figure_html, _plotly_figure
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
-       max-width: 1200px; padding: 0 1em; color: #222; }
+       max-width: 1200px; padding: 0 1em; color: #222; overflow-wrap: break-word; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 .meta { color: #555; margin: 0.2em 0; }
 .caveat { background: #fff4ce; border: 1px solid #e0c200; padding: 0.6em 0.9em; margin: 1em 0; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 0.5em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.winner td { background: #fff8dc; font-weight: 600; }
 td code { white-space: nowrap; }
+td code.path { white-space: normal; overflow-wrap: anywhere; word-break: break-word; }
 .shape { color: #7b2cbf; font-size: 0.85em; white-space: nowrap; }
-pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em; }
+table.free td { overflow-wrap: anywhere; word-break: break-word; }
+table.samples { width: 100%; table-layout: fixed; }
+table.samples th:first-child { width: 11em; }
+pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; font-size: 0.9em; }
 .empty { color: #777; font-style: italic; }
-.sample { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 0.85em; }
+.sample { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word;
+          font-family: ui-monospace, monospace; font-size: 0.85em; }
 """
 
 
@@ -51,9 +57,16 @@ pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 0.9em
 
 
 def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int], classes: Sequence[str]
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: set[int],
+    classes: Sequence[str],
+    kind: str = "",
 ) -> str:
-    """An HTML table from already-escaped cells; `numeric` columns are right-aligned."""
+    """An HTML table from already-escaped cells; `numeric` columns are right-aligned. It sits in a
+    box of the page's width that scrolls sideways when the table is wider (many columns of numbers
+    in a narrow window), so the page itself never is. `kind`: the table's class, `free` for cells of
+    free text, which wrap anywhere rather than widen the table (`samples`: also equal columns)."""
     head = "".join(f"<th>{h}</th>" for h in header)
     body = []
     for row, cls in zip(rows, classes, strict=True):
@@ -61,7 +74,9 @@ def _table(
             f'<td class="n">{v}</td>' if i in numeric else f"<td>{v}</td>" for i, v in enumerate(row)
         )
         body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f'<table class="{kind}">' if kind else "<table>"
+    table += f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'
 
 
 def _ranking(summary: Mapping[str, Any]) -> str:
@@ -125,7 +140,7 @@ def _winners(summary: Mapping[str, Any]) -> str:
             *([_budget_point_text(w.get("budget_point"), objective)] if with_points else []),
             _num(w.get("final_loss")),
             f"<b>{_num(w.get('test_loss'))}</b>",
-            f"<code>{_e(w.get('path'))}</code>",
+            f'<code class="path">{_e(w.get("path"))}</code>',
         ]
         for w in winners
     ]
@@ -245,7 +260,7 @@ def _samples(summary: Mapping[str, Any]) -> str:
     return "\n".join(
         [
             "<h2>What it writes</h2>",
-            _table(head, rows, set(), [""] * len(rows)),
+            _table(head, rows, set(), [""] * len(rows), "free samples"),
             '<p class="meta">Greedy continuations of fixed prompts (no sampling: the text depends on '
             "the weights alone).</p>",
         ]
@@ -265,7 +280,7 @@ def _failures(summary: Mapping[str, Any]) -> str:
         ]
         for c in failed
     ]
-    return _table(["trial", "architecture", "status", "error"], rows, set(), [""] * len(rows))
+    return _table(["trial", "architecture", "status", "error"], rows, set(), [""] * len(rows), "free")
 
 
 def _settings(summary: Mapping[str, Any]) -> str:
@@ -276,7 +291,7 @@ def _settings(summary: Mapping[str, Any]) -> str:
         [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v, default=str))]
         for k, v in flat_settings(settings).items()
     ]
-    return _table(["setting", "value"], rows, set(), [""] * len(rows))
+    return _table(["setting", "value"], rows, set(), [""] * len(rows), "free")
 
 
 def _render_html(summary: Mapping[str, Any]) -> str:
