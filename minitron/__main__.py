@@ -8,6 +8,7 @@
     export     write a checkpoint as GGUF files for llama.cpp (f16, q8_0, q4_0, ...)
 
 The architecture search itself is `python search.py` (or the `minitron-search` console script).
+The same stages as Python functions, with the flags as keyword arguments: `minitron.api`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from minitron import codec
 from minitron.commands.distill import main as distill_main
 from tests.conftest import run_module
 from tests.tiny import tiny_model
@@ -26,6 +27,8 @@ ARGS = [
     "3",
     "--lr",
     "1e-3",
+    "--data",  # one corpus: the default `mix` would draw the tiny teacher's own samples first
+    "wiki-en",
 ]
 
 
@@ -133,6 +136,8 @@ def test_teacher_correction_fine_tunes_with_cross_entropy_only(tiny_world, tmp_p
         "2",
         "--eval-every",
         "2",
+        "--data",
+        "wiki-en",
         env=env,
     )
     assert result.returncode == 0, result.stderr
@@ -189,12 +194,12 @@ def test_retraining_on_cached_full_targets_equals_the_teacher_online(
             **kwargs,
         )
     online, cached = runs["online"], runs["cached"]
-    assert [h["step"] for h in online.history] == [0, 3, 6]
-    assert [h["val_loss"] for h in cached.history] == pytest.approx(
-        [h["val_loss"] for h in online.history], rel=1e-5
+    assert [h.step for h in online.history] == [0, 3, 6]
+    assert [h.val_loss for h in cached.history] == pytest.approx(
+        [h.val_loss for h in online.history], rel=1e-5
     )
     assert cached.test_loss == pytest.approx(online.test_loss, rel=1e-5)
-    assert online.history[-1]["val_loss"] < online.history[0]["val_loss"]
+    assert online.history[-1].val_loss < online.history[0].val_loss
 
 
 def _lockstep_students(root, tokenizer_dir, tmp_path):
@@ -252,7 +257,7 @@ def test_retraining_in_lockstep_equals_retraining_each_alone(tiny_world, student
         pass
 
     def interrupt(record):
-        if record["step"] >= 3:  # after the checkpoint of step 2, before that of step 4
+        if record.step >= 3:  # after the checkpoint of step 2, before that of step 4
             raise Interrupt
 
     first = AutoModelForCausalLM.from_pretrained(folders[0])
@@ -269,13 +274,13 @@ def test_retraining_in_lockstep_equals_retraining_each_alone(tiny_world, student
     for one, both in zip(alone, together, strict=True):
         assert not isinstance(both, Exception)
         # the training loss between validations is averaged over this session's steps only
-        assert [h["val_loss"] for h in both.history] == [h["val_loss"] for h in one.history]
+        assert [h.val_loss for h in both.history] == [h.val_loss for h in one.history]
         assert both.test_loss == one.test_loss
-        assert both.provenance["job"] == one.provenance["job"]
+        assert both.provenance.job == one.provenance.job
         a, b = load_file(one.out / "model.safetensors"), load_file(both.out / "model.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert together[0].provenance["resumed_at_step"] == 2
-    assert json.dumps(together[1].history) == json.dumps(alone[1].history)  # NaN: the first train loss
+    assert together[0].provenance.resumed_at_step == 2
+    assert codec.dumps(together[1].history) == codec.dumps(alone[1].history)  # NaN: the first train loss
     assert not (tmp_path / "together-0" / "checkpoint").exists()
 
 
@@ -301,4 +306,4 @@ def test_a_student_that_fails_in_lockstep_leaves_the_others_to_finish(
     alone = retrain(again, teacher, wiki_tokens, cfg, tmp_path / "alone", tokenizer, progress=False)
     assert not isinstance(results[1], Exception)
     assert results[1].test_loss == alone.test_loss
-    assert json.dumps(results[1].history) == json.dumps(alone.history)
+    assert codec.dumps(results[1].history) == codec.dumps(alone.history)

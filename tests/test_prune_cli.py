@@ -11,6 +11,8 @@ from minitron.model.architecture import Architecture, Family, count_params
 from tests.conftest import run_module
 
 ARCH = "num_hidden_layers=1,hidden_size=24,intermediate_size=16,num_attention_heads=2,num_key_value_heads=1"
+#: One corpus: the default `mix` would draw the tiny teacher's own samples first.
+DATA = ["--data", "wiki-en"]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,7 @@ def test_prune_cli_writes_a_loadable_checkpoint(setup, in_process):
         "32",
         "--eval-sequences",
         "4",
+        *DATA,
     ]
     result = prune_cli(env, *args, "--out", str(root / "out"))
     assert result.returncode == 0, result.stderr
@@ -95,6 +98,7 @@ def test_prune_cli_bad_arch(setup, arch, message, in_process):
         "32",
         "--eval-sequences",
         "0",
+        *DATA,
         env=env,
     )
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -104,7 +108,7 @@ def test_prune_cli_bad_arch(setup, arch, message, in_process):
 def test_prune_cli_block_drops_the_next_measured_block(setup, in_process):
     root, env = setup
     args = ["--teacher", str(root / "teacher"), "--arch", ARCH, "--calibration-samples", "4"]
-    args += ["--seq-len", "32", "--eval-sequences", "0"]
+    args += ["--seq-len", "32", "--eval-sequences", "0", *DATA]
     first = in_process(main, *args, "--out", str(root / "block0"), env=env)
     assert first.returncode == 0, first.stderr
     second = in_process(main, *args, "--out", str(root / "block1"), "--block", "1", env=env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import signal
 import sys
 from collections.abc import Callable
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from minitron.atomic import disk_full_message
-from minitron.data.tokens import SEQ_LEN
 from minitron.errors import MinitronError
 
 T = TypeVar("T")
@@ -52,19 +52,32 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         return 2
 
 
-#: What `--data` takes in the library's commands (their default stays one corpus, `wiki-en`).
+#: What `--data` takes in the library's commands; its default is the search's, `mix`
+#: (`minitron.data.mix.DEFAULT_DATA`), whose teacher samples are drawn once per teacher and cached.
 DATA_HELP = (
-    "corpus: wiki-en (or another embedded one), a .txt/.jsonl file or a folder; or a mix: `mix` or "
-    "wiki-en=0.6,code-py=0.2,teacher-samples=0.2 (see minitron.data.mix)"
+    "mix (the embedded corpora and the teacher's own samples, drawn once per teacher and cached), "
+    "one corpus: wiki-en (or another embedded one), a .txt/.jsonl file or a folder; or several with "
+    "weights: wiki-en=0.6,code-py=0.2,teacher-samples=0.2 (see minitron.data.mix)"
 )
 
 
-def add_common_options(parser: argparse.ArgumentParser, data_help: str) -> None:
-    """--teacher, --data, --seq-len and --debug, as every training command names them."""
-    parser.add_argument("--teacher", default="smollm2-135m", help=TEACHER_HELP)
-    parser.add_argument("--data", default="wiki-en", help=data_help)
-    parser.add_argument("--seq-len", type=int, default=SEQ_LEN, help="tokens per packed sequence")
+def add_common_options(parser: argparse.ArgumentParser, data_help: str, defaults: dict[str, Any]) -> None:
+    """--teacher, --data, --seq-len and --debug, as every training command names them, with the
+    `defaults` of its API function (`api_defaults`)."""
+    parser.add_argument("--teacher", default=defaults["teacher"], help=TEACHER_HELP)
+    parser.add_argument("--data", default=defaults["data"], help=data_help)
+    parser.add_argument("--seq-len", type=int, default=defaults["seq_len"], help="tokens per packed sequence")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def api_defaults(function: Callable[..., Any]) -> dict[str, Any]:
+    """The default of every keyword of a `minitron.api` function: a command's flags default to
+    them, so each default is written once (there, or in the library config it reads)."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def check_out_folder(text: str, overwrite: bool) -> Path:
@@ -97,11 +110,6 @@ def non_negative_or_all(name: str, value: str) -> int | None:
     if number < 0:
         raise MinitronError(f"{name} must not be negative")
     return number
-
-
-def field_defaults(config: type) -> dict[str, Any]:
-    """The default of every field of a config dataclass, so a command's defaults are the library's."""
-    return {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
 
 
 def config_from_args(config: type[T], args: argparse.Namespace, **values: Any) -> T:
