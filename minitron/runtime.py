@@ -151,7 +151,8 @@ def show_progress(wanted: bool = True) -> bool:
     """Whether to draw progress bars: only when asked and stderr is a terminal.
 
     Why: in a log file or a CI console every redraw of a bar becomes another line (or a long run of
-    carriage returns); stage lines and per-trial progress say what matters there.
+    carriage returns); stage lines, per-trial progress and plain progress lines at an interval
+    (`minitron.progress`) say what matters there.
     """
     return wanted and sys.stderr.isatty()
 

@@ -173,8 +173,17 @@ def _draw(model: Any, tokenizer: Any, cfg: GenerationConfig) -> tuple[list[str],
     """Sample every prompt's continuation in batches (left-padded), each batch under its own seed."""
     import torch
     from tqdm.auto import tqdm
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
+    from minitron.progress import Progress
     from minitron.runtime import show_progress, use_bf16
+
+    class Counter(StoppingCriteria):
+        """Counts decoding steps into a progress line; stops nothing (every row stays unfinished)."""
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            steps.update(1)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -186,9 +195,12 @@ def _draw(model: Any, tokenizer: Any, cfg: GenerationConfig) -> tuple[list[str],
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     texts = prompts(tokenizer, cfg)
     documents, new_tokens, start = [], 0, time.perf_counter()
+    batches = range(0, len(texts), cfg.batch_size)
     try:
         bar = tqdm(total=len(texts), desc="teacher samples", unit="doc", disable=not show_progress())
-        for b, first in enumerate(range(0, len(texts), cfg.batch_size)):
+        # in a log, a line per interval counted in decoding steps: a batch of 64 takes minutes on a CPU
+        steps = Progress("teacher samples", len(batches) * cfg.max_new_tokens, draw=False)
+        for b, first in enumerate(batches):
             batch = texts[first : first + cfg.batch_size]
             enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
@@ -202,13 +214,18 @@ def _draw(model: Any, tokenizer: Any, cfg: GenerationConfig) -> tuple[list[str],
                     max_new_tokens=cfg.max_new_tokens,
                     pad_token_id=pad,
                     eos_token_id=eos,
+                    stopping_criteria=StoppingCriteriaList([Counter()]),
                 )
+            drawn = 0
             for prompt, row in zip(batch, out[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
                 ids = row[: row.index(eos)] if eos in row else row
-                new_tokens += len(ids)
+                drawn += len(ids)
                 documents.append(prompt + tokenizer.decode(ids, skip_special_tokens=False))
+            new_tokens += drawn
             bar.update(len(batch))
+            steps.update(max((b + 1) * cfg.max_new_tokens - steps.n, 0), tokens=drawn)  # ended early
         bar.close()
+        steps.close()
     finally:
         tokenizer.padding_side = side
     seconds = time.perf_counter() - start

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, Protocol
 
 import torch
-from tqdm.auto import tqdm
 
 from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.losses import IntermediateLoss
@@ -24,7 +24,8 @@ from minitron.distill.sources import Source
 from minitron.distill.step import Callback, Head, History, LossWeights, Trainer, batch_loss
 from minitron.errors import MinitronError
 from minitron.eval.loss import validation_loss
-from minitron.runtime import Placement, precision, show_progress
+from minitron.progress import Progress
+from minitron.runtime import Placement, precision
 
 
 class TrainSettings(Protocol):
@@ -142,13 +143,18 @@ def training(
     progress: bool = False,
     desc: str = "train",
     sharding: Sharding | None = None,
+    progress_file: Path | None = None,
 ) -> Run:
     """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences, one step
     at a time (a `Run`; `train` drives it to the end).
 
     With `sharding`, this process is one of a data-parallel group (`minitron.distill.sharded`): the
     student is sharded in place, each step trains on this process's rows of the global batch, and
-    `checkpoint` must be a `ShardedCheckpointing`."""
+    `checkpoint` must be a `ShardedCheckpointing`.
+
+    `progress`: a bar on a terminal, a line per interval in a log (`minitron.progress`);
+    `progress_file`: the latest progress written there too (by the leader only when sharded), for a
+    process that waits on this one (a Ray worker's output does not reach the run's log)."""
     start = time.perf_counter()
     available = source.steps_available(cfg.batch_size)
     if available is not None and available < schedule.steps:
@@ -194,30 +200,40 @@ def training(
     if step == 0 and 0 in schedule.validate_at and not history.records:
         evaluate()
     points = set(schedule.validate_at)
-    bar = tqdm(
-        total=schedule.steps, initial=step, desc=desc, disable=not show_progress(progress), unit="step"
+    bar = Progress(
+        desc,
+        schedule.steps,
+        initial=step,
+        tokens_per_step=cfg.batch_size * seq_len,
+        enabled=progress,
+        file=progress_file if sharding is None or sharding.leader else None,
     )
-    yield step
-    while step < schedule.steps:
-        t0 = time.perf_counter()
-        batch = source.batch(step, cfg.batch_size, device, bf16, part)
-        with precision(device, bf16):
-            loss, states = batch_loss(student, batch, cfg.weights, hidden_states=aux is not None)
-        if aux is not None and batch.teacher_states is not None and states is not None:
-            inter = aux(states, batch.teacher_states)
-            # Minitron weighs the intermediate term to the size of the logit term
-            loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
-        trainer.step(step, loss)
-        history.train_loss(loss if sharding is None else sharding.mean(loss))
-        step += 1
-        train_seconds += time.perf_counter() - t0
-        bar.update(1)
-        if step in points:
-            evaluate()
-        if checkpoint is not None and checkpoint.due(step, schedule.steps):
-            seconds = earlier + time.perf_counter() - session
-            checkpoint.save(step, history.records, seconds, student, trainer.optimizer, aux)
+    try:
         yield step
+        while step < schedule.steps:
+            t0 = time.perf_counter()
+            batch = source.batch(step, cfg.batch_size, device, bf16, part)
+            with precision(device, bf16):
+                loss, states = batch_loss(student, batch, cfg.weights, hidden_states=aux is not None)
+            if aux is not None and batch.teacher_states is not None and states is not None:
+                inter = aux(states, batch.teacher_states)
+                # Minitron weighs the intermediate term to the size of the logit term
+                loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
+            trainer.step(step, loss)
+            reported = loss if sharding is None else sharding.mean(loss)
+            history.train_loss(reported)
+            step += 1
+            train_seconds += time.perf_counter() - t0
+            bar.update(1, loss=reported)
+            if step in points:
+                evaluate()
+            if checkpoint is not None and checkpoint.due(step, schedule.steps):
+                seconds = earlier + time.perf_counter() - session
+                checkpoint.save(step, history.records, seconds, student, trainer.optimizer, aux)
+            yield step
+    except BaseException:
+        bar.close(finished=False)
+        raise
     bar.close()
     student.eval()
     return TrainResult(

@@ -10,6 +10,7 @@ rungs (the end, half-way, a quarter, ...) or every `eval_every` steps; each is h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,6 +85,7 @@ def probe(
     eval_batch_size: int = 8,
     teacher: Any | None = None,
     state: Checkpointing | None = None,
+    progress_file: Path | None = None,
 ) -> TrainResult:
     """Distill `student` on the cached targets (in place) and return its validation losses.
 
@@ -91,6 +93,7 @@ def probe(
 
     With `teacher` given, its full distribution is computed online on the same batches instead of
     using the cached top-k logits (slower; for measuring what the top-k cache changes).
+    `progress_file`: where its latest progress is written while it trains (`minitron.progress`).
     """
     sequences, seq_len = targets.input_ids.shape
     steps = cfg.steps(int(sequences), int(seq_len))
@@ -114,4 +117,5 @@ def probe(
         callback=callback,
         checkpoint=state,
         eval_batch_size=eval_batch_size,
+        progress_file=progress_file,
     )

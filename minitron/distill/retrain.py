@@ -5,7 +5,8 @@ split (a seeded order, reshuffled per epoch) through the one training loop (`min
 against the teacher online or against cached top-k targets over the same order. It validates every
 `eval_every` steps and writes a checkpoint every `checkpoint_every` steps into `out/checkpoint/`
 (`minitron.distill.checkpoint`); killed at any point, the same call resumes from the last
-checkpoint and ends with the same weights as an uninterrupted run. The finished model's loss on
+checkpoint and ends with the same weights as an uninterrupted run. While it trains, its latest
+progress is in `out/progress.json` (`minitron.progress`). The finished model's loss on
 the test split (which nothing chooses with) is measured, and the model is written to `out/` as a
 plain Hugging Face checkpoint (safetensors, config, tokenizer) plus `provenance.json`, which is
 written last and marks the job complete.
@@ -41,6 +42,10 @@ from minitron.eval.loss import (
 )
 from minitron.model.architecture import Architecture
 from minitron.runtime import Placement
+
+#: The latest progress of a retraining in `out/` while it runs (`minitron.progress`): how a process
+#: that waits on it (the search, for a winner retrained in a Ray worker) follows it.
+PROGRESS = "progress.json"
 
 
 @dataclass(frozen=True)
@@ -307,6 +312,7 @@ class _Job:
             progress=progress,
             desc="retrain",
             sharding=sharding,
+            progress_file=out / PROGRESS,
         )
 
     def _continue(self, sharding: Sharding | None) -> None:
@@ -373,6 +379,8 @@ class _Job:
             if full is not None:
                 save_final(out, full, self.tokenizer, record)
             sharding.barrier()
+        if sharding is None or sharding.leader:
+            (out / PROGRESS).unlink(missing_ok=True)  # the run is over: provenance.json says the rest
         return RetrainResult(
             out=out, history=result.history, provenance=record, test_loss=test_loss, test_losses=test_losses
         )

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from minitron.atomic import publish, staging_dir
 from minitron.errors import MinitronError
-from minitron.runtime import precision, show_progress
+from minitron.progress import Progress
+from minitron.runtime import precision
 
 
 @dataclass
@@ -84,14 +84,12 @@ def compute_targets(
         raise MinitronError(f"top-k must be between 1 and the vocabulary size {vocab}, got {k}")
     device = next(teacher.parameters()).device
     values, indices = [], []
-    for start in tqdm(
-        range(0, len(input_ids), batch_size),
-        desc="teacher targets",
-        disable=not show_progress(progress),
-        unit="batch",
-    ):
+    starts = range(0, len(input_ids), batch_size)
+    bar = Progress("teacher targets", len(starts), unit="batch", enabled=progress)
+    for start in starts:
+        batch = input_ids[start : start + batch_size]
         with precision(device, bf16):
-            out = teacher(input_ids=input_ids[start : start + batch_size].to(device), use_cache=False)
+            out = teacher(input_ids=batch.to(device), use_cache=False)
         # top-k first, then fp32: under autocast the logits are bf16 already, and a copy of all of
         # them in fp32 (4 x 256 x 49k here) would cost more than the top-k itself
         logits = out.logits
@@ -99,6 +97,8 @@ def compute_targets(
         values.append(top[0].float().cpu())
         chosen = top[1] if top[1] is not None else torch.arange(vocab, device=logits.device).expand_as(logits)
         indices.append(chosen.to(torch.int32).cpu())
+        bar.update(1, tokens=batch.numel())
+    bar.close()
     record = {
         "k": k,
         "sequences": len(input_ids),

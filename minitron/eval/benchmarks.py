@@ -263,14 +263,24 @@ def serial_bootstrap() -> contextlib.AbstractContextManager[None]:
     return _environment({"DISABLE_MULTIPROC": "1"})
 
 
-def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline: bool = False) -> Scores:
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    cfg: EvalConfig = EvalConfig(),
+    offline: bool = False,
+    progress_file: Path | None = None,
+) -> Scores:
     """Score an in-memory causal LM on `cfg.tasks` with lm-eval; the model itself is not modified.
 
-    Missing benchmark data are fetched first, unless `offline` (then they are an error).
+    Missing benchmark data are fetched first, unless `offline` (then they are an error). lm-eval's
+    requests are counted as progress (`minitron.progress`): lines in a log, and `progress_file`.
     """
     import lm_eval
+    import lm_eval.models.huggingface
     import torch
     from lm_eval.models.huggingface import HFLM
+
+    from minitron.progress import counting_bars
 
     check_data(cfg.tasks, offline=offline)
     device = next(model.parameters()).device
@@ -280,7 +290,8 @@ def evaluate(model: Any, tokenizer: Any, cfg: EvalConfig = EvalConfig(), offline
     model.eval()
     _quiet_lm_eval()
     start = time.perf_counter()
-    with hub_offline(), serial_bootstrap(), torch.no_grad():
+    bars = counting_bars(lm_eval.models.huggingface, "lm-eval", progress_file)
+    with hub_offline(), serial_bootstrap(), torch.no_grad(), bars:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size)
         specs = build_tasks(cfg.tasks, offline=True)
         which = {name: getattr(cfg, name) for name in ("num_fewshot", "limit", "samples")}
@@ -322,8 +333,10 @@ def evaluate_path(
     cache: bool = False,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    progress_file: Path | None = None,
 ) -> Scores:
-    """Load a checkpoint directory or teacher name (see `load_teacher`) and `evaluate` it.
+    """Load a checkpoint directory or teacher name (see `load_teacher`) and `evaluate` it
+    (`progress_file`: see `evaluate`).
 
     With `cache`, the scores are kept in `<cache>/evals/` and reused: a teacher is scored once per
     content and settings (the key covers its weights' `model_fingerprint`, the evaluation
@@ -344,7 +357,7 @@ def evaluate_path(
         scores = Scores.load(path)
         scores.config["cached"] = str(path)
         return scores
-    scores = evaluate(loaded.model, loaded.tokenizer, cfg)
+    scores = evaluate(loaded.model, loaded.tokenizer, cfg, progress_file=progress_file)
     scores.config["model"] = spec
     if path is not None:
         write_json(path, scores.to_json())

@@ -11,13 +11,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from minitron.atomic import write_json
 from minitron.data.assets import cache_dir
 from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.model.fingerprint import model_fingerprint
-from minitron.runtime import show_progress
+from minitron.progress import track
 
 #: Validation sequences (of `SEQ_LEN` tokens) behind every reported loss unless told otherwise.
 VALIDATION_SEQUENCES = 16
@@ -51,9 +50,7 @@ def validation_loss(
     device = next(model.parameters()).device
     total, count = 0.0, 0
     try:
-        for start in tqdm(
-            range(0, len(sequences), batch_size), desc=desc, disable=not show_progress(progress), unit="batch"
-        ):
+        for start in track(range(0, len(sequences), batch_size), desc, unit="batch", enabled=progress):
             batch = sequences[start : start + batch_size].to(device)
             logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
             targets = batch[:, 1:]

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from minitron.importance.scores import Importance, missing_depth
 from minitron.model.surgery import layer_view
-from minitron.runtime import precision, show_progress, use_bf16
+from minitron.progress import Progress
+from minitron.runtime import precision, use_bf16
 
 
 class _LayerInputs:
@@ -135,7 +135,7 @@ def _estimate(
     inputs = _LayerInputs(model, sequences, batch_size)
     base = float(importance.meta.setdefault("base_loss", inputs.base_loss))
     results = {k: torch.full((total - k + 1,), float("nan")) for k in todo}
-    bar = tqdm(desc="importance (depth)", disable=not show_progress(progress), unit="eval")
+    bar = Progress("importance (depth)", unit="eval", enabled=progress)
 
     def evaluate(k: int, starts: Iterable[int]) -> None:
         for start in starts:

@@ -18,12 +18,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from minitron.eval.benchmarks import EvalConfig, evaluate
 from minitron.importance.scores import Importance
 from minitron.model.surgery import layer_view
-from minitron.runtime import show_progress
+from minitron.progress import track
 
 TASK = "winogrande"
 
@@ -52,9 +51,7 @@ def estimate_depth_accuracy(
         importance.meta["depth_accuracy"] = {"task": TASK, "items": items, "base_accuracy": base}
     jobs = [(k, s) for k in todo for s in range(total - k + 1)]
     found: dict[int, list[float]] = {}
-    for k, s in tqdm(
-        jobs, desc="importance (depth by accuracy)", disable=not show_progress(progress), unit="eval"
-    ):
+    for k, s in track(jobs, "importance (depth by accuracy)", unit="eval", enabled=progress):
         keep = tuple(i for i in range(total) if not s <= i < s + k)
         accuracy = evaluate(layer_view(model, keep), tokenizer, cfg, offline=True).headline(TASK)[1]
         found.setdefault(k, []).append(float("nan") if accuracy is None else accuracy)

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from minitron.importance.scores import Importance, ImportanceConfig
 from minitron.model.architecture import Architecture, check_model_type
-from minitron.runtime import precision, show_progress, use_bf16
+from minitron.progress import Progress
+from minitron.runtime import precision, use_bf16
 
 
 class _Reducer:
@@ -119,17 +119,16 @@ def estimate_width_importance(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    starts = range(0, len(sequences), cfg.batch_size)
     try:
-        for start in tqdm(
-            range(0, len(sequences), cfg.batch_size),
-            desc="importance (calibration)",
-            disable=not show_progress(progress),
-            unit="batch",
-        ):
-            with precision(device, use_bf16(device, cfg.bf16)):
-                # the decoder alone: no score needs the logits, and the LM head is a fifth of the
-                # teacher's FLOPs (49k-token vocabulary)
-                model.model(input_ids=sequences[start : start + cfg.batch_size].to(device), use_cache=False)
+        with Progress("importance (calibration)", len(starts), unit="batch", enabled=progress) as bar:
+            for start in starts:
+                batch = sequences[start : start + cfg.batch_size]
+                with precision(device, use_bf16(device, cfg.bf16)):
+                    # the decoder alone: no score needs the logits, and the LM head is a fifth of the
+                    # teacher's FLOPs (49k-token vocabulary)
+                    model.model(input_ids=batch.to(device), use_cache=False)
+                bar.update(1, tokens=batch.numel())
     finally:
         for handle in handles:
             handle.remove()

@@ -10,6 +10,7 @@ tune/            the Ray Tune experiment (per-trial results, TensorBoard logs)
 trials.jsonl     one line per trial: architecture, params, losses, latency, status, error
 probe_starts.jsonl  one line each time a probe actually starts (audit trail)
 probes/          end states of finished probes that may still win (their winner continues from one)
+progress/        the latest progress of work in Ray workers (trials, benchmarks), printed by the driver
 latency.json     every probed candidate's latency and speed-up, timed in turn with the teacher on one worker
 winners/         the retrained winners: Hugging Face checkpoints, model cards, provenance.json
 evals/           the teacher's benchmark scores
@@ -41,6 +42,7 @@ _LAYOUT = {
     "trials": "trials.jsonl",
     "probe_starts": "probe_starts.jsonl",
     "probes": "probes",
+    "progress": "progress",
     "latency": "latency.json",
     "winners": "winners",
     "evals": "evals",
@@ -66,6 +68,7 @@ class RunDir:
     trials: Path = field(init=False)
     probe_starts: Path = field(init=False)
     probes: Path = field(init=False)
+    progress: Path = field(init=False)
     latency: Path = field(init=False)
     winners: Path = field(init=False)
     evals: Path = field(init=False)

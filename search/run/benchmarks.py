@@ -13,23 +13,28 @@ from typing import Any
 from minitron.atomic import write_json
 from minitron.eval.benchmarks import TASKS, EvalConfig, Scores
 from minitron.faults import kill_point
+from minitron.watch import Watch
 from search.outputs.rundir import RunDir
 from search.outputs.summary import WinnerResult
 from search.plan.settings import SearchSettings
 
 
-def _score_teacher(spec: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
+def _score_teacher(
+    spec: str, cfg: EvalConfig, options: dict[str, bool], progress: Path | None = None
+) -> dict[str, Any]:
     """The teacher: scored once per weights and settings (cached across runs)."""
     from minitron.eval.benchmarks import evaluate_path
 
-    return evaluate_path(spec, cfg, None, cache=True, **options).to_json()
+    return evaluate_path(spec, cfg, None, cache=True, **options, progress_file=progress).to_json()
 
 
-def _score_checkpoint(path: str, cfg: EvalConfig, options: dict[str, bool]) -> dict[str, Any]:
+def _score_checkpoint(
+    path: str, cfg: EvalConfig, options: dict[str, bool], progress: Path | None = None
+) -> dict[str, Any]:
     """A retrained winner: our own safetensors checkpoint, so `options` are not needed."""
     from minitron.eval.benchmarks import evaluate_path
 
-    return evaluate_path(path, cfg).to_json()
+    return evaluate_path(path, cfg, progress_file=progress).to_json()
 
 
 def run_benchmarks(
@@ -53,16 +58,21 @@ def run_benchmarks(
         from search.run.ray_runtime import error_line, remote, start_ray
 
         start_ray(settings.resources)
+        # lm-eval's requests counted in the worker, printed here (a Ray worker's output stays out of the log)
+        label = {name: "teacher" if name == "teacher" else Path(jobs[name][2]).name for name in todo}
+        progress = {name: run.progress / f"benchmarks-{name}.json" for name in todo}
         pending = {
             name: remote(jobs[name][1], settings.resources).remote(
-                jobs[name][2], cfg, settings.teacher_options()
+                jobs[name][2], cfg, settings.teacher_options(), progress[name]
             )
             for name in todo
         }
         for name, ref in pending.items():
             print(f"[benchmarks] scoring {jobs[name][2]} on {', '.join(cfg.tasks)}", flush=True)
+            files = {label[n]: progress[n] for n in todo}
             try:
-                scores[name] = Scores.from_json(ray.get(ref))
+                with Watch("benchmarks", f"scoring {label[name]}: loading or summing up", files):
+                    scores[name] = Scores.from_json(ray.get(ref))
             except ray.exceptions.RayError as err:
                 errors[name] = error_line(err)
                 print(f"[benchmarks] {jobs[name][2]} failed: {errors[name]}", flush=True)

@@ -2,7 +2,8 @@
 
 Each stage logs its start, end and duration. A stage that is done (its result is on disk from an
 earlier session of the run) is read back instead of computed, and says so; finished stages and
-their time are kept in the run directory's `stages.json`.
+their time are kept in the run directory's `stages.json`. In a log file, a stage that prints no
+progress for an interval says it is still running (`minitron.progress.Watch`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from minitron.watch import Watch
 from search.outputs.rundir import RunDir
 
 C = TypeVar("C")
@@ -46,7 +48,8 @@ def run_stages(
         done = stage.done(context)
         print(f"[stage] {stage.name} ..." + (" (done earlier: reading it back)" if done else ""), flush=True)
         start = time.perf_counter()
-        stage.run(context, done)
+        with Watch("stage", f"{stage.name} still running", fallback=True):
+            stage.run(context, done)
         seconds = time.perf_counter() - start
         print(f"[stage] {stage.name} done in {duration(seconds)}", flush=True)
         earlier = run.finished_stages().get(stage.name) if run.is_run() else None

@@ -81,6 +81,9 @@ class SharedInputs:
     probe_states: str | None = None
     """Folder where a probe that runs to its end keeps its state, one folder per architecture, for
     its winner's retraining to continue from (`minitron.distill.continuation`); None: not kept."""
+    progress: str | None = None
+    """Folder where a probe keeps its latest progress (`<architecture>.json`, `minitron.progress`),
+    which the driver prints into the run's log; None: none written."""
 
 
 def _hook(variable: str, trial_number: int) -> str | None:
@@ -233,6 +236,7 @@ def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> 
         shared.validation,
         callback=report,
         state=_probe_state(shared, student, arch, steps),
+        progress_file=Path(shared.progress) / f"{arch.short()}.json" if shared.progress else None,
     )
     for result in last:
         tune.report(result)

@@ -16,6 +16,7 @@ from minitron.export.llamacpp import runtime_quant
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture
 from minitron.model.teacher import checkpoint_folder
+from minitron.watch import Watch
 from search.outputs.records import TrialLog, TrialStatus
 from search.outputs.rundir import RunDir
 from search.plan.candidates import Candidate
@@ -75,6 +76,7 @@ def run_tune(
         finished=finished,
         probe_starts=str(run.probe_starts),
         probe_states=str(run.probes) if keeps_probe_states(settings) else None,
+        progress=str(run.progress),
     )
     resources = {"cpu": settings.resources.cpus_per_trial, "gpu": settings.resources.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(probe_trial, shared=shared), resources)
@@ -132,7 +134,8 @@ def run_tune(
             ),
         )
     print(f"[search] TensorBoard: tensorboard --logdir {run.tune}", flush=True)
-    tuner.fit()
+    with Watch("search", "probing candidates", folder=run.progress):  # a line per probe in a log
+        tuner.fit()
     rejected = json.loads(run.searcher.read_text()) if run.searcher.exists() else {}
     return TrialLog(run.trials), rejected
 

@@ -23,6 +23,7 @@ from minitron.faults import kill_point
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture, count_params
 from minitron.model.memory import trained_together
+from minitron.watch import Watch
 from search.outputs.records import TrialRecord
 from search.outputs.rundir import RunDir
 from search.outputs.summary import WinnerResult
@@ -141,7 +142,8 @@ def _run_jobs(
                 f"{workers} Ray Train workers)",
                 flush=True,
             )
-            result = retrain_sharded(job, shared, cached, settings.resources, run.root / "train")
+            with _watch([job]):
+                result = retrain_sharded(job, shared, cached, settings.resources, run.root / "train")
             results[job.trial_id] = result
             if result.error:
                 print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
@@ -157,7 +159,8 @@ def _run_jobs(
             flush=True,
         )
         try:
-            answers = ray.get(remote(retrain_winners_together, settings.resources).remote(jobs, shared))
+            with _watch(jobs):
+                answers = ray.get(remote(retrain_winners_together, settings.resources).remote(jobs, shared))
         except ray.exceptions.RayError as err:
             last = error_line(err)
             answers = [WinnerResult(job.out, None, error=last).to_json() for job in jobs]
@@ -173,10 +176,21 @@ def _run_jobs(
     for job, ref in zip(jobs, refs, strict=True):
         print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source})", flush=True)
         try:
-            results[job.trial_id] = WinnerResult.from_json(ray.get(ref))
+            with _watch(jobs):
+                results[job.trial_id] = WinnerResult.from_json(ray.get(ref))
             kill_point("retrain")
         except ray.exceptions.RayError as err:
             last = error_line(err)
             results[job.trial_id] = WinnerResult(job.out, None, error=last)
             print(f"[winners] {job.arch.short()} failed: {last}", flush=True)
     return results
+
+
+def _watch(jobs: list[WinnerJob]) -> Watch:
+    """In a log, each winner's progress at the interval while the driver waits on its Ray task:
+    the worker writes it beside its checkpoint (a Ray worker's output does not reach the log)."""
+    from minitron.distill.retrain import PROGRESS
+
+    files = {Path(job.out).name: Path(job.out) / PROGRESS for job in jobs}
+    names = " and ".join(files)
+    return Watch("winners", f"retraining {names}: loading, testing or saving", files)
