@@ -23,7 +23,7 @@ assets: setup
 	$(PY) -m minitron fetch
 
 # The main job on the embedded default: the whole search (about half an hour on 2 CPU cores once the
-# teacher's samples are cached; README, docs/measured-mix.md).
+# teacher's samples are cached; README, docs/lab/measured-mix.md).
 search: assets
 	$(PY) search.py --budget $(BUDGET) $(ARGS)
 
@@ -33,7 +33,7 @@ lint: setup
 	$(PY) -m mypy
 
 # Two pytest workers, each taking whole files (a file's module fixtures run once): much of a test's
-# time is one process importing torch or starting Ray while the other core idles (docs/measured-commands.md).
+# time is one process importing torch or starting Ray while the other core idles (docs/lab/measured-commands.md).
 unit: assets
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 

@@ -3,7 +3,8 @@
     python search.py --budget 70M             # the whole search on the embedded default teacher
     python search.py --help                   # every option
 
-The command line lives in `search/cli.py` (also installed as the `minitron-search` command).
+The command line lives in `search/cli/` (also installed as the `minitron-search` command); it maps
+the options onto the Python API, `search.api` (docs/usage.md).
 """
 
 import sys

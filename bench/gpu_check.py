@@ -39,7 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 import yaml
 
+from minitron.distill.provenance import Provenance
 from minitron.model.architecture import Architecture, Family, count_params
+from search.outputs.rundir import RunDir
+from search.outputs.summary import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {
@@ -92,11 +95,6 @@ def write_space(arch: Architecture, path: Path) -> int:
     return count_params(Family("llama", VOCAB, True), arch) // 2
 
 
-def _stages(path: Path) -> dict[str, Any]:
-    """The stage times a search wrote so far (where a stopped one got to)."""
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def run_search(out: Path, arch: Architecture, tiny: bool, workers: int, timeout: float) -> dict[str, Any]:
     budget = write_space(arch, out / "space.yaml")
     cpus = os.cpu_count() or 2
@@ -110,6 +108,7 @@ def run_search(out: Path, arch: Architecture, tiny: bool, workers: int, timeout:
         sys.executable, str(ROOT / "search.py"), "--budget", str(budget), "--space", str(out / "space.yaml"),
         "--teacher", str(out / "teacher"), "--trials", "4", "--top-k", "1", "--retrain-tokens", "64k",
         "--overhead", "0.5", "--rungs", "2", "--retrain-workers", str(workers),
+        *(["--fresh-winners"] if workers > 1 else []),
         "--eval", "none", "--out", str(out), "--name", "search", "--overwrite",
         *share,
     ]  # fmt: skip
@@ -140,20 +139,21 @@ def run_search(out: Path, arch: Architecture, tiny: bool, workers: int, timeout:
         row["error"] = lines[-1]
         if returncode is None:
             row["error"] = f"stopped at its {timeout:.0f} s deadline; last line: {lines[-1]}"
-        row["stages"] = _stages(out / "search" / "stages.json")
+        row["stages"] = RunDir(out / "search").finished_stages()  # where a stopped search got to
         return row
-    summary = json.loads(summary_path.read_text())
-    teacher = summary["teacher"]
-    winner = summary["winners"][0] if summary["winners"] else {}
-    provenance = Path(winner.get("path", "")) / "provenance.json"
+    summary = Summary.load(summary_path)
+    teacher = summary.teacher
+    winner = summary.winners[0] if summary.winners else None
+    folder = Path(winner.result.path) if winner is not None and winner.result.path else None
+    finished = folder is not None and (folder / "provenance.json").exists()
     row.update(
-        stages={k: round(v, 1) for k, v in summary["stages"].items()},
-        teacher_stages=f"{teacher.get('stage_device')} {teacher.get('stage_dtype')}",
-        speed_device=teacher.get("device"),
-        trials=len(summary["candidates"]),
-        winner=Architecture(**winner["architecture"]).short() if winner else None,
-        winner_test_loss=winner.get("test_loss"),
-        winner_workers=json.loads(provenance.read_text()).get("workers") if provenance.exists() else None,
+        stages={k: round(v, 1) for k, v in summary.stages.items()},
+        teacher_stages=f"{teacher.stage_device} {teacher.stage_dtype}",
+        speed_device=teacher.device,
+        trials=len(summary.candidates),
+        winner=winner.architecture.short() if winner is not None else None,
+        winner_test_loss=winner.result.test_loss if winner is not None else None,
+        winner_workers=Provenance.load(folder).workers if folder is not None and finished else None,
     )
     return row
 

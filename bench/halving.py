@@ -41,10 +41,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from minitron.budget import format_count
-from search.cli.options import build_parser
-from search.cli.resolve import resolve_settings
-from search.plan.settings import SearchSettings
-from search.run.runner import run_search
+from search.outputs.records import ProbeReport, ProbeStart
+from search.plan.request import SearchRequest
+from search.plan.settings import Scheduler
+from search.plan.spec import RunSpec, resolve
+from search.run.pipeline import run_search  # what `search.api.run` runs after `resolve`
 
 Curve = dict[int, float]
 """A probe's validation losses by probe tokens (its rungs)."""
@@ -119,18 +120,16 @@ def pick(reached: dict[str, int], curves: dict[str, Curve], end: int) -> str | N
 
 def read_curves(run: Path) -> tuple[list[str], dict[str, Curve]]:
     """Architectures in the order their probes started, and their rung losses (from Tune's results)."""
-    names: dict[str, str] = {}
     curves: dict[str, Curve] = {}
     for path in sorted((run / "tune").glob("*/result.json")):
         for line in path.read_text().splitlines():
-            result = json.loads(line)
-            if result.get("probe_loss") is None or result.get("from_record"):
+            report = ProbeReport.of(json.loads(line))
+            if report.probe_loss is None or report.probe_tokens is None or report.from_record:
                 continue
-            names[result["trial_id"]] = result["architecture"]
-            curves.setdefault(result["architecture"], {})[int(result["probe_tokens"])] = result["probe_loss"]
+            curves.setdefault(report.architecture, {})[int(report.probe_tokens)] = report.probe_loss
     order: list[str] = []
-    for line in (run / "probe_starts.jsonl").read_text().splitlines():
-        arch = json.loads(line)["architecture"]
+    for start in ProbeStart.read_all(run / "probe_starts.jsonl"):
+        arch = start.architecture  # the label `Architecture.short` gives
         if arch in curves and arch not in order:
             order.append(arch)
     return order, curves
@@ -149,35 +148,46 @@ def main() -> None:
     started = time.perf_counter()
     rows: dict[int, dict[str, Any]] = {}
     for seed in seeds:
-        argv = ["--budget", args.budget, "--trials", str(args.trials), "--top-k", "1", "--eval", "none"]
-        argv += ["--retrain-tokens", args.retrain_tokens, "--seed", str(seed)]
-        argv += ["--max-not-kept", "1"]  # as bench/search_quality.py: one winner, no cap
-        argv += ["--out", str(out), "--name", f"seed-{seed}"]
         # The search as bench/search_quality.py runs it (one winner), so the probe schedule, the
         # candidates and their order are that search's; then every probe runs to its end.
-        default: SearchSettings = resolve_settings(build_parser().parse_args(argv))
-        full_tokens = default.probe_steps * default.seq_len * default.probe.batch_size
+        request = SearchRequest(
+            budget=args.budget,
+            trials=args.trials,
+            top_k=1,
+            eval="none",
+            retrain_tokens=args.retrain_tokens,
+            seed=seed,
+            max_not_kept=1.0,  # as bench/search_quality.py: one winner, no cap
+            out=str(out),
+            name=f"seed-{seed}",
+        )
+        spec = resolve(request)
+        default = spec.settings
+        full_tokens = default.tokens.probe_tokens
+        # The probes keep that search's schedule (its length, rungs and constant learning rate, as
+        # winners continue from them), which a request without a winner would not give: the
+        # resolved settings change here, after the probes were sized.
         plan = dataclasses.replace(
             default.plan,
-            scheduler="none",
+            scheduler=Scheduler.NONE,
             top_k=0,
             overhead=max(args.trials * full_tokens / default.retrain.tokens, default.plan.overhead),
         )
         settings = dataclasses.replace(default, plan=plan)
         run = out / f"seed-{seed}"
         if not (run / "summary.json").exists():
-            run_search(settings, overwrite=True)
+            run_search(RunSpec(settings, spec.space, spec.capacity), overwrite=True)
         order, curves = read_curves(run)
         rungs = sorted(next(iter(curves.values())))
         end = rungs[-1]
-        asha_reached = asha(order, curves, rungs, default.probe_budget)
+        asha_reached = asha(order, curves, rungs, default.tokens.probe_budget)
         sync_reached = synchronous(order, curves, rungs)
         full_reached = {t: end for t in order}
         rows[seed] = {
             "order": order,
             "curves": {t: {str(k): v for k, v in c.items()} for t, c in curves.items()},
             "rungs": rungs,
-            "budget": default.probe_budget,
+            "budget": default.tokens.probe_budget,
             "rules": {
                 name: {
                     "reached": reached,
@@ -201,7 +211,7 @@ def main() -> None:
         for name in ("asha", "sync", "full"):
             rule = rows[seed]["rules"][name]
             print(f"{name}: picks {rule['pick']}, {format_count(rule['tokens'])} probe tokens")
-        rows[seed]["two_stage"] = two_stage_plans(order, curves, rungs, default.probe_budget)
+        rows[seed]["two_stage"] = two_stage_plans(order, curves, rungs, default.tokens.probe_budget)
         for plan_row in rows[seed]["two_stage"]:
             print(
                 f"all to {format_count(plan_row['first'])}, best {plan_row['keep']} to the end: "

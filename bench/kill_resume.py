@@ -21,6 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from minitron import codec
+from search.outputs.records import ProbeStart, TrialLog
+from search.outputs.rundir import RunDir
+from search.outputs.summary import Summary
+from search.plan.settings import CONFIG_SOURCE
+from search.plan.spec import RunConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,25 +69,24 @@ def main() -> int:
         )
     finished = time.time()
 
-    records = [json.loads(line) for line in trials.read_text().splitlines()]
-    summary = json.loads((run / "summary.json").read_text())
-    starts = [
-        json.loads(line)["architecture"] for line in (run / "probe_starts.jsonl").read_text().splitlines()
-    ]
-    settings = json.loads((run / "config.json").read_text())["settings"]
+    records = list(TrialLog(trials).records.values())
+    summary = Summary.load(run / "summary.json")
+    starts = [start.architecture for start in ProbeStart.read_all(run / "probe_starts.jsonl")]
+    config = codec.decode(RunConfig, RunDir(run).load_config(), CONFIG_SOURCE)
     result = {
         "command": " ".join(first[1:]),
         "killed_after_s": round(killed - started, 1),
         "trials_recorded_at_kill": recorded_before,
         "resume_status": status,
         "resume_s": round(finished - killed, 1),
-        "trials_requested": settings["trials"],
+        "trials_requested": config.settings.plan.trials,
         "trials_recorded": len(records),
-        "distinct_architectures": len({json.dumps(r["architecture"], sort_keys=True) for r in records}),
-        "report_candidates": len(summary["candidates"]),
+        "distinct_architectures": len({r.architecture for r in records}),
+        "report_candidates": len(summary.candidates),
         "probes_started_twice": sorted({a for a in starts if starts.count(a) > 1}),
         "winners": [
-            {"architecture": w["architecture"], "final_loss": w.get("final_loss")} for w in summary["winners"]
+            {"architecture": codec.encode(w.architecture), "final_loss": w.result.final_loss}
+            for w in summary.winners
         ],
     }
     print("| measure | value |\n|---|---|")

@@ -22,15 +22,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers import AutoModelForCausalLM
 
+from minitron import codec
 from minitron.data.generated import teacher_identity
 from minitron.data.mix import DEFAULT_DATA, load_tokens
 from minitron.data.tokens import SEQ_LEN, pack
+from minitron.distill.provenance import Provenance, WinnerOrigin
 from minitron.eval.loss import TEST_SEQUENCES, domain_losses, domain_test_sets, validation_loss
 from minitron.eval.retention import format_retention
+from minitron.model.architecture import Architecture
 from minitron.model.teacher import load_teacher
 from minitron.runtime import cpu_description
+from search.outputs.outcomes import WinnerResult
 from search.outputs.quality import retention_table
-from search.outputs.summary import Summary
+from search.outputs.rundir import RunDir
+from search.outputs.summary import Summary, WinnerRow
+from search.plan.settings import CONFIG_SOURCE
+from search.plan.spec import RunConfig
 
 
 def losses(model: Any, sets: dict[str, torch.Tensor], mixture: torch.Tensor) -> dict[str, float]:
@@ -41,13 +48,24 @@ def _summary(run: Path) -> Summary:
     """The run's summary; for a run still in its benchmarks stage, its finished winners alone."""
     if (run / "summary.json").exists():
         return Summary.load(run / "summary.json")
-    config = json.loads((run / "config.json").read_text())["settings"]
-    winners = [
-        {"rank": int(w.name.split("-")[0]), "trial_id": w.name, "path": str(w), "final_loss": None}
-        for w in sorted((run / "winners").iterdir())
-        if (w / "provenance.json").exists()
-    ]
-    return Summary.from_json({"settings": config, "winners": winners})
+    config = codec.decode(RunConfig, RunDir(run).load_config(), CONFIG_SOURCE)
+    winners = []
+    for folder in sorted((run / "winners").iterdir()):
+        if not (folder / "provenance.json").exists():
+            continue
+        provenance = Provenance.load(folder)
+        origin = provenance.origin
+        block = origin.layer_block if isinstance(origin, WinnerOrigin) else 0
+        winners.append(
+            WinnerRow(
+                rank=int(folder.name.split("-")[0]),
+                trial_id=folder.name,
+                architecture=Architecture(**provenance.architecture, layer_block=block),
+                params=provenance.params,
+                result=WinnerResult(path=str(folder), final_loss=None),
+            )
+        )
+    return Summary(settings=config.settings, winners=winners)
 
 
 def main() -> None:
@@ -58,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
 
     summaries = {run: _summary(Path(run)) for run in args.runs}
-    teacher_spec = next(iter(summaries.values())).settings.get("teacher", "smollm2-135m")
+    settings = next(iter(summaries.values())).settings
+    teacher_spec = settings.teacher if settings is not None else "smollm2-135m"
     teacher = load_teacher(teacher_spec)
     tokens = load_tokens(args.data, teacher.tokenizer, teacher_identity(teacher_spec), offline=True)
     sets = domain_test_sets(tokens, SEQ_LEN)
@@ -67,7 +86,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = [{"run": "-", "model": "teacher", **losses(teacher.model, sets, mixture)}]
     retention: dict[str, Any] = {}
     for run, summary in summaries.items():
-        data = summary.settings.get("data")
+        data = summary.settings.data if summary.settings is not None else None
         for w in summary.winners:
             if not w.result.path or not (Path(w.result.path) / "model.safetensors").exists():
                 continue

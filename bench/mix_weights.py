@@ -43,6 +43,7 @@ from minitron.data.assets import cache_dir
 from minitron.data.generated import TEACHER_SAMPLES, GenerationConfig, generation_key, teacher_identity
 from minitron.data.mix import DEFAULT_DATA, DEFAULT_MIX, load_tokens
 from minitron.data.tokens import SEQ_LEN, pack, tokenizer_fingerprint
+from minitron.distill.provenance import Provenance
 from minitron.eval.benchmarks import EvalConfig, Scores, evaluate
 from minitron.eval.loss import (
     TEST_SEQUENCES,
@@ -160,14 +161,14 @@ def main() -> None:
             log,
         )
         model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32).eval()
-        record = json.loads((student / "provenance.json").read_text())
+        record = Provenance.load(student)
         runs.put(
             f"arm/{key}",
             {
                 "data": data,
                 "seed": seed,
                 "teacher": teacher_spec,
-                "own_val_loss": record.get("final_val_loss"),
+                "own_val_loss": record.final_val_loss,
                 **scored(model, teacher.tokenizer, sets, val, args.limit),
                 "seconds": {"prune": round(t_prune), "distill": round(t_distill)},
             },

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers import AutoModelForCausalLM
 
+from minitron import codec
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import pack, tokenize_corpus
 from minitron.distill.probe import ProbeConfig, probe
@@ -100,7 +101,7 @@ def main() -> None:
         results[name] = {"start": start_loss, "history": result.history, "seconds": result.seconds}
         print(f"done: {name} ({result.seconds:.0f} s)", file=sys.stderr, flush=True)
 
-    points = [0.0] + [h["tokens"] for h in next(iter(results.values()))["history"]]
+    points = [0.0] + [float(h.tokens) for h in next(iter(results.values()))["history"]]
     print(
         f"\nValidation loss (nats/token) of {STUDENT.short()} (69.0M) vs training tokens; teacher "
         f"{teacher_loss:.3f}; lr {args.lr}, batch {args.batch_size} x {args.seq_len}, KD on top-{args.top_k} "
@@ -108,7 +109,7 @@ def main() -> None:
     )
     print(f"{'tokens':>8}  " + "  ".join(f"{name:>22}" for name in results))
     for i, tokens_seen in enumerate(points):
-        cells = [r["start"] if i == 0 else r["history"][i - 1]["val_loss"] for r in results.values()]
+        cells = [r["start"] if i == 0 else r["history"][i - 1].val_loss for r in results.values()]
         print(f"{int(tokens_seen):>8}  " + "  ".join(f"{c:>22.3f}" for c in cells))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def main() -> None:
                 "teacher_loss": teacher_loss,
                 "student": STUDENT.as_dict(),
                 "args": vars(args),
-                "variants": results,
+                "variants": codec.encode(results),
             },
             indent=2,
         )

@@ -42,9 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import torch
 
+from minitron import codec
 from minitron.budget import parse_budget, parse_tokens
 from minitron.data.corpus import load_corpus
 from minitron.data.tokens import SEQ_LEN, pack, tokenize_corpus
+from minitron.distill.history import Validation
 from minitron.distill.loop import train
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.retrain import RetrainConfig
@@ -161,7 +163,7 @@ def trained(
             {
                 "val_loss": result.loss,
                 "test_loss": validation_loss(model, test, progress=False).loss,
-                "history": result.history,
+                "history": codec.encode(result.history),
                 "steps": cfg.steps,
                 "seconds": round(result.seconds, 1),
             },
@@ -260,17 +262,16 @@ def main() -> None:
                     result = probe(student(arch), targets, cfg, validation)
                     record = {
                         "loss": result.loss,
-                        "history": result.history,
+                        "history": codec.encode(result.history),
                         "seconds": round(result.seconds, 1),
                     }
                     runs.put(key, record)
                     print(f"{key}: {result.loss:.4f} ({result.seconds:.0f} s)", flush=True)
                 row[f"probe {length // 1024}k, lr {lr:g}"] = runs.get(key)["loss"]
             longest = runs.get(probe_key(arch, probe_lengths[-1], lr, head))
-            for record in longest["history"]:
-                row[f"rung {int(record['tokens']) // 1024}k of {probe_lengths[-1] // 1024}k, lr {lr:g}"] = (
-                    record["val_loss"]
-                )
+            for point in codec.decode(list[Validation], longest["history"], str(runs.path)):
+                rung = f"rung {point.tokens // 1024}k of {probe_lengths[-1] // 1024}k, lr {lr:g}"
+                row[rung] = point.val_loss
         reference = long_run(arch, best_lr)
         row["reference_val"], row["reference_test"] = reference["val_loss"], reference["test_loss"]
         rows.append(row)

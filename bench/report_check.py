@@ -4,11 +4,12 @@ and a page no wider than the window.
     python bench/report_check.py [REPORT.html | --range] [--chromium PATH] [--screenshot PNG] [--out JSON]
 
 Without REPORT.html it writes one from a synthetic summary (20 candidates, winners, a stopped and a
-failed trial whose error holds markup, and what the teacher and each winner write after the four
-prompts, with continuations the way small models write them: several hundred characters without a
-space, one word repeated, long code lines; with `--range`, a 50M–110M range search with
-hand-designed shapes, latency spreads and three winners) into a temporary folder with
-`search.outputs.report.write_report`.
+failed trial whose error holds markup, the settings `search.py` resolves to, and what the teacher
+and each winner write after the four prompts, with continuations the way small models write them:
+several hundred characters without a space, one word repeated, long code lines; with `--range`, a
+50M–110M range search with hand-designed shapes, latency spreads and three winners), read as
+`summary.json` is read (`Summary.from_json`, strict about every value's type), into a temporary
+folder with `search.outputs.report.write_report`.
 
 Chromium runs on a fresh profile each time, with every host name resolving to nothing
 (`--host-resolver-rules`), so nothing can leave the machine even if the page asked: once to dump
@@ -47,8 +48,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from minitron import codec
 from search.outputs.report import write_report
 from search.outputs.summary import Summary
+from search.plan.settings import (
+    DEFAULT_EVAL_LIMIT,
+    DEFAULT_EVAL_TASKS,
+    RANGE_RUNGS,
+    RANGE_WINNERS,
+    Resources,
+    Scheduler,
+    SearchPlan,
+    SearchSettings,
+)
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -215,6 +227,31 @@ def synthetic_samples(trial_ids: list[str]) -> dict[str, Any]:
     return {"prompts": list(PROMPTS), "continuations": continuations}
 
 
+def synthetic_settings(name: str, budget: int, budget_low: int | None = None) -> dict[str, Any]:
+    """`summary.json`'s `settings` of a synthetic run: what `search.py --budget 70M` (or, for a
+    range, `--budget 50M:110M --trials 16`: every probe to its end, three winners) resolves to on a
+    2-CPU machine, and no dashboard."""
+    plan = SearchPlan()
+    if budget_low is not None:
+        plan = SearchPlan(trials=16, scheduler=Scheduler.NONE, rungs=RANGE_RUNGS, top_k=RANGE_WINNERS)
+    settings = SearchSettings.create(
+        budget=budget,
+        space="spaces/smollm2-135m.yaml",
+        teacher="smollm2-135m",
+        plan=plan,
+        resources=Resources(cpus_per_trial=2.0),
+        retrain_tokens=64_000,
+        calibration_samples=128,
+        eval_tasks=DEFAULT_EVAL_TASKS,
+        eval_limit=DEFAULT_EVAL_LIMIT,
+        eval_fewshot=None,
+        seed=0,
+        name=name,
+        budget_low=budget_low,
+    )
+    return {**codec.encode(settings), "dashboard": None}
+
+
 def synthetic_summary() -> dict[str, Any]:
     """A plausible 70M search over SmolLM2-135M, deterministic, with every kind of row."""
     teacher_params = llama_params(30, 576, 1536)
@@ -279,7 +316,7 @@ def synthetic_summary() -> dict[str, Any]:
             "latency_ms": 27.0,
             "tokens_per_s": 3700.0,
         },
-        "settings": {"probe_tokens": 200_000, "scheduler": "asha", "seed": 0, "top_k": 2},
+        "settings": synthetic_settings("synthetic-70m", 70_000_000),
         "candidates": candidates,
         "winners": winners,
         "samples": synthetic_samples([w["trial_id"] for w in winners]),
@@ -345,6 +382,7 @@ def synthetic_range_summary() -> dict[str, Any]:
         "budget": 110_000_000,
         "budget_low": 50_000_000,
         "objective": "params",
+        "settings": synthetic_settings("synthetic-50m-110m", 110_000_000, 50_000_000),
         "teacher": {
             **summary["teacher"],
             "params": teacher_params,
@@ -555,10 +593,11 @@ def main() -> int:
         work = Path(tmp)
         report, samples = args.report, None
         if report is None:
-            synthetic = synthetic_range_summary() if args.range else synthetic_summary()
-            write_report(work / "run", Summary.from_json(synthetic))
+            summary = Summary.from_json(synthetic_range_summary() if args.range else synthetic_summary())
+            write_report(work / "run", summary)
             report = work / "run" / "report.html"
-            samples = [t for texts in synthetic["samples"]["continuations"].values() for t in texts]
+            written = summary.samples.continuations if summary.samples is not None else {}
+            samples = [t for texts in written.values() for t in texts]
         results, widths = check(chromium, report, args.screenshot.resolve(), work, samples)
 
     passed = all(ok for _, ok, _ in results)

@@ -55,6 +55,7 @@ from bench.rank_fidelity import DEPTH_ONLY, WIDTH_ONLY
 from minitron.budget import format_count, parse_tokens
 from minitron.data.generated import teacher_identity
 from minitron.data.mix import DEFAULT_DATA, load_tokens
+from minitron.distill.provenance import Provenance
 from minitron.distill.retrain import RetrainConfig, retrain
 from minitron.errors import MinitronError
 from minitron.importance.cache import importance_for
@@ -63,11 +64,25 @@ from minitron.importance.selection import DepthMethod, select
 from minitron.model.architecture import Architecture, count_params
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
+from search import api
+from search.cli.main import given_options
 from search.cli.options import build_parser
-from search.cli.resolve import resolve_settings
-from search.plan.settings import SearchSettings
+from search.outputs.summary import Summary
+from search.plan.request import SearchRequest
 from search.plan.space import load_space
-from search.run.runner import run_search
+from search.plan.spec import flags
+
+
+def search_options(text: str) -> dict[str, Any]:
+    """The search.py options written in `text` (`--search-args`), read by the search's own parser,
+    as `SearchRequest` fields: only those actually written, so the bench's own values stay for the rest."""
+    argv = shlex.split(text)
+    parsed = build_parser().parse_args(argv)
+    given = given_options(build_parser(), argv)
+    other = sorted(given - set(SearchRequest.__dataclass_fields__))
+    if other:
+        raise SystemExit(f"--search-args: {flags(other)} is not an option of a search this bench runs")
+    return {name: getattr(parsed, name) for name in given}
 
 
 def main() -> None:
@@ -104,17 +119,27 @@ def main() -> None:
     space = load_space("smollm2-135m")
     started = time.perf_counter()
 
-    def settings_for(arm: str, sampler: str, seed: int) -> SearchSettings:
-        """What `search.py` resolves for this arm (benchmarks off: the arms compare losses)."""
-        argv = ["--budget", args.budget, "--trials", str(args.trials), "--overhead", str(args.overhead)]
-        argv += ["--retrain-tokens", args.retrain_tokens, "--top-k", "1", "--eval", "none"]
-        # One winner beside 7 other probes: the default --max-not-kept 0.1 could not pay their first
-        # rungs at 128k; the tables in docs/lab/measured-search.md were measured without the cap.
-        argv += ["--max-not-kept", "1"]
-        argv += ["--out", str(out / f"seed-{seed}"), "--name", arm, "--sampler", sampler, "--seed", str(seed)]
-        argv += ["--fresh-winners"] if args.fresh_winners else []
-        argv += shlex.split(args.search_args)  # later options win over the ones above
-        return resolve_settings(build_parser().parse_args(argv))
+    extra = search_options(args.search_args)
+
+    def request_for(arm: str, sampler: str, seed: int) -> SearchRequest:
+        """The search of this arm (benchmarks off: the arms compare losses)."""
+        request = SearchRequest(
+            budget=args.budget,
+            trials=args.trials,
+            overhead=args.overhead,
+            retrain_tokens=args.retrain_tokens,
+            top_k=1,
+            eval="none",
+            # One winner beside 7 other probes: the default max_not_kept 0.1 could not pay their
+            # first rungs at 128k; the tables in docs/lab/measured-search.md were measured without the cap.
+            max_not_kept=1.0,
+            out=str(out / f"seed-{seed}"),
+            name=arm,
+            sampler=sampler,
+            seed=seed,
+            fresh_winners=args.fresh_winners,
+        )
+        return dataclasses.replace(request, **extra)  # --search-args win over the values above
 
     teacher = load_teacher("smollm2-135m")
     # the teacher draws its samples for the mix if they are not cached yet (once per teacher)
@@ -124,7 +149,7 @@ def main() -> None:
     rows: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in seeds:
         rows[seed] = {}
-        base = settings_for("search", "tpe", seed)
+        base = api.plan(request_for("search", "tpe", seed)).settings
         for arm, sampler in (("search", "tpe"), ("random", "random")):
             # the search's T sizes the hand shapes: it runs when they do
             needed_for_t = arm == "search" and fixed_total is None and wanted - {"search", "random"}
@@ -132,20 +157,21 @@ def main() -> None:
                 continue
             run = out / f"seed-{seed}" / arm
             t0 = time.perf_counter()
-            if not (run / "summary.json").exists():
-                run_search(settings_for(arm, sampler, seed), overwrite=True)
-            summary = json.loads((run / "summary.json").read_text())
-            winner, cost = summary["winners"][0], summary["cost"]
+            if (run / "summary.json").exists():
+                summary = Summary.load(run / "summary.json")
+            else:
+                summary = api.run(request_for(arm, sampler, seed), overwrite=True).summary
+            winner, cost = summary.winners[0], summary.cost
             rows[seed][arm] = {
-                "architecture": Architecture(**winner["architecture"]).short(),
-                "params": winner["params"],
-                "test_loss": winner["test_loss"],
-                "test_losses": winner.get("test_losses", {}),
-                "val_loss": winner["final_loss"],
-                "tokens": cost.get("tokens_all") or cost["probe_tokens"] + winner["tokens_trained"],
-                "probe_tokens": cost["probe_tokens"],
-                "not_kept_fraction": cost.get("not_kept_fraction"),
-                "seconds": summary.get("seconds") or time.perf_counter() - t0,
+                "architecture": winner.architecture.short(),
+                "params": winner.params,
+                "test_loss": winner.result.test_loss,
+                "test_losses": dict(winner.result.test_losses),
+                "val_loss": winner.result.final_loss,
+                "tokens": cost.tokens_all or (cost.probe_tokens or 0) + (winner.result.tokens_trained or 0),
+                "probe_tokens": cost.probe_tokens,
+                "not_kept_fraction": cost.not_kept_fraction,
+                "seconds": summary.seconds or time.perf_counter() - t0,
             }
             print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 
@@ -197,16 +223,16 @@ def main() -> None:
             if not (folder / "provenance.json").exists():
                 student = prune(teacher.model, arch, importance, depth=depth, block=block)
                 retrain(student, teacher.model, tokens, arm_cfg, folder, teacher.tokenizer, progress=False)
-            record = json.loads((folder / "provenance.json").read_text())
+            record = Provenance.load(folder)
             rows[seed][arm] = {
                 "architecture": arch.short(),
                 "kept_layers": list(kept),
                 "params": count_params(space.family, arch),
-                "test_loss": record["test_loss"],
-                "test_losses": record.get("test_losses", {}),
-                "val_loss": record["final_val_loss"],
-                "tokens": record["tokens_trained"],
-                "seconds": record["train_seconds"],
+                "test_loss": record.test_loss,
+                "test_losses": dict(record.test_losses),
+                "val_loss": record.final_val_loss,
+                "tokens": record.tokens_trained,
+                "seconds": record.train_seconds,
             }
             print(f"seed {seed} {arm}: {rows[seed][arm]}", flush=True)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from distill_throughput import STUDENT, plain_kd_loop
 
+from minitron import codec
 from minitron.atomic import write_json
 from minitron.data.assets import cache_dir
 from minitron.data.corpus import load_corpus
@@ -38,6 +38,7 @@ from minitron.importance.scores import ImportanceConfig
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune
 from minitron.runtime import cpu_description
+from search.outputs.summary import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN_TOKENS = 16_384
@@ -81,19 +82,19 @@ def main() -> None:
     log.write_text(result.stdout)
     if result.returncode != 0:
         sys.exit(f"search.py failed with exit code {result.returncode}; its output is in {log}")
-    summary = json.loads((ROOT / "results" / args.name / "summary.json").read_text())
+    summary = Summary.load(ROOT / "results" / args.name / "summary.json")
 
     print(f"\n{cpu_description()}")
     print(f"plain KD loop, {PLAIN_TOKENS:,} tokens: {plain:.1f} s ({PLAIN_TOKENS / plain:.0f} tokens/s)")
     print(f"`{' '.join(command[1:])}`: {seconds:.0f} s = {seconds / plain:.2f}x the plain loop (goal: 9x)\n")
     print(f"{'stage':>16}  {'seconds':>8}  {'estimated':>9}")
-    for stage, spent in summary["stages"].items():
-        guess = summary.get("estimated_stages", {}).get(stage)
+    for stage, spent in summary.stages.items():
+        guess = summary.estimated_stages.get(stage)
         print(f"{stage:>16}  {spent:>8.1f}  {'' if guess is None else f'{guess:.1f}':>9}")
-    for winner in summary["winners"]:
+    for winner in summary.winners:
         print(
-            f"winner {winner['rank']}: {winner['architecture']} {winner['params']:,} params, "
-            f"test loss {winner['test_loss']}"
+            f"winner {winner.rank}: {codec.encode(winner.architecture)} {winner.params:,} params, "
+            f"test loss {winner.result.test_loss}"
         )
     out = Path(args.out)
     write_json(
@@ -105,11 +106,15 @@ def main() -> None:
             "ratio": seconds / plain,
             "command": command[1:],
             "cold_importance": args.cold,
-            "stages": summary["stages"],
-            "estimated_stages": summary.get("estimated_stages"),
+            "stages": summary.stages,
+            "estimated_stages": summary.estimated_stages,
             "winners": [
-                {"architecture": w["architecture"], "params": w["params"], "test_loss": w["test_loss"]}
-                for w in summary["winners"]
+                {
+                    "architecture": codec.encode(w.architecture),
+                    "params": w.params,
+                    "test_loss": w.result.test_loss,
+                }
+                for w in summary.winners
             ],
         },
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -31,27 +30,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from minitron import codec
 from minitron.atomic import write_json
 from minitron.runtime import cpu_description
+from search.outputs.records import CandidateLatency, LatencyMeasurements, TrialLog
 
 TOLERANCE = 0.15
 
 
-def _latency(run: Path) -> dict[str, Any]:
-    return dict(json.loads((run / "latency.json").read_text())["candidates"])
+def _latency(run: Path) -> dict[str, CandidateLatency]:
+    return dict(LatencyMeasurements.load(run / "latency.json").candidates)
 
 
 def _trial_latency(run: Path) -> dict[str, float]:
     out = {}
-    for line in (run / "trials.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record.get("latency_ms"):
-            arch = record["architecture"]
-            label = (
-                f"L{arch['num_hidden_layers']}-h{arch['hidden_size']}-m{arch['intermediate_size']}"
-                f"-q{arch['num_attention_heads']}kv{arch['num_key_value_heads']}-d{arch['head_dim']}"
-            )
-            out[label] = float(record["latency_ms"])
+    for record in TrialLog(run / "trials.jsonl").records.values():
+        if record.latency_ms:
+            out[record.architecture.short()] = float(record.latency_ms)
     return out
 
 
@@ -128,16 +123,17 @@ def main() -> int:
     if args.first is None or args.second is None:
         parser.error("give two run directories, or --models")
     a, b = _latency(args.first), _latency(args.second)
-    shared = sorted(k for k in set(a) & set(b) if "speedup" in a[k] and "speedup" in b[k])
+    shared = sorted(k for k in set(a) & set(b) if a[k].speedup is not None and b[k].speedup is not None)
     rows = []
     print(f"{'architecture':<28} {'speed-up A (range)':>22} {'speed-up B (range)':>22} {'B/A':>6}")
     for label in shared:
         x, y = a[label], b[label]
-        ratio = y["speedup"] / x["speedup"]
-        rows.append({"architecture": label, "a": x, "b": y, "ratio": ratio})
+        assert x.speedup is not None and y.speedup is not None  # as `shared` chose them
+        ratio = y.speedup / x.speedup
+        rows.append({"architecture": label, "a": codec.encode(x), "b": codec.encode(y), "ratio": ratio})
         print(
-            f"{label:<28} {x['speedup']:>6.3f} ({x['speedup_low']:.2f}-{x['speedup_high']:.2f}) "
-            f"{y['speedup']:>8.3f} ({y['speedup_low']:.2f}-{y['speedup_high']:.2f}) {ratio:>6.3f}"
+            f"{label:<28} {x.speedup:>6.3f} ({x.speedup_low:.2f}-{x.speedup_high:.2f}) "
+            f"{y.speedup:>8.3f} ({y.speedup_low:.2f}-{y.speedup_high:.2f}) {ratio:>6.3f}"
         )
     ratios = [r["ratio"] for r in rows]
     worst = max((abs(r - 1) for r in ratios), default=float("nan"))

@@ -74,7 +74,7 @@ def log_mode() -> bool:
 
 
 def duration(seconds: float) -> str:
-    """`45s`, `3m10s`, `2h05m`."""
+    """`45s`, `3m10s`, `2h05m10s`."""
     seconds = max(round(seconds), 0)
     if seconds < 60:
         return f"{seconds}s"
@@ -82,7 +82,7 @@ def duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
 
 
 class Printer:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 
 def main() -> None:
+    from minitron import codec
     from minitron.importance.scores import Importance
     from minitron.model.architecture import Architecture
-    from search.outputs.summary import WinnerResult
     from search.plan.settings import SearchSettings
     from search.run.winner_job import WinnerJob, retrain_winner
 
@@ -32,11 +32,11 @@ def main() -> None:
     importance = Importance.load(setup / "importance")
     job = WinnerJob(1, "t", arch, out, settings.teacher, settings)
     if workers == 0:
-        result = WinnerResult.from_json(retrain_winner(job, importance, None))
+        result = retrain_winner(job, importance, None)
     else:
         import ray
 
-        from search import train_workers
+        from search.run import train_workers
         from search.run.ray_runtime import start_ray
 
         start_ray(settings.resources)
@@ -44,7 +44,7 @@ def main() -> None:
             job, ray.put(importance), ray.put(None), settings.resources, setup / f"ray-{Path(out).name}",
             restarts=restarts,
         )  # fmt: skip
-    print("RESULT " + json.dumps(result.to_json()), flush=True)
+    print("RESULT " + json.dumps(codec.encode(result)), flush=True)
 
 
 if __name__ == "__main__":

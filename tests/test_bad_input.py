@@ -410,6 +410,12 @@ def _(w: World) -> tuple[list[str], str]:
     return args, "--retrain-workers 3 cannot split the retraining batch of 4 sequences evenly"
 
 
+@row("Sharded retraining of winners that would continue from their probes")
+def _(w: World) -> tuple[list[str], str]:
+    args = [*w.tiny, "--cpus-per-trial", "0.5", "--retrain-workers", "2"]
+    return args, "--retrain-workers 2 retrains each winner from its pruned weights"
+
+
 @row("--resume with an option that would change the run")
 def _(w: World) -> tuple[list[str], str]:
     run = w.tmp / "runs" / "old"

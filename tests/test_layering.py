@@ -107,7 +107,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    assert "minitron.importance.cache" in graph and "search.run.runner" in graph
+    assert "minitron.importance.cache" in graph and "search.run.pipeline" in graph
     assert "minitron.model.surgery" in graph["minitron.importance.depth"], "lazy imports are edges too"
     assert cycles(graph) == []
 
@@ -124,13 +124,27 @@ def test_the_library_does_not_depend_on_the_search() -> None:
     assert leaks == []
 
 
-def test_no_module_is_too_long() -> None:
-    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > 400}
+#: A backstop, not a target: modules are cut by concern (each says which in its docstring); one that
+#: passes this many lines has grown past one concern, or holds data that belongs in a file.
+MAX_LINES = 800
+
+
+def test_every_module_says_what_it_holds_and_none_grows_without_bound() -> None:
+    """Readable files come from one concern per module, stated where a reader starts: every module
+    opens with a docstring. A module's length alone is no reason to split it (a 400-line cap cut
+    modules to fit the rule, not a concern); the generous cap only catches a file that keeps growing."""
+    undocumented = sorted(
+        name for name, path in _modules().items() if not ast.get_docstring(ast.parse(path.read_text()))
+    )
+    assert undocumented == []
+    long = {
+        name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
 #: The search's packages, lowest first: each may import those before it, never one after it.
-SEARCH_LAYERS = ("search.plan", "search.outputs", "search.run", "search.cli")
+SEARCH_LAYERS = ("search.plan", "search.outputs", "search.run", "search.api", "search.cli")
 
 
 def _layer(module: str) -> int | None:
@@ -153,14 +167,14 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_the_layer_rule_finds_an_upward_import() -> None:
-    graph = {"search.plan.settings": {"search.run.runner"}, "search.run.runner": {"search.plan.settings"}}
-    assert layer_violations(graph) == ["search.plan.settings -> search.run.runner"]
-    assert layer_violations({"search.cli.main": {"search.run.runner", "search.plan.space"}}) == []
+    graph = {"search.plan.settings": {"search.run.pipeline"}, "search.run.pipeline": {"search.plan.settings"}}
+    assert layer_violations(graph) == ["search.plan.settings -> search.run.pipeline"]
+    assert layer_violations({"search.cli.main": {"search.run.pipeline", "search.plan.space"}}) == []
 
 
 def test_the_search_packages_import_one_way() -> None:
     graph = import_graph()
-    assert "search.run.winners" in graph["search.run.runner"] and "search.plan.settings" in graph
+    assert "search.run.winners" in graph["search.run.pipeline"] and "search.plan.settings" in graph
     assert layer_violations(graph) == []
 
 
@@ -173,26 +187,3 @@ def test_every_search_module_lives_in_a_package_that_says_what_it_owns() -> None
     for package in SEARCH_LAYERS:
         doc = ast.get_docstring(ast.parse((ROOT / package.replace(".", "/") / "__init__.py").read_text()))
         assert doc and "May import:" in doc, package
-
-
-def test_objects_pickled_under_the_old_flat_names_still_load(tmp_path: Path) -> None:
-    """A run made before the packages pickled its Tune stopper and callbacks as `search.tuning...`,
-    `search.progress...`: those names must still load, as the moved classes themselves."""
-    import pickle
-
-    import search
-    from search.run.progress import TrialRecorder
-    from search.run.tuning import ProbeBudget
-
-    stopper = ProbeBudget(10_000, tmp_path / "trials.jsonl", [1000, 2000])
-    old = pickle.dumps(stopper, protocol=0).replace(b"search.run.tuning", b"search.tuning")
-    assert b"search.tuning\nProbeBudget" in old
-    loaded = pickle.loads(old)
-    assert type(loaded) is ProbeBudget and vars(loaded) == vars(stopper)
-    assert (
-        pickle.loads(pickle.dumps(TrialRecorder, protocol=0).replace(b"run.progress", b"progress"))
-        is TrialRecorder
-    )
-    moved = {f"search.{old}": f"search.{new}" for old, new in search.MOVED.items()}
-    assert all((ROOT / new.replace(".", "/")).with_suffix(".py").is_file() for new in moved.values())
-    assert not any((ROOT / old.replace(".", "/")).with_suffix(".py").exists() for old in moved)

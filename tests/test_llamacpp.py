@@ -15,7 +15,7 @@ from gguf import GGUFReader
 
 from minitron.errors import MinitronError
 from minitron.export.gguf_file import export_gguf, export_model, teacher_tokenizer_keys
-from minitron.export.llamacpp import available, runtime_quant
+from minitron.export.llamacpp import LatencyRuntime, available
 from minitron.model.speed import compare_in_turn
 from tests.tiny import tiny_model
 
@@ -23,15 +23,16 @@ needs_llama_cpp = pytest.mark.skipif(not available(), reason="llama-cpp-python i
 
 
 def test_runtime_names():
-    assert runtime_quant("pytorch") is None
-    assert runtime_quant("llama.cpp") == "q8_0"
-    assert runtime_quant("LLaMA.cpp:Q4_0") == "q4_0"
+    assert LatencyRuntime.parse("pytorch").quant is None
+    assert LatencyRuntime.parse("llama.cpp").quant == "q8_0"
+    assert LatencyRuntime.parse("LLaMA.cpp:Q4_0") == LatencyRuntime("q4_0")
+    assert str(LatencyRuntime("q4_0")) == "llama.cpp:q4_0" and str(LatencyRuntime()) == "pytorch"
     for bad in ("onnx", "pytorch:q8_0", "llama.cpp:q3_k", "llama.cpp:"):
         if bad == "llama.cpp:":
-            assert runtime_quant(bad) == "q8_0"
+            assert LatencyRuntime.parse(bad).quant == "q8_0"
             continue
         with pytest.raises(MinitronError):
-            runtime_quant(bad)
+            LatencyRuntime.parse(bad)
 
 
 def test_a_build_with_amx_kernels_is_refused_in_one_line(monkeypatch):

@@ -97,24 +97,26 @@ def test_winners_share_a_teacher_pass_only_where_they_would_queue_and_fit():
 
     from search.plan.memory_plan import Capacity
     from search.plan.space import load_space
+    from search.plan.spec import RunSpec
     from search.run.winners import lockstep
     from tests.test_settings import default_run
 
     settings = default_run()
     space = load_space(settings.space)
+    spec = RunSpec(settings, space)
     archs = [Architecture(12, 576, 1536, 9, 3, 64), Architecture(30, 432, 768, 9, 3, 48)]
     laptop = Capacity(24 * 2**30, "24 GiB")
-    assert lockstep(settings, space, archs, 1, laptop)
-    assert not lockstep(settings, space, archs[:1], 1, laptop)
-    assert not lockstep(settings, space, archs, 2, laptop), "both can run at once"
-    assert not lockstep(settings, space, archs, 1, None)
-    assert not lockstep(settings, space, archs, 1, Capacity(2 * 2**30, "2 GiB"))
+    assert lockstep(spec, archs, 1, laptop)
+    assert not lockstep(spec, archs[:1], 1, laptop)
+    assert not lockstep(spec, archs, 2, laptop), "both can run at once"
+    assert not lockstep(spec, archs, 1, None)
+    assert not lockstep(spec, archs, 1, Capacity(2 * 2**30, "2 GiB"))
     cached = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, retrain_teacher="cached"))
-    assert not lockstep(cached, space, archs, 1, laptop), "no teacher pass to share"
+    assert not lockstep(RunSpec(cached, space), archs, 1, laptop), "no teacher pass to share"
     sharded = dataclasses.replace(
         settings, resources=dataclasses.replace(settings.resources, retrain_workers=2)
     )
-    assert not lockstep(sharded, space, archs, 1, laptop)
+    assert not lockstep(RunSpec(sharded, space), archs, 1, laptop)
 
 
 def test_the_dry_run_and_the_lockstep_decision_plan_from_the_same_settings():

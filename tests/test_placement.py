@@ -59,7 +59,12 @@ def asked(monkeypatch):
         raise _Asked
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    for module in ("search.run.runner", "search.run.trial", "search.run.latency", "minitron.model.teacher"):
+    for module in (
+        "search.run.preflight",
+        "search.run.trial",
+        "search.run.latency",
+        "minitron.model.teacher",
+    ):
         monkeypatch.setattr(f"{module}.load_teacher", load_teacher)
     return calls
 
@@ -80,15 +85,15 @@ GPU = {"device": torch.device("cuda"), "dtype": torch.bfloat16}
 def test_every_teacher_stage_asks_for_the_settings_placement(asked, tmp_path):
     """The driver's stages (importance, depth losses, targets, its losses), the latency task and an
     online-teacher winner all load the teacher on the GPU in bf16 when one is present."""
-    from search import runner, winner_job
     from search.outputs.rundir import RunDir
     from search.plan.space import load_space
+    from search.plan.spec import RunSpec
+    from search.run import preflight, winner_job
 
     settings = _settings()
     space = load_space(settings.space)
-    ctx = runner.Context(RunDir(tmp_path / "run"), settings, space, [], resume=False, overwrite=False)
     with pytest.raises(_Asked):
-        runner._teacher(ctx, done=False)
+        preflight.preflight(RunSpec(settings, space), RunDir(tmp_path / "run"), resume=False, overwrite=False)
     with pytest.raises(_Asked):
         measure_latencies(_latency_job(settings), None)
     job = winner_job.WinnerJob(1, "t", space.teacher, str(tmp_path / "w"), "tiny", settings)

@@ -1,8 +1,11 @@
 """Which probe states a run keeps, and what the search cost once winners keep their probes' tokens."""
 
+import dataclasses
+
+from search.outputs.outcomes import WinnerResult
 from search.outputs.records import TrialRecord, TrialStatus
-from search.outputs.report_data import not_kept_clause
-from search.outputs.summary import WinnerResult, search_cost
+from search.outputs.summary import search_cost
+from search.plan.settings import SearchPlan, SearchSettings
 from search.run.probe_states import contenders, drop_losers, keep_only
 
 
@@ -42,15 +45,16 @@ def test_the_search_cost_counts_only_tokens_of_candidates_not_kept():
         "a": WinnerResult("w1", 2.5, tokens_trained=65536, probe_tokens_kept=8192),
         "b": WinnerResult("w2", 2.6, tokens_trained=65536),  # started afresh: its probe was spent
     }
-    settings = {"plan": {"overhead": 0.25, "top_k": 2}, "retrain": {"tokens": 65536}}
+    plan = SearchPlan(overhead=0.25, top_k=2, max_not_kept=1.0)  # as a run from before the cap reads
+    settings = SearchSettings(budget=1, space="s", teacher="t", plan=plan)
     cost = search_cost(records, finals, settings)
-    assert cost["probe_tokens"] == 8192 * 2 + 2048 and cost["probe_tokens_kept"] == 8192
-    assert cost["tokens_all"] == 2 * 65536 + 8192 + 2048  # every token trained once
-    assert cost["tokens_not_kept"] == 8192 + 2048
-    assert cost["not_kept_fraction"] == (8192 + 2048) / (2 * 65536 + 8192 + 2048)
-    assert search_cost(records, {}, settings)["not_kept_fraction"] is None, "nothing retrained yet"
-    assert cost["not_kept_allowed"] is None, "a run from before --max-not-kept had no cap"
-    capped = {**settings, "plan": {**settings["plan"], "continue_probes": True, "max_not_kept": 0.1}}
-    cost = search_cost(records, finals, capped, budget=30_000)
-    assert cost["not_kept_allowed"] == 0.1 and cost["probe_budget"] == 30_000
-    assert not_kept_clause(cost).endswith("went to candidates that were not kept (allowed 10%)")
+    assert cost.probe_tokens == 8192 * 2 + 2048 and cost.probe_tokens_kept == 8192
+    assert cost.tokens_all == 2 * 65536 + 8192 + 2048  # every token trained once
+    assert cost.tokens_not_kept == 8192 + 2048
+    assert cost.not_kept_fraction == (8192 + 2048) / (2 * 65536 + 8192 + 2048)
+    assert search_cost(records, {}, settings).not_kept_fraction is None, "nothing retrained yet"
+    assert cost.not_kept_allowed is None, "a run from before --max-not-kept had no cap"
+    capped = dataclasses.replace(settings, plan=dataclasses.replace(plan, max_not_kept=0.1))
+    cost = search_cost(records, finals, capped)
+    assert cost.not_kept_allowed == 0.1 and cost.probe_budget == capped.tokens.probe_budget
+    assert cost.not_kept_clause().endswith("went to candidates that were not kept (allowed 10%)")

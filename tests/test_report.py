@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -15,8 +16,13 @@ from typing import Any
 
 import pytest
 
+from minitron import codec
+from minitron.errors import MinitronError
+from minitron.eval.benchmarks import EvalConfig, Scores
+from search.outputs.outcomes import BenchmarkResults
 from search.outputs.report import pareto_front, write_report
 from search.outputs.summary import Summary
+from tests.test_settings import default_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -85,7 +91,7 @@ def sample_summary() -> dict[str, Any]:
             "latency_ms": 27.0,
             "tokens_per_s": 9500.0,
         },
-        "settings": {"probe_tokens": 2000, "seed": 0, "scheduler": "asha", "nested": {"a": [1, 2]}},
+        "settings": {**codec.encode(default_run()), "dashboard": None},  # as summary.json holds them
         "candidates": candidates,
         "winners": [
             {"rank": 1, "trial_id": "t1", "path": "results/run/winner-1", "final_loss": 3.41,
@@ -176,7 +182,11 @@ def test_report_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
     assert "smollm2-70m &lt;b&gt;run&lt;/b&gt;" in text and "<b>run</b>" not in text
     assert "&lt;i&gt;not comparable&lt;/i&gt;" in text  # the caveat, escaped
     assert "70M" in text and "134.5M" in text and "smollm2-135m" in text
-    assert "results/run/winner-2" in text and "asha" in text and "nested" in text
+    assert "results/run/winner-2" in text and "asha" in text
+    # The settings as summary.json holds them, nested ones as dotted keys, the dashboard beside them.
+    settings = text[text.index("<h2>Settings") :]
+    for key in ("plan.scheduler", "probe.weights.kd", "eval.tasks", "dashboard"):
+        assert f"<code>{key}</code>" in settings, key
 
     # The ranking lists rank 1..4, then the unranked stopped-early trial, then the failed one.
     ranking = text[text.index("<h2>Ranking") : text.index("<h2>Retrained")]
@@ -208,7 +218,11 @@ def test_report_handles_empty_single_and_all_failed_runs(tmp_path: Path) -> None
         assert (tmp_path / name / "pareto.png").read_bytes().startswith(PNG_SIGNATURE), name
         text = (tmp_path / name / "report.html").read_text(encoding="utf-8")
         assert text.count('class="plotly-graph-div"') == 2 and text.rstrip().endswith("</html>"), name
-    assert "No trial failed" in (tmp_path / "empty" / "report.html").read_text(encoding="utf-8")
+    empty = (tmp_path / "empty" / "report.html").read_text(encoding="utf-8")
+    assert "No trial failed" in empty and "No settings recorded." in empty and "No candidates." in empty
+    bare = (tmp_path / "bare" / "report.html").read_text(encoding="utf-8")
+    assert "<code>L?-h?-m?-q?kv?-d?</code>" in bare  # a teacher without its sizes
+    assert "search cost: not recorded" in bare and "No winners were retrained." in bare
     assert "boom" in (tmp_path / "all-failed" / "report.html").read_text(encoding="utf-8")
     # A second write replaces the files in place.
     write_report(tmp_path / "single", Summary.from_json(summary))
@@ -353,18 +367,48 @@ def test_old_summary_without_range_fields_renders_as_before(tmp_path: Path) -> N
     assert '<td class="n">13.80</td>' in ranking
     assert f'<td class="n">{134_515_008 / 69e6:.2f}×</td>' in ranking
     assert "latency 27.00 ms" in text
-    # A hand-made summary: a range without a band, a name that is not a string, odd budget points.
+    # A hand-made summary: a range without a band, half a latency spread, no budget points, no
+    # objective (the default: parameters).
     odd = {
         **summary,
         "budget_low": 60_000_000,
         "band": None,
-        "objective": None,
-        "candidates": [{**c, "name": 7, "latency_low_ms": None} for c in summary["candidates"]],
+        "candidates": [{**c, "latency_low_ms": None, "latency_high_ms": 20.0} for c in summary["candidates"]],
         "winners": [{**w, "budget_point": None} for w in summary["winners"]],
     }
     write_report(tmp_path / "odd", Summary.from_json(odd))
-    text = (tmp_path / "odd" / "report.html").read_text(encoding="utf-8")
+    text = _markup((tmp_path / "odd" / "report.html").read_text(encoding="utf-8"))
     assert "budget <b>60M–70M</b>" in text and "budget point" not in text
+    assert "objectives probe loss and <b>parameters</b>" in text and "budget 60M\\u201370M" in text
+    assert '<td class="n">13.80</td>' in text  # a latency without its spread
+
+
+#: Values of the wrong type in a hand-made summary: (what is changed, the key the error names).
+WRONG_TYPES = [
+    (lambda d: d["candidates"][0].update(name=7), "name must be str, got 7"),
+    (lambda d: d["candidates"][1].update(probe_loss="4.1"), "probe_loss must be float, got '4.1'"),
+    (lambda d: d["candidates"][2].update(latency_ms="fast"), "latency_ms must be float, got 'fast'"),
+    (lambda d: d["candidates"][0].update(status="done"), "status has an unknown value 'done'"),
+    (lambda d: d.update(budget="70M"), "budget must be int, got '70M'"),
+    (lambda d: d.update(band="5%"), "band must be float, got '5%'"),
+    (lambda d: d.update(objective=None), "objective has an unknown value None"),
+    (lambda d: d["winners"][0].update(budget_point="80M"), "budget_point must be float, got '80M'"),
+    (lambda d: d["teacher"].update(latency_ms="27 ms"), "teacher.latency_ms must be float, got '27 ms'"),
+    (lambda d: d["cost"].update(probe_tokens="30,720"), "cost.probe_tokens must be int, got '30,720'"),
+    (lambda d: d["settings"].update(seed="0"), "settings.seed must be int, got '0'"),
+    (lambda d: d.update(samples={"prompts": ["a"], "continuations": {"teacher": "x"}}), "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), WRONG_TYPES)
+def test_a_summary_with_values_of_the_wrong_type_is_refused(change: Any, message: str) -> None:
+    """Strings where numbers belong (or a name that is not a string, an unknown status) are refused
+    when the summary is read, with one line naming the key and the value; the report never sees them."""
+    data = range_summary()
+    change(data)
+    with pytest.raises(MinitronError) as err:
+        Summary.from_json(data)
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_hand_shape_names_are_escaped(tmp_path: Path) -> None:
@@ -384,27 +428,25 @@ def test_hand_shape_names_are_escaped(tmp_path: Path) -> None:
     assert not [a for a in _parse(text).attrs if a[0] == "img"]
 
 
+def _benchmarks() -> BenchmarkResults:
+    """Two tasks (400 items each) scored for the teacher and winner 1 (trial t1), as a run records them."""
+    counts = {t: {"effective": 400, "original": 5000} for t in ("hellaswag", "lambada_openai")}
+    teacher = {"hellaswag": {"acc_norm,none": 0.46}, "lambada_openai": {"acc,none": 0.29}}
+    winner = {"hellaswag": {"acc_norm,none": 0.31}, "lambada_openai": {"acc,none": 0.02}}
+    config = EvalConfig(tasks=("hellaswag", "lambada_openai"), limit=400)
+    scores = {name: Scores(results=r, n_samples=counts) for name, r in (("teacher", teacher), ("t1", winner))}
+    return BenchmarkResults.of(config, scores, {}, {})
+
+
 def test_report_and_card_tables_show_per_domain_losses_and_retention(tmp_path: Path) -> None:
     from search.outputs.quality import domain_table, markdown, retention_table
 
     data = sample_summary()
-    data["settings"] = {"data": "wiki-en=0.7,code-py=0.3,speeches-en=0"}
+    mix = dataclasses.replace(default_run(), data="wiki-en=0.7,code-py=0.3,speeches-en=0")
+    data["settings"] = {**codec.encode(mix), "dashboard": None}
     data["teacher"] |= {"test_loss": 2.9, "test_losses": {"wiki-en": 2.8, "code-py": 1.5, "speeches-en": 3.0}}
     data["winners"][0] |= {"test_losses": {"wiki-en": 4.1, "code-py": 2.5, "speeches-en": 5.4}}
-    results = {"hellaswag": {"acc_norm,none": 0.46}, "lambada_openai": {"acc,none": 0.29}}
-    counts = {t: {"effective": 400, "original": 5000} for t in results}
-    data["benchmarks"] = {
-        "tasks": ["hellaswag", "lambada_openai"],
-        "limit": 400,
-        "num_fewshot": None,
-        "models": {
-            "teacher": {"results": results, "n-samples": counts},
-            "t1": {
-                "results": {"hellaswag": {"acc_norm,none": 0.31}, "lambada_openai": {"acc,none": 0.02}},
-                "n-samples": counts,
-            },
-        },
-    }
+    data["benchmarks"] = codec.encode(_benchmarks())
     summary = Summary.from_json(data)
     header, rows = domain_table(summary)
     assert header[:3] == ["test split", "weight", "teacher"]
@@ -423,24 +465,54 @@ def test_report_and_card_tables_show_per_domain_losses_and_retention(tmp_path: P
     page = (tmp_path / "report.html").read_text()
     assert "Test loss per domain" in page and "out of domain" in page
     assert "Retention, winner 1" in page and "Retention, winner 2" not in page
+    # The benchmarks: the teacher's score, winner 1's with its change in points (a minus sign when
+    # it lost), a dash for winner 2, which has none.
+    markup = _markup(page)
+    bench = markup[markup.index("<h2>Benchmarks") :]
+    bench = bench[: bench.index("</table>")]
+    assert '<td>hellaswag</td><td>acc_norm</td><td class="n">400</td>' in bench
+    assert '<td class="n">46.0</td><td class="n">31.0 (-15.0)</td><td class="n">—</td>' in bench
+    assert '<td class="n">29.0</td><td class="n">2.0 (-27.0)</td><td class="n">—</td>' in bench
     one_corpus = Summary.from_json(sample_summary())
     assert domain_table(one_corpus) == ([], [])
+
+
+def test_a_winner_below_the_teacher_shows_its_gap_with_a_minus_sign(tmp_path: Path) -> None:
+    data = sample_summary()
+    mix = dataclasses.replace(default_run(), data="wiki-en=0.7,code-py=0.3,speeches-en=0")
+    data["settings"] = {**codec.encode(mix), "dashboard": None}
+    data["teacher"] |= {"test_loss": 2.9, "test_losses": {"wiki-en": 2.8, "code-py": 1.5, "speeches-en": 3.0}}
+    data["winners"][0] |= {"test_losses": {"wiki-en": 4.1, "code-py": 1.249, "speeches-en": 5.4}}
+    write_report(tmp_path, Summary.from_json(data))
+    page = _markup((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "1.249 (-0.251)" in page and "(+-" not in page
 
 
 def test_a_winner_that_drops_another_layer_block_says_so() -> None:
     """The report labels a candidate of another layer block `-b1`; its model card names the kept
     teacher layers and the block's rank (from the winner's `provenance.json`)."""
+    from minitron.distill.provenance import Provenance, WinnerOrigin
+    from minitron.model.architecture import Architecture
     from search.outputs.cards import _layers
     from search.outputs.report_data import _label
 
-    arch = {"num_hidden_layers": 12, "hidden_size": 576, "intermediate_size": 1536}
-    arch |= {"num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64}
+    arch = Architecture(12, 576, 1536, 9, 3, 64)
     assert _label(arch) == "L12-h576-m1536-q9kv3-d64"
-    assert _label({**arch, "layer_block": 1}) == "L12-h576-m1536-q9kv3-d64-b1"
-    assert _layers({}) == "", "a winner from before layer blocks: nothing said"
-    least = _layers({"kept_layers": [0, 1, 2, 21], "layer_block": 0})
+    assert _label(dataclasses.replace(arch, layer_block=1)) == "L12-h576-m1536-q9kv3-d64-b1"
+
+    def provenance(layer_block: int | None, kept: list[int]) -> Provenance:
+        origin = None
+        if layer_block is not None:
+            origin = WinnerOrigin("run", 1, "t1", None, "block", layer_block, kept)
+        return Provenance(
+            origin, "job", "", None, arch.as_dict(), 0, {}, "", 0, None, None, [], 0.0, 0.0, {}, 0, 0.0,
+            0.0, None, {},
+        )  # fmt: skip
+
+    assert _layers(provenance(None, [])) == "", "a model a search did not choose: nothing said"
+    least = _layers(provenance(0, [0, 1, 2, 21]))
     assert least == " (it keeps teacher layers 0, 1, 2, 21)"
-    other = _layers({"kept_layers": [0, 1, 20, 21], "layer_block": 2})
+    other = _layers(provenance(2, [0, 1, 20, 21]))
     assert other == (
         " (it keeps teacher layers 0, 1, 20, 21, the contiguous block of rank 2 by removal loss"
         " (0: the least))"
@@ -485,7 +557,7 @@ def test_report_check_synthetic_summaries_have_real_looking_samples() -> None:
         assert max(_longest_run(t) for t in every) >= 300  # unbroken, several hundred characters
         assert any(t.split().count("blue") >= 50 for t in every)  # a word over and over
         assert sum(_longest_run(t) >= 200 for t in every) >= 4
-        assert Summary.from_json(data).samples == samples  # what summary.json would hold
+        assert codec.encode(Summary.from_json(data).samples) == samples  # what summary.json would hold
 
 
 def test_long_continuations_wrap_inside_the_page(tmp_path: Path) -> None:
@@ -620,7 +692,8 @@ def test_model_cards_keep_their_markdown_samples_table() -> None:
     from search.outputs.cards import _cell, _results
 
     summary = Summary.from_json(synthetic_summary())
-    texts = (summary.samples or {})["continuations"]
+    assert summary.samples is not None
+    texts = summary.samples.continuations
     for winner in summary.winners:
         card = _results(summary, winner)
         table = card[card.index("What it writes") :].split("\n\n")[1].splitlines()

@@ -143,12 +143,15 @@ def test_layer_blocks_are_a_searched_choice(tmp_path):
 
 
 def test_a_trial_record_keeps_its_layer_block_and_old_records_read_as_block_0():
+    from minitron import codec
     from search.outputs.records import TrialRecord, TrialStatus
 
     arch = Architecture(12, 576, 1536, 9, 3, 64, layer_block=2)
     record = TrialRecord("t1", arch, 70_793_280, TrialStatus.COMPLETED, probe_loss=5.0)
-    data = json.loads(json.dumps(record.to_json()))
+    data = json.loads(json.dumps(codec.encode(record)))
     assert data["architecture"]["layer_block"] == 2
-    assert TrialRecord.from_json(data) == record
+    assert codec.decode(TrialRecord, data, "trials.jsonl") == record
     del data["architecture"]["layer_block"]  # a line of trials.jsonl written before layer blocks
-    assert TrialRecord.from_json(data).architecture == Architecture(12, 576, 1536, 9, 3, 64)
+    assert codec.decode(TrialRecord, data, "trials.jsonl").architecture == Architecture(
+        12, 576, 1536, 9, 3, 64
+    )

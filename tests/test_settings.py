@@ -45,17 +45,17 @@ def test_the_default_probe_plan_is_what_the_overhead_pays_for():
     # --max-not-kept 0.1: beside the winners' 2 x 62 x 1,024 = 126,976 tokens the candidates not kept
     # may train 126,976 / 9 = 14,108 tokens, so the search stops at those plus the winners' two full
     # probes (16,384): 30,492 (their expected 28 - 16 = 12 first rungs, 12,288 tokens, fit).
-    assert settings.winner_tokens == 126_976
-    assert settings.probe_budget == 14_108 + 16_384
+    assert settings.tokens.winner_tokens == 126_976
+    assert settings.tokens.probe_budget == 14_108 + 16_384
     # probes do not decay: they are the first steps of their winner's retraining
     assert settings.probe == ProbeConfig(
         tokens=8 * 1024, rungs=4, seed=0, placement=placement, decay_fraction=0.0
     )
-    assert settings.probe_steps == 8 and settings.probe_reports == 4
+    assert settings.tokens.probe_steps == 8 and settings.tokens.probe_reports == 4
     assert settings.probe.schedule(8).validate_at == (1, 2, 4, 8)
     # winners retrain with the teacher online: only the probes' targets are cached
     assert settings.plan.retrain_teacher == "online"
-    assert settings.probe_sequences == settings.target_sequences == 32
+    assert settings.tokens.target_sequences == 8 * settings.probe.batch_size == 32
     assert settings.retrain == RetrainConfig(
         tokens=64_000, seq_len=256, batch_size=4, lr=1.2e-3, eval_every=15, eval_sequences=16,
         checkpoint_every=7, seed=0, placement=placement, warmup_steps=1, decay_fraction=54 / 62,
@@ -77,7 +77,7 @@ def test_fresh_winners_keep_the_cosine_recipe():
         **{**_create_args(settings), "plan": dataclasses.replace(settings.plan, continue_probes=False)}
     )
     assert fresh.probe.decay_fraction == 1.0 and fresh.retrain.decay_fraction == 1.0
-    assert fresh.probe_budget == 32_000, "every probe token is spent: --overhead alone caps them"
+    assert fresh.tokens.probe_budget == 32_000, "every probe token is spent: --overhead alone caps them"
     schedule = fresh.retrain.schedule()
     assert schedule.warmup == 6 and schedule.decay_start == 6
 
@@ -105,7 +105,8 @@ def test_cached_retraining_caches_the_winners_whole_token_stream():
     winners' retraining (62 steps of 4 sequences)."""
     settings = default_run()
     cached = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, retrain_teacher="cached"))
-    assert cached.probe_sequences == 32 and cached.target_sequences == 248
+    assert cached.tokens.probe_steps * cached.probe.batch_size == 32
+    assert cached.tokens.target_sequences == 248
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,9 @@ def test_a_search_without_the_cap_and_a_run_from_before_it_spend_what_the_overhe
     uncapped = SearchSettings.create(
         **{**_create_args(settings), "plan": dataclasses.replace(settings.plan, max_not_kept=1.0)}
     )
-    assert uncapped.probe_budget == 32_000 and uncapped.probe_steps == settings.probe_steps
+    assert (
+        uncapped.tokens.probe_budget == 32_000 and uncapped.tokens.probe_steps == settings.tokens.probe_steps
+    )
     # config.json of a run before --max-not-kept: resumed, it stops where it would have
     saved = settings.to_json()
     del saved["plan"]["max_not_kept"]
@@ -200,6 +203,16 @@ def test_probes_use_the_candidate_head_and_older_runs_keep_the_whole_vocabulary(
     assert SearchSettings.from_json(saved).probe.weights.head is Head.CANDIDATES
     del saved["probe"]["weights"]["head"]  # a config.json written before the candidate head
     assert SearchSettings.from_json(saved).probe.weights.head is Head.VOCABULARY
+
+
+def test_every_token_count_is_derived_once_from_the_saved_settings():
+    """`tokens` is computed from the settings as saved, never stored: a run read back from its
+    config.json has the same counts, and the rung points are the probe's validations."""
+    settings = default_run()
+    again = SearchSettings.from_json(settings.to_json())
+    assert again.tokens == settings.tokens and "tokens" not in settings.to_json()
+    assert settings.tokens.probe_points == (1024, 2048, 4096, 8192)
+    assert settings.tokens.probe_tokens == settings.probe.tokens == 8 * 1024
 
 
 def test_runs_distil_on_the_mix_by_default_and_older_runs_keep_their_one_corpus():

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from search.plan.settings import Resources, SearchPlan, SearchSettings
-from search.run.timebudget import Rate, calibrate, estimate, eta
+from search.run.stages import eta
+from search.run.timebudget import Rate, calibrate, estimate
 from tests.tiny import tiny_batches, tiny_model
 
 ALL = {"importance", "teacher targets", "search", "retrain winners", "benchmarks"}

@@ -8,8 +8,8 @@ import pytest
 import ray
 
 from minitron.errors import MinitronError
-from search import ray_runtime as tuning
 from search.plan.settings import Resources
+from search.run import ray_runtime as tuning
 
 
 @pytest.fixture

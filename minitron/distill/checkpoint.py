@@ -16,19 +16,43 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from minitron import codec
 from minitron.atomic import publish, staging_dir
+from minitron.distill.history import Validation
 from minitron.errors import MinitronError
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """A checkpoint folder's `state.json`: whose it is, how far it got, and (for a probe's state,
+    `minitron.distill.continuation`) what makes it a prefix and who wrote it."""
+
+    JSON_OMIT: ClassVar[tuple[str, ...]] = ("prefix", "origin")
+    job: str
+    step: int
+    history: list[Validation]
+    seconds: float
+    """Training time spent so far (every session)."""
+    prefix: dict[str, Any] | None = None
+    origin: dict[str, Any] | None = None
+
+    def write(self, folder: Path) -> None:
+        (folder / "state.json").write_text(json.dumps(codec.encode(self), indent=2))
+
+    @classmethod
+    def read(cls, folder: Path) -> CheckpointState:
+        return codec.load(cls, folder / "state.json")
 
 
 @dataclass
 class Resumed:
     step: int
-    history: list[dict[str, float]]
+    history: list[Validation]
     seconds: float
     """Training time spent in earlier sessions."""
     folder: Path
@@ -47,7 +71,7 @@ class Checkpointing:
     def save(
         self,
         step: int,
-        history: list[dict[str, float]],
+        history: list[Validation],
         seconds: float,
         student: Any,
         optimizer: torch.optim.Optimizer,
@@ -73,15 +97,14 @@ class Checkpointing:
         if os.environ.get("MINITRON_KILL_AFTER_STEP") == str(step):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def write_state(self, folder: Path, step: int, history: list[dict[str, float]], seconds: float) -> None:
+    def write_state(self, folder: Path, step: int, history: list[Validation], seconds: float) -> None:
         """The `state.json` that `state` reads back: this job's identity, step, history and time."""
-        state = {"job": self.job, "step": step, "history": history, "seconds": seconds}
-        (folder / "state.json").write_text(json.dumps(state, indent=2))
+        CheckpointState(self.job, step, list(history), seconds).write(folder)
 
-    def state(self, folder: Path) -> dict[str, Any]:
+    def state(self, folder: Path) -> CheckpointState:
         """A checkpoint folder's `state.json`, refused when it belongs to another job."""
-        state: dict[str, Any] = json.loads((folder / "state.json").read_text())
-        if state.get("job") != self.job:
+        state = CheckpointState.read(folder)
+        if state.job != self.job:
             raise MinitronError(
                 f"{self.folder.parent} holds a checkpoint of a different job (other student, teacher, "
                 "data or settings); choose another --out or pass --overwrite"
@@ -106,4 +129,4 @@ class Checkpointing:
         torch.set_rng_state(saved["rng"]["torch"])
         if "cuda" in saved["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-        return Resumed(int(state["step"]), list(state["history"]), float(state["seconds"]), self.folder)
+        return Resumed(state.step, list(state.history), state.seconds, self.folder)

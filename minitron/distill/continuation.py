@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from minitron.atomic import publish, staging_dir, write_json
-from minitron.distill.checkpoint import Checkpointing, Resumed
+from minitron.distill.checkpoint import Checkpointing, CheckpointState, Resumed
+from minitron.distill.history import Validation
 from minitron.distill.schedule import Schedule
 
 ORIGIN = "continued_from.json"
@@ -92,16 +93,10 @@ class ProbeState(Checkpointing):
     def due(self, step: int, steps: int) -> bool:
         return step == steps
 
-    def write_state(self, folder: Path, step: int, history: list[dict[str, float]], seconds: float) -> None:
-        state = {
-            "job": self.job,
-            "step": step,
-            "history": history,
-            "seconds": seconds,
-            "prefix": asdict(self.prefix),
-            "origin": self.origin,
-        }
-        (folder / "state.json").write_text(json.dumps(state, indent=2))
+    def write_state(self, folder: Path, step: int, history: list[Validation], seconds: float) -> None:
+        CheckpointState(self.job, step, list(history), seconds, asdict(self.prefix), self.origin).write(
+            folder
+        )
 
     def restore(self, student: Any, optimizer: Any, aux: Any) -> Resumed | None:
         return None
@@ -114,18 +109,18 @@ def adopt(probe: Path, checkpoint: Path, job: str, prefix: Prefix) -> dict[str, 
     state_file = probe / "state.json"
     if not state_file.exists():
         return f"no probe state in {probe}"
-    state = json.loads(state_file.read_text())
-    if state.get("job") != "probe" or "prefix" not in state:
+    state = CheckpointState.read(probe)
+    if state.job != "probe" or state.prefix is None:
         return f"{probe} holds no probe state"
-    step = int(state["step"])
-    reason = Prefix(**state["prefix"]).mismatch(prefix, step)
+    step = state.step
+    reason = Prefix(**state.prefix).mismatch(prefix, step)
     if reason is not None:
         return f"the probe state is not the retraining's start: {reason}"
     record = {
-        **state.get("origin", {}),
+        **(state.origin or {}),
         "step": step,
         "tokens": step * prefix.batch_size * prefix.seq_len,
-        "seconds": state["seconds"],
+        "seconds": state.seconds,
     }
     # the origin first: a kill before the checkpoint is published leaves no checkpoint, and the
     # next attempt adopts again (and rewrites it)
@@ -133,8 +128,7 @@ def adopt(probe: Path, checkpoint: Path, job: str, prefix: Prefix) -> dict[str, 
     with staging_dir(checkpoint) as tmp:
         for name in ("student.safetensors", "optimizer.pt"):
             shutil.copyfile(probe / name, tmp / name)
-        history, seconds = list(state["history"]), float(state["seconds"])
-        Checkpointing(checkpoint, job, 0).write_state(tmp, step, history, seconds)
+        Checkpointing(checkpoint, job, 0).write_state(tmp, step, state.history, state.seconds)
         publish(tmp, checkpoint)
     return record
 

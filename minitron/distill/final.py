@@ -6,7 +6,6 @@ so a folder with `provenance.json` is a complete job.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -15,8 +14,10 @@ from typing import Any
 
 import torch
 
+from minitron import codec
 from minitron.atomic import staging_dir
 from minitron.distill.continuation import ORIGIN
+from minitron.distill.provenance import Provenance
 
 
 def versions() -> dict[str, str]:
@@ -32,7 +33,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def save_final(out: Path, student: Any, tokenizer: Any, record: dict[str, Any]) -> None:
+def save_final(out: Path, student: Any, tokenizer: Any, record: Provenance) -> None:
     """Write the model files one by one (each atomically), `provenance.json` last; drop the checkpoint."""
     out.mkdir(parents=True, exist_ok=True)
     with staging_dir(out / "final") as tmp:
@@ -40,7 +41,7 @@ def save_final(out: Path, student: Any, tokenizer: Any, record: dict[str, Any]) 
         tokenizer.save_pretrained(tmp)
         for file in sorted(tmp.iterdir()):
             os.replace(file, out / file.name)
-        (tmp / "provenance.json").write_text(json.dumps(record, indent=2, default=str))
+        (tmp / "provenance.json").write_text(codec.dumps(record, indent=2))
         os.replace(tmp / "provenance.json", out / "provenance.json")
     checkpoint = out / "checkpoint"
     if checkpoint.exists():

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, Protocol
 import torch
 
 from minitron.distill.checkpoint import Checkpointing
+from minitron.distill.history import Validation
 from minitron.distill.losses import IntermediateLoss
 from minitron.distill.schedule import Schedule
 from minitron.distill.sharded import Sharding
@@ -49,8 +50,8 @@ class TrainSettings(Protocol):
 class TrainResult:
     """What a training run measured."""
 
-    history: list[dict[str, float]]
-    """One entry per validation: step, tokens, val_loss, train_loss."""
+    history: list[Validation]
+    """One entry per validation."""
     tokens: int
     """Training tokens seen (all sessions)."""
     seconds: float
@@ -67,7 +68,7 @@ class TrainResult:
     @property
     def loss(self) -> float:
         """The last validation loss."""
-        return self.history[-1]["val_loss"]
+        return self.history[-1].val_loss
 
 
 P = ParamSpec("P")

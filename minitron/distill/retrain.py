@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minitron import codec
 from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.distill.checkpoint import Checkpointing
 from minitron.distill.continuation import ORIGIN, adopt, origin, prefix_of
 from minitron.distill.final import save_final, versions
+from minitron.distill.history import Validation
 from minitron.distill.loop import Run, TrainResult, in_lockstep, run_to_end, training
 from minitron.distill.losses import IntermediateLoss, evenly_mapped_layers
+from minitron.distill.provenance import ContinuedFrom, Origin, Provenance
 from minitron.distill.schedule import Schedule, decay_steps
 from minitron.distill.sharded import ShardedCheckpointing, Sharding
 from minitron.distill.sources import CachedTargets, OnlineTeacher, Shared, Source
@@ -115,9 +118,9 @@ class RetrainResult:
 
     out: Path
     """Folder of the final Hugging Face checkpoint."""
-    history: list[dict[str, float]]
-    """One entry per validation: step, tokens, val_loss, train_loss."""
-    provenance: dict[str, Any]
+    history: list[Validation]
+    """One entry per validation."""
+    provenance: Provenance
     """Everything written to `provenance.json`."""
     test_loss: float
     """Loss on the test split (nothing chose with it)."""
@@ -160,7 +163,7 @@ def retrain(
     out: Path,
     tokenizer: Any,
     teacher_id: str = "",
-    provenance: dict[str, Any] | None = None,
+    provenance: Origin | None = None,
     kept_layers: list[int] | None = None,
     callback: Callback | None = None,
     progress: bool = True,
@@ -195,8 +198,8 @@ class Trainee:
     """Trained in place."""
     out: Path
     """Where its final checkpoint goes (its own `checkpoint/` to resume from)."""
-    provenance: dict[str, Any] | None = None
-    """Extra fields for its `provenance.json`."""
+    provenance: Origin | None = None
+    """What the caller says of its origin, for its `provenance.json`."""
     kept_layers: list[int] | None = None
     """The teacher layers it kept (maps the intermediate loss)."""
     start_from: Path | None = None
@@ -349,32 +352,33 @@ class _Job:
         device, bf16 = cfg.placement.apply()
         test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False).loss
         test_losses = domain_losses(student, self.domain_tests, cfg.batch_size)
-        record = {
-            **(self.trainee.provenance or {}),
-            "job": self.job,
-            "teacher": self.teacher_id,
-            "targets": None if targets is None else targets.meta,
-            "architecture": Architecture.from_mapping(student.config).as_dict(),
-            "params": sum(p.numel() for p in student.parameters()),
-            "retrain": {**dataclasses.asdict(cfg), "bf16_used": bf16, "device_used": str(device)},
-            "data": self.tokens.key,
-            "tokens_trained": result.tokens,
-            "continued_from": origin(out),
-            "not_continued_because": getattr(self, "fresh_because", None),
-            "history": result.history,
-            "final_val_loss": result.loss,
-            "test_loss": test_loss,
-            "test_losses": test_losses,
-            "test_tokens": int(self.test.numel() - len(self.test)),
-            "train_seconds": round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
-            "wall_seconds_this_session": round(result.seconds, 1),
-            "resumed_at_step": result.resumed_at,
-            "versions": versions(),
-        }
+        continued = origin(out)
+        record = Provenance(
+            origin=self.trainee.provenance,
+            job=self.job,
+            teacher=self.teacher_id,
+            targets=None if targets is None else targets.meta,
+            architecture=Architecture.from_mapping(student.config).as_dict(),
+            params=sum(p.numel() for p in student.parameters()),
+            retrain=codec.encode({**dataclasses.asdict(cfg), "bf16_used": bf16, "device_used": str(device)}),
+            data=self.tokens.key,
+            tokens_trained=result.tokens,
+            continued_from=codec.decode(ContinuedFrom, continued, ORIGIN) if continued is not None else None,
+            not_continued_because=getattr(self, "fresh_because", None),
+            history=result.history,
+            final_val_loss=result.loss,
+            test_loss=test_loss,
+            test_losses=test_losses,
+            test_tokens=int(self.test.numel() - len(self.test)),
+            train_seconds=round(result.earlier_seconds + result.train_seconds + result.eval_seconds, 1),
+            wall_seconds_this_session=round(result.seconds, 1),
+            resumed_at_step=result.resumed_at,
+            versions=versions(),
+            workers=sharding.world if sharding is not None else None,
+        )
         if sharding is None:
             save_final(out, student, self.tokenizer, record)
         else:  # gathered onto rank 0 into a fresh model from the student's config
-            record["workers"] = sharding.world
             full = sharding.full_model(student)
             if full is not None:
                 save_final(out, full, self.tokenizer, record)

@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from minitron.distill.checkpoint import Checkpointing, Resumed
+from minitron.distill.history import Validation
 from minitron.errors import MinitronError
 
 
@@ -106,7 +107,7 @@ class ShardedCheckpointing(Checkpointing):
     def save(
         self,
         step: int,
-        history: list[dict[str, float]],
+        history: list[Validation],
         seconds: float,
         student: Any,
         optimizer: torch.optim.Optimizer,
@@ -153,4 +154,4 @@ class ShardedCheckpointing(Checkpointing):
         model_state, optim_state = get_state_dict(student, optimizer)
         dcp.load({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder))  # in place
         set_state_dict(student, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
-        return Resumed(int(state["step"]), list(state["history"]), float(state["seconds"]), folder)
+        return Resumed(state.step, list(state.history), state.seconds, folder)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from minitron.choice import Choice
+from minitron.distill.history import Validation
 from minitron.distill.losses import kl_full, kl_topk, kl_topk_candidates, next_token_ce
 from minitron.distill.schedule import Schedule
 from minitron.distill.sources import Batch
@@ -85,10 +86,10 @@ class History:
         self,
         tokens_per_step: int,
         callback: Callback | None = None,
-        records: list[dict[str, float]] | None = None,
+        records: list[Validation] | None = None,
     ) -> None:
         self.tokens_per_step, self.callback = tokens_per_step, callback
-        self.records: list[dict[str, float]] = records if records is not None else []
+        self.records: list[Validation] = records if records is not None else []
         self._sum: torch.Tensor | None = None
         self._count = 0
 
@@ -97,13 +98,9 @@ class History:
         self._sum = value if self._sum is None else self._sum + value
         self._count += 1
 
-    def validated(self, step: int, loss: float) -> dict[str, float]:
-        record = {
-            "step": float(step),
-            "tokens": float(step * self.tokens_per_step),
-            "val_loss": loss,
-            "train_loss": self._sum.item() / self._count if self._sum is not None else float("nan"),
-        }
+    def validated(self, step: int, loss: float) -> Validation:
+        train = self._sum.item() / self._count if self._sum is not None else float("nan")
+        record = Validation(step, step * self.tokens_per_step, loss, train)
         self._sum, self._count = None, 0
         self.records.append(record)
         if self.callback is not None:
@@ -171,4 +168,4 @@ def batch_loss(
     return loss, out.hidden_states
 
 
-Callback = Callable[[dict[str, float]], None]
+Callback = Callable[[Validation], None]

@@ -170,19 +170,40 @@ class Generation:
         return (len(self.tokens) - 1) / self.generate_seconds if self.generate_seconds > 0 else math.nan
 
 
-def runtime_quant(spec: str) -> str | None:
-    """`pytorch` -> None; `llama.cpp` -> "q8_0" (the default); `llama.cpp:q4_0` -> "q4_0"; anything
-    else is one line."""
-    from minitron.export.gguf_file import parse_quants
+@dataclass(frozen=True)
+class LatencyRuntime:
+    """Where latencies are measured: PyTorch (`quant` None), or llama.cpp with each model written as a
+    GGUF file in `quant`. Written as `pytorch` or `llama.cpp:<quant>` wherever it is saved."""
 
-    head, _, quant = spec.strip().lower().partition(":")
-    if head == "pytorch" and not quant:
-        return None
-    if head != "llama.cpp":
-        raise MinitronError(
-            f"unknown latency runtime {spec!r}; choose pytorch or llama.cpp[:QUANT] (e.g. llama.cpp:q4_0)"
-        )
-    return parse_quants(quant or DEFAULT_QUANT)[0]
+    quant: str | None = None
+
+    @property
+    def is_llama_cpp(self) -> bool:
+        return self.quant is not None
+
+    @classmethod
+    def parse(cls, spec: str) -> LatencyRuntime:
+        """`pytorch`; `llama.cpp` (q8_0, the default); `llama.cpp:q4_0`; anything else is one line."""
+        from minitron.export.gguf_file import parse_quants
+
+        head, _, quant = spec.strip().lower().partition(":")
+        if head == "pytorch" and not quant:
+            return cls(None)
+        if head != "llama.cpp":
+            raise MinitronError(
+                f"unknown latency runtime {spec!r}; choose pytorch or llama.cpp[:QUANT] (e.g. llama.cpp:q4_0)"
+            )
+        return cls(parse_quants(quant or DEFAULT_QUANT)[0])
+
+    def __str__(self) -> str:
+        return "pytorch" if self.quant is None else f"llama.cpp:{self.quant}"
+
+    def to_json(self) -> str:
+        return str(self)
+
+    @classmethod
+    def from_json(cls, data: str) -> LatencyRuntime:
+        return cls.parse(data)
 
 
 DEFAULT_QUANT = "q8_0"

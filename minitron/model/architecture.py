@@ -98,6 +98,18 @@ class Architecture:
         not 0 (so records and study points of runs without layer blocks read as before)."""
         return {**self.as_dict(), **({"layer_block": self.layer_block} if self.layer_block else {})}
 
+    def to_json(self) -> dict[str, int]:
+        """As records save it (`minitron.codec`): its key."""
+        return self.as_key()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Architecture:
+        """As records save it: the six fields and `layer_block` when not 0, nothing else."""
+        unknown = sorted(set(data) - {*ARCH_FIELDS, "layer_block"})
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]}")
+        return cls(**data)
+
     @classmethod
     def from_mapping(cls, values: Any) -> Architecture:
         """Read the six fields from a config object or a dict (head_dim defaults as HF does), and

@@ -3,64 +3,57 @@ probes' cost, without loading weights or writing anything."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from minitron.budget import format_budget, format_count, parse_budget_range
+from minitron.budget import format_budget, format_count
 from minitron.model.memory import Memory
-from search.cli.resolve import check_options, pick_space, resolve_resources, settings_from_args, trial_memory
 from search.plan.candidates import Candidate, feasible_bounds
+from search.plan.request import SearchRequest
 from search.plan.settings import SearchSettings
 from search.plan.space import SearchSpace
+from search.plan.spec import resolve
 
 
-def dry_run(args: argparse.Namespace) -> int:
-    """Print the candidates (a table, or JSON with --json), the strata of a range, the probes' plan
-    and the memory plan of the run these options would start."""
+def dry_run(request: SearchRequest, as_json: bool = False) -> int:
+    """Print the candidates (a table, or JSON with `as_json`), the strata of a range, the probes'
+    plan and the memory plan of the run `request` would start."""
     from minitron.model.teacher import local_config
-    from search.plan.memory_plan import PlanSettings, fits, plan, summary_line
+    from search.plan.memory_plan import fits, plan, summary_line
     from search.plan.space import check_teacher_matches
 
-    low, budget = parse_budget_range(args.budget)
-    check_options(args, low != budget)
-    space, candidates = pick_space(args, low, budget)
-    teacher = args.teacher or space.teacher_name
-    config = local_config(teacher)
+    spec = resolve(request, dry_run=True, quiet=as_json)
+    settings, space, candidates = spec.settings, spec.space, list(spec.candidates)
+    config = local_config(settings.teacher)
     if config is not None:
-        check_teacher_matches(space, teacher, config)
-    # with --trial-memory the plan is for other machines: their resources are not checked here
-    resources = resolve_resources(args, check=args.trial_memory is None)
-    settings = settings_from_args(args, space, (low, budget), resources, args.name or "")
-    memory_settings, capacity = PlanSettings.of(settings), trial_memory(args, resources)
-    plans = [plan(space, c, memory_settings) for c in candidates]
-    memory = [(probe, retrain, fits(probe, capacity)) for probe, retrain in plans]
-    if args.json:
+        check_teacher_matches(space, settings.teacher, config)
+    plans = [plan(space, c, spec.memory) for c in candidates]
+    memory = [(probe, retrain, fits(probe, spec.capacity)) for probe, retrain in plans]
+    if as_json:
         print(render_json(candidates, memory))
     else:
-        print(render_table(space, teacher, (low, budget), candidates, memory))
-        if low != budget:
-            print(strata_line(space, (low, budget), candidates))
+        print(render_table(space, settings.teacher, settings.bounds, candidates, memory))
+        if settings.is_range:
+            print(strata_line(space, settings.bounds, candidates))
         print(probe_plan_line(settings))
-        print(summary_line(plans, memory_settings, capacity))
+        print(summary_line(plans, spec.memory, spec.capacity))
     return 0
 
 
 def probe_plan_line(settings: SearchSettings) -> str:
     """What the run's probes would be and cost."""
-    plan, retrain = settings.plan, settings.retrain.tokens
-    per_step = settings.seq_len * settings.probe.batch_size
-    probe = settings.probe_steps * per_step
+    plan, retrain, tokens = settings.plan, settings.retrain.tokens, settings.tokens
     line = (
-        f"probes: {plan.trials} trials of up to {format_count(probe)} tokens ({plan.scheduler}, "
-        f"{plan.rungs} rungs); they may spend {format_count(settings.probe_budget)} tokens, --overhead "
-        f"{plan.overhead:g} of {format_count(retrain * max(plan.top_k, 1))} retraining tokens"
+        f"probes: {plan.trials} trials of up to {format_count(tokens.probe_tokens)} tokens "
+        f"({plan.scheduler}, {plan.rungs} rungs); they may spend {format_count(tokens.probe_budget)} "
+        f"tokens, --overhead {plan.overhead:g} of {format_count(retrain * max(plan.top_k, 1))} "
+        "retraining tokens"
     )
-    if not (plan.continue_probes and plan.top_k):
+    if not plan.keeps_probe_states:
         return line + "; winners start again from their pruned weights (--fresh-winners)"
-    winner = settings.winner_tokens // max(plan.top_k, 1)
+    winner = tokens.winner_tokens // max(plan.top_k, 1)
     line += (
-        f"; each winner continues from its probe ({format_count(probe)} of its {format_count(winner)} "
-        "tokens), so only the other candidates' probes cost extra"
+        f"; each winner continues from its probe ({format_count(tokens.probe_tokens)} of its "
+        f"{format_count(winner)} tokens), so only the other candidates' probes cost extra"
     )
     if plan.max_not_kept < 1:
         line += f": at most {plan.max_not_kept:.0%} of all tokens (--max-not-kept)"

@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import argparse
 
-from minitron.budget import format_count
+from minitron.data.tokens import SEQ_LEN
 from minitron.eval.benchmarks import ALL_TASKS
 from minitron.export.gguf_file import QUANTS
 from minitron.importance.selection import DEPTH_METHODS
+from search.plan.request import SearchRequest
+from search.plan.resources import Resources
 from search.plan.settings import (
-    OBJECTIVES,
     RANGE_RUNGS,
     RANGE_WINNERS,
-    RETRAIN_TEACHERS,
-    SCHEDULERS,
-    Resources,
-    SearchSettings,
+    Objective,
+    Sampler,
+    Scheduler,
+    SearchPlan,
+    TeacherMode,
 )
 from search.plan.space import DEFAULT_SPACE_NAME
-from search.run.samplers import SAMPLERS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings = SearchSettings(budget=0, space="", teacher="")  # the defaults, each kept in one place
-    plan = settings.plan
+    """Every option; each one's destination is the `SearchRequest` field of the same name."""
+    d, plan = SearchRequest(), SearchPlan()  # the defaults, each kept in one place
     parser = argparse.ArgumentParser(
         prog="search.py",
         description="Search pruned architectures of a teacher LLM that fit a parameter budget "
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--data",
-        default=settings.data,
+        default=d.data,
         help="data for calibration, probes, validation and retraining: `mix` (embedded corpora and the "
         "teacher's own samples, with an out-of-domain test), one corpus (wiki-en, narrative-en, "
         "code-py, dialogue-en, speeches-en, a .txt/.jsonl file or a directory of them), or several "
@@ -64,29 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--teacher-samples",
         type=int,
-        default=settings.generation.documents,
+        default=d.teacher_samples,
         help="samples drawn from the teacher (temperature 1) for a mix's teacher-samples part, once per "
         "teacher and setting (cached)",
     )
     what.add_argument(
         "--sample-tokens",
         type=int,
-        default=settings.generation.max_new_tokens,
+        default=d.sample_tokens,
         help="tokens per teacher sample at most",
     )
     how = parser.add_argument_group("search")
-    how.add_argument("--trials", type=int, default=plan.trials, help="candidates to probe (Ray Tune trials)")
+    how.add_argument("--trials", type=int, default=d.trials, help="candidates to probe (Ray Tune trials)")
     how.add_argument(
         "--overhead",
         type=float,
-        default=plan.overhead,
+        default=d.overhead,
         help="what the search may cost: probe tokens of all trials / retraining tokens of all winners; "
         "the probe length follows from it and the search stops once it is spent",
     )
     how.add_argument(
         "--max-not-kept",
         type=float,
-        default=plan.max_not_kept,
+        default=d.max_not_kept,
         help="when winners continue from their probes: the largest share of all tokens trained that may "
         "go to candidates that are not kept (the probes are sized and the search stops to stay within it; "
         "1: no cap)",
@@ -106,13 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--probe-top-k",
         type=int,
-        default=plan.probe_top_k,
+        default=d.probe_top_k,
         help="teacher logits kept per position for probes",
     )
-    how.add_argument("--sampler", choices=tuple(SAMPLERS), default=plan.sampler, help="Optuna sampler")
+    how.add_argument("--sampler", choices=Sampler.names(), default=d.sampler, help="Optuna sampler")
     how.add_argument(
         "--scheduler",
-        choices=SCHEDULERS,
+        choices=Scheduler.names(),
         default=None,
         help=f"asha: successive halving (the better half of the probes go on at each rung); none: every "
         f"probe runs to the end (default {plan.scheduler}; none with a budget range, whose candidates of "
@@ -120,14 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument(
         "--objective",
-        choices=OBJECTIVES,
-        default=plan.objective,
+        choices=Objective.names(),
+        default=d.objective,
         help="with a budget range, what the front trades probe loss against: the parameter count, or the "
         "latency of one sequence measured on the trial's device",
     )
     how.add_argument(
         "--latency-runtime",
-        default=plan.latency_runtime,
+        default=d.latency_runtime,
         metavar="RUNTIME",
         help="where latencies and speed-ups are measured: pytorch (default), or llama.cpp[:QUANT] (each "
         "candidate written as a GGUF file, q8_0 unless QUANT says, and timed in llama.cpp; needs the "
@@ -141,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"range, the budget points spread evenly over it, each retraining the best candidate that fits "
         f"it (default {RANGE_WINNERS})",
     )
-    how.add_argument(
-        "--retrain-tokens", default=format_count(settings.retrain.tokens), help="training tokens per winner"
-    )
+    how.add_argument("--retrain-tokens", default=d.retrain_tokens, help="training tokens per winner")
     how.add_argument(
         "--fresh-winners",
         action="store_true",
@@ -153,15 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument(
         "--retrain-teacher",
-        choices=RETRAIN_TEACHERS,
-        default=plan.retrain_teacher,
+        choices=TeacherMode.names(),
+        default=d.retrain_teacher,
         help="cached: winners train on the teacher's cached top-k logits (computed once, fast); online: "
         "the teacher runs on every batch (for retraining too long to cache)",
     )
     how.add_argument(
         "--depth",
         choices=DEPTH_METHODS,
-        default=plan.depth.value,
+        default=d.depth,
         help="which layers a shallower candidate drops: the contiguous block costing the least loss "
         "(block) or the least Winogrande accuracy (block_accuracy, slower), per-layer loss, "
         "Block Importance, or the last layers",
@@ -178,35 +177,33 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--depth-accuracy-items",
         type=int,
-        default=plan.depth_accuracy_items,
+        default=d.depth_accuracy_items,
         help="Winogrande items scored per block removal with --depth block_accuracy",
     )
-    how.add_argument(
-        "--seed", type=int, default=settings.seed, help="seed of sampling, probe batches and training"
-    )
+    how.add_argument("--seed", type=int, default=d.seed, help="seed of sampling, probe batches and training")
     how.add_argument(
         "--calibration-samples",
         type=int,
-        default=settings.importance.num_samples,
-        help=f"calibration sequences (of {settings.seq_len} tokens) for importance",
+        default=d.calibration_samples,
+        help=f"calibration sequences (of {SEQ_LEN} tokens) for importance",
     )
     how.add_argument(
         "--eval-sequences",
         type=int,
-        default=plan.validation_sequences,
-        help=f"validation sequences (of {settings.seq_len} tokens) for zero-shot, probe and final losses "
+        default=d.eval_sequences,
+        help=f"validation sequences (of {SEQ_LEN} tokens) for zero-shot, probe and final losses "
         "(the final test loss reads its own split)",
     )
     bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
     bench.add_argument(
         "--eval",
-        default=",".join(settings.eval.tasks),
+        default=d.eval,
         help=f"tasks scored for the teacher and every winner: comma-separated from {', '.join(ALL_TASKS)}; "
         "`all` for every one, `none` to skip",
     )
     bench.add_argument(
         "--eval-limit",
-        default=str(settings.eval.limit),
+        default=str(d.eval_limit),
         help="items per task (per subject for mmlu); `full` scores the whole sets",
     )
     bench.add_argument(
@@ -214,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--gguf",
-        default=",".join(settings.gguf),
+        default=d.gguf,
         help=f"GGUF files for llama.cpp written beside each winner, comma-separated from "
         f"{', '.join(QUANTS)}; `none` to skip",
     )
@@ -272,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "but localhost is warned about)",
     )
     out = parser.add_argument_group("output")
-    out.add_argument("--out", default=settings.out, help="parent folder of run directories")
+    out.add_argument("--out", default=d.out, help="parent folder of run directories")
     out.add_argument(
         "--name", default=None, help="run directory name, one folder name (default: date, time and budget)"
     )

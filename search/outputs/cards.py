@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from minitron.atomic import write_text
 from minitron.budget import format_budget, format_count
+from minitron.distill.provenance import Provenance, WinnerOrigin
 from minitron.eval.retention import format_retention
 from minitron.model.architecture import Architecture
 from minitron.model.card import model_card, teacher_origin
-from search.outputs.quality import domain_table, markdown, retention_table
-from search.outputs.report_data import cost_line
-from search.outputs.summary import Summary, WinnerRow, benchmark_table
-from search.plan.settings import SearchSettings
+from search.outputs.quality import benchmark_table, domain_table, markdown, retention_table
+from search.outputs.summary import Summary, WinnerRow
+from search.plan.settings import Objective, SearchSettings, TeacherMode
 
 
 def write_model_cards(summary: Summary, settings: SearchSettings) -> None:
@@ -23,8 +22,8 @@ def write_model_cards(summary: Summary, settings: SearchSettings) -> None:
         folder = Path(winner.result.path) if winner.result.path else None
         if folder is None or not (folder / "provenance.json").exists():
             continue
-        provenance = json.loads((folder / "provenance.json").read_text())
-        arch = Architecture(**winner.architecture)
+        provenance = Provenance.load(folder)
+        arch = winner.architecture
         text = model_card(
             title=f"{arch.short()} ({format_count(winner.params or 0)} parameters), winner {winner.rank} of "
             f"search {summary.name}",
@@ -38,21 +37,21 @@ def write_model_cards(summary: Summary, settings: SearchSettings) -> None:
         write_text(folder / "README.md", text)
 
 
-def _layers(provenance: dict[str, object]) -> str:
+def _layers(provenance: Provenance) -> str:
     """Which teacher layers the winner kept, and which measured block it dropped if not the least."""
-    kept = provenance.get("kept_layers")
-    if not isinstance(kept, list):
+    origin = provenance.origin
+    if not isinstance(origin, WinnerOrigin):
         return ""
-    block = provenance.get("layer_block") or 0
+    kept, block = origin.kept_layers, origin.layer_block
     rank = f", the contiguous block of rank {block} by removal loss (0: the least)" if block else ""
     return f" (it keeps teacher layers {', '.join(map(str, kept))}{rank})"
 
 
 def _how_it_was_made(
-    summary: Summary, settings: SearchSettings, winner: WinnerRow, provenance: dict[str, object]
+    summary: Summary, settings: SearchSettings, winner: WinnerRow, provenance: Provenance
 ) -> list[str]:
     teacher = summary.teacher
-    row = next((c for c in summary.candidates if c.trial.trial_id == winner.trial_id), None)
+    row = summary.candidate(winner.trial_id)
     probe = f", probe loss {row.trial.probe_loss:.4f}" if row and row.trial.probe_loss else ""
     retrain = settings.retrain
     return [
@@ -68,13 +67,13 @@ def _how_it_was_made(
         f"ranked {row.rank if row else '?'} of "
         f"{len(summary.candidates)}{probe}{_point(summary, winner)}.",
         f"Retraining: forward KL to the teacher ({_source(settings)}) on "
-        f"{provenance.get('tokens_trained', 0):,} tokens of "
+        f"{provenance.tokens_trained:,} tokens of "
         f"`{settings.data}` (batch {retrain.batch_size} × {retrain.seq_len}, peak learning rate "
         f"{retrain.lr:g}, {_decay(retrain.decay_fraction)} to {retrain.min_lr:g})"
         f"{_continued(provenance)}; validation loss "
         f"{winner.result.final_loss:.4f}, test loss {_loss(winner.result.test_loss)} nats/token "
         "(the test split was never used to choose).",
-        f"Search cost: {cost_line(summary.to_json()).removeprefix('search cost: ')}.",
+        f"Search cost: {summary.cost.line().removeprefix('search cost: ')}.",
         *_gguf_files(Path(winner.result.path or ".")),
         "Full record: `provenance.json` beside this card.",
     ]
@@ -95,13 +94,13 @@ def _decay(fraction: float) -> str:
     return f"constant after the warm-up, then a cosine decay over the last {fraction:.0%} of steps"
 
 
-def _continued(provenance: dict[str, object]) -> str:
+def _continued(provenance: Provenance) -> str:
     """Where the first steps came from, when the retraining continued from the probe."""
-    origin = provenance.get("continued_from")
-    if not isinstance(origin, dict):
+    origin = provenance.continued_from
+    if origin is None:
         return ""
     return (
-        f"; its first {int(origin.get('tokens', 0)):,} tokens are its probe's (cached top-k teacher "
+        f"; its first {origin.tokens:,} tokens are its probe's (cached top-k teacher "
         "logits), continued from the probe's weights and optimizer state"
     )
 
@@ -111,7 +110,7 @@ def _point(summary: Summary, winner: WinnerRow) -> str:
     point = winner.budget_point
     if point is None:
         return ""
-    where = format_count(round(point)) if summary.objective == "params" else f"{point:.1f} ms"
+    where = format_count(round(point)) if summary.objective is Objective.PARAMS else f"{point:.1f} ms"
     return f"; the best candidate at the {where} budget point of the front"
 
 
@@ -137,11 +136,12 @@ def _results(summary: Summary, winner: WinnerRow) -> str:
     table = benchmark_table(summary, {"teacher": "teacher", winner.trial_id: "this model"})
     if table:
         parts.append(f"lm-eval scores, 0-100 (change against the teacher in brackets):\n\n{table}")
-    texts = (summary.samples or {}).get("continuations") or {}
-    if "teacher" in texts and winner.trial_id in texts:
+    samples = summary.samples
+    texts = samples.continuations if samples is not None else {}
+    if samples is not None and "teacher" in texts and winner.trial_id in texts:
         rows = [
             [_cell(prompt), _cell(texts["teacher"][i]), _cell(texts[winner.trial_id][i])]
-            for i, prompt in enumerate((summary.samples or {}).get("prompts") or [])
+            for i, prompt in enumerate(samples.prompts)
         ]
         parts.append(
             "What it writes: greedy continuations of fixed prompts, the teacher's beside this model's:"
@@ -166,6 +166,6 @@ def _loss(value: float | None) -> str:
 
 
 def _source(settings: SearchSettings) -> str:
-    if settings.plan.retrain_teacher == "cached":
+    if settings.plan.retrain_teacher is TeacherMode.CACHED:
         return f"its {settings.plan.probe_top_k} largest logits per position, cached"
     return "run online, full distribution"

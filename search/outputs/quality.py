@@ -6,10 +6,6 @@ cards and the console (Markdown).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from minitron.eval.benchmarks import Scores
 from minitron.eval.retention import Retention, retention_rows
 from search.outputs.summary import Summary, WinnerRow
 
@@ -35,7 +31,7 @@ def domain_table(
         row = [name, weight_text, _loss(base)]
         for w in winners:
             value = w.result.test_loss if name == "mixture" else w.result.test_losses.get(name)
-            gap = f" (+{value - base:.3f})" if value is not None and base is not None else ""
+            gap = f" ({value - base:+.3f})" if value is not None and base is not None else ""
             row.append(_loss(value) + gap)
         rows.append(row)
     return header, rows
@@ -43,12 +39,29 @@ def domain_table(
 
 def retention_table(summary: Summary, winner: WinnerRow) -> list[Retention]:
     """The winner's chance-normalised retention of the teacher's benchmark scores."""
-    bench = summary.benchmarks or {}
-    models = bench.get("models") or {}
-    teacher, student = models.get("teacher") or {}, models.get(winner.trial_id) or {}
-    if "results" not in teacher or "results" not in student:
+    bench = summary.benchmarks
+    if bench is None:
         return []
-    return retention_rows(_scores(teacher), _scores(student), tuple(bench.get("tasks") or ()))
+    teacher, student = bench.scored("teacher"), bench.scored(winner.trial_id)
+    if teacher is None or student is None:
+        return []
+    return retention_rows(teacher, student, bench.tasks)
+
+
+def benchmark_table(summary: Summary, labels: dict[str, str] | None = None) -> str:
+    """The teacher-vs-winners benchmark table (Markdown) of a summary, or "" without benchmarks.
+
+    `labels` picks the columns (model key -> column title; default: the teacher and every winner).
+    """
+    from minitron.eval.tables import format_table
+
+    bench = summary.benchmarks
+    if bench is None:
+        return ""
+    if labels is None:
+        labels = {"teacher": "teacher"} | {w.trial_id: f"winner {w.rank}" for w in summary.winners}
+    columns = {label: scores for key, label in labels.items() if (scores := bench.scored(key)) is not None}
+    return format_table(columns, bench.tasks, baseline="teacher") if columns else ""
 
 
 def markdown(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
@@ -63,12 +76,9 @@ def markdown(header: list[str], rows: list[list[str]], numbers: bool = True) -> 
 def _weights(summary: Summary) -> dict[str, float]:
     from minitron.data.mix import parse_data
 
-    data = (summary.settings or {}).get("data")
-    return {p.spec: p.weight for p in parse_data(data)} if isinstance(data, str) else {}
-
-
-def _scores(model: Mapping[str, Any]) -> Scores:
-    return Scores(results=model["results"], n_samples=model.get("n-samples", {}))
+    if summary.settings is None:
+        return {}
+    return {p.spec: p.weight for p in parse_data(summary.settings.data)}
 
 
 def _loss(value: float | None) -> str:

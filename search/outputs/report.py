@@ -23,12 +23,10 @@ __all__ = ["pareto_front", "write_report"]
 def write_report(run_dir: Path, summary: Summary) -> None:
     """Write `run_dir/report.html` and `run_dir/pareto.png` for a search run, each atomically.
 
-    The pages are drawn from the summary's JSON form (what `summary.json` holds), so a report can
-    be rebuilt from a saved summary with `Summary.load`. Any number may be missing; any list may be
-    empty.
+    The pages read the typed summary and its records by attribute; a report can be rebuilt from a
+    saved `summary.json` with `Summary.load`. Any number may be missing; any list may be empty.
     """
-    data = summary.to_json()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / "pareto.png", _pareto_png(data))
-    write_bytes(run_dir / "report.html", _render_html(data).encode("utf-8"))
+    write_bytes(run_dir / "pareto.png", _pareto_png(summary))
+    write_bytes(run_dir / "report.html", _render_html(summary).encode("utf-8"))

@@ -1,26 +1,61 @@
-"""Reading a search summary for the report: candidates, winners, the Pareto front, formatting."""
+"""Reading a search summary for the report: candidates, winners, the Pareto front, formatting.
+
+Everything here reads the typed `Summary` and its records by attribute; any number may be missing
+(None) or not finite, and any list empty.
+"""
 
 from __future__ import annotations
 
 import html
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from minitron.budget import format_budget, format_count
-from search.outputs.records import TrialStatus
+from minitron.model.architecture import ARCH_FIELDS, Architecture
+from search.outputs.outcomes import TeacherRecord
+from search.outputs.records import TrialRecord, TrialStatus
+from search.outputs.summary import CandidateRow, Summary
 from search.plan.pareto import pareto_front
+from search.plan.settings import Objective
 
 #: Marker style per candidate status (plotly symbol, matplotlib marker, filled); others get an x.
 _STATUS_STYLE = {
-    TrialStatus.COMPLETED.value: ("circle", "o", True),
-    TrialStatus.STOPPED_EARLY.value: ("circle-open", "o", False),
+    TrialStatus.COMPLETED: ("circle", "o", True),
+    TrialStatus.STOPPED_EARLY: ("circle-open", "o", False),
 }
 _OTHER_STYLE = ("x", "x", True)
 _CANDIDATE_COLOR, _FRONT_COLOR, _WINNER_COLOR, _BAND_COLOR = "#4c78a8", "#e45756", "#f2b701", "#54a24b"
 #: Hand-designed shapes (candidates with a `name`) and the winners' budget points.
 _SHAPE_COLOR, _POINT_COLOR = "#9d4edd", "#555555"
 _DASH = "—"
+
+
+class _Timed(Protocol):
+    """A record with a median latency and the fastest and slowest rounds (a trial, the teacher)."""
+
+    @property
+    def latency_ms(self) -> float | None: ...
+
+    @property
+    def latency_low_ms(self) -> float | None: ...
+
+    @property
+    def latency_high_ms(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class _Point:
+    """A candidate placed in a figure: its row, its x (parameters or latency) and its probe loss."""
+
+    row: CandidateRow
+    x: float
+    y: float
+
+    @property
+    def trial(self) -> TrialRecord:
+        return self.row.trial
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -33,47 +68,44 @@ def _finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _label(arch: Any) -> str:
-    """Compact architecture label, e.g. `L24-h432-m1024-q9kv3-d64` (`?` for a missing size), with
-    `-b1` where the candidate drops the block of 2nd least loss (`Architecture.short`)."""
-    a = arch if isinstance(arch, Mapping) else {}
-
-    def g(key: str) -> str:
-        return "?" if a.get(key) is None else str(a[key])
-
-    return (
-        f"L{g('num_hidden_layers')}-h{g('hidden_size')}-m{g('intermediate_size')}"
-        f"-q{g('num_attention_heads')}kv{g('num_key_value_heads')}-d{g('head_dim')}"
-        + (f"-b{a['layer_block']}" if a.get("layer_block") else "")
-    )
+def _label(arch: Architecture) -> str:
+    """Compact architecture label, e.g. `L24-h432-m1024-q9kv3-d64`, with `-b1` where the candidate
+    drops the block of 2nd least loss (`Architecture.short`)."""
+    return arch.short()
 
 
-def _candidates(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [dict(c) for c in summary.get("candidates") or [] if isinstance(c, Mapping)]
+def _teacher_label(teacher: TeacherRecord) -> str:
+    """The teacher's label as `_label` writes it, `?` for a size its record lacks."""
+    sizes = teacher.architecture
+    try:
+        arch = Architecture.from_json(sizes)
+    except (TypeError, ValueError):  # a record that lacks some (a hand-made or partial summary)
+        known = [sizes.get(name) for name in ARCH_FIELDS]
+        layers, hidden, mlp, heads, kv_heads, head_dim = ("?" if v is None else str(v) for v in known)
+        return f"L{layers}-h{hidden}-m{mlp}-q{heads}kv{kv_heads}-d{head_dim}"
+    return _label(arch)
 
 
-def _winner_ranks(summary: Mapping[str, Any]) -> dict[str, int | None]:
-    """Trial id -> rank of every winner, from the winners list and the candidates' own flags."""
-    ranks: dict[str, int | None] = {}
-    for c in _candidates(summary):
-        if c.get("winner"):
-            ranks[str(c.get("trial_id"))] = c.get("rank")
-    for w in summary.get("winners") or []:
-        if not isinstance(w, Mapping):
-            continue
-        ranks[str(w.get("trial_id"))] = w.get("rank", ranks.get(str(w.get("trial_id"))))
-    return ranks
+def _x(record: TrialRecord | TeacherRecord, axis: Objective) -> float | None:
+    """A record's value on a figure's x axis, as the record holds it (a parameter count stays an
+    int): its parameters or its latency (`Objective.key`); None when missing or not finite."""
+    value: float | None = getattr(record, axis.key)
+    return value if _finite(value) is not None else None
 
 
-def _winner_labels(
-    won: list[dict[str, Any]], ranks: Mapping[str, int | None], x_key: str, cands: list[dict[str, Any]]
-) -> list[str]:
+def _winner_ranks(summary: Summary) -> dict[str, int | None]:
+    """Trial id -> rank of every winner, from the candidates' own flags and the winners list."""
+    ranks = {c.trial.trial_id: c.rank for c in summary.candidates if c.winner}
+    return ranks | {w.trial_id: w.rank for w in summary.winners}
+
+
+def _winner_labels(won: list[_Point], ranks: Mapping[str, int | None], cands: list[_Point]) -> list[str]:
     """`#rank` per plotted winner; winners that would overlap share one label (`#1 #2`)."""
-    xs, ys = [c[x_key] for c in cands], [c["probe_loss"] for c in cands]
+    xs, ys = [c.x for c in cands], [c.y for c in cands]
     x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
     clusters: list[tuple[float, float, list[int]]] = []  # first point of each cluster, its members
     for i, c in enumerate(won):
-        x, y = c[x_key] / x_span, c["probe_loss"] / y_span
+        x, y = c.x / x_span, c.y / y_span
         near = [m for cx, cy, m in clusters if abs(cx - x) < 0.03 and abs(cy - y) < 0.05]
         if near:
             near[0].append(i)
@@ -81,58 +113,63 @@ def _winner_labels(
             clusters.append((x, y, [i]))
     labels = [""] * len(won)
     for _, _, members in clusters:
-        labels[members[0]] = " ".join(f"#{ranks[str(won[i].get('trial_id'))]}" for i in members)
+        labels[members[0]] = " ".join(f"#{ranks[won[i].trial.trial_id]}" for i in members)
     return labels
 
 
-def _is_failed(c: Mapping[str, Any]) -> bool:
-    return c.get("status") == TrialStatus.FAILED or bool(c.get("error"))
+def _is_failed(c: CandidateRow) -> bool:
+    return c.trial.status is TrialStatus.FAILED or bool(c.trial.error)
 
 
-def _plotted(summary: Mapping[str, Any], x_key: str) -> list[dict[str, Any]]:
-    """Candidates that have both `x_key` and a probe loss, as finite numbers."""
-    return [
-        c
-        for c in _candidates(summary)
-        if _finite(c.get(x_key)) is not None and _finite(c.get("probe_loss")) is not None
-    ]
+def _plotted(summary: Summary, axis: Objective) -> list[_Point]:
+    """Candidates that have both a value on `axis` and a probe loss, as finite numbers."""
+    points = []
+    for c in summary.candidates:
+        x, y = _x(c.trial, axis), c.trial.probe_loss
+        if x is not None and y is not None and math.isfinite(y):
+            points.append(_Point(c, x, y))
+    return points
 
 
-def _front(cands: list[dict[str, Any]], x_key: str = "params") -> list[dict[str, Any]]:
-    """The candidates on the Pareto front of (`x_key`, probe loss), by increasing `x_key`."""
-    points = [(float(c[x_key]), float(c["probe_loss"])) for c in cands]
-    return [cands[i] for i in pareto_front(points)]
+def _front(cands: list[_Point]) -> list[_Point]:
+    """The candidates on the Pareto front of (x, probe loss), by increasing x."""
+    return [cands[i] for i in pareto_front([(c.x, c.y) for c in cands])]
 
 
-def _name(c: Mapping[str, Any]) -> str | None:
+def _name(trial: TrialRecord) -> str | None:
     """The hand-designed shape a candidate is (`width-only-71M`), or None for a searched one."""
-    name = c.get("name")
-    return (name.strip() or None) if isinstance(name, str) else None
+    return (trial.name or "").strip() or None
 
 
-def _spread_error(c: Mapping[str, Any], key: str = "latency") -> tuple[float, float] | None:
+def _style(trial: TrialRecord) -> tuple[str, str, bool]:
+    """A candidate's marker (plotly symbol, matplotlib marker, filled) by its status."""
+    return _STATUS_STYLE.get(trial.status, _OTHER_STYLE)
+
+
+def _by_status(points: list[_Point]) -> list[tuple[TrialStatus, list[_Point]]]:
+    """The points grouped by status, groups in the order of the statuses' names."""
+    statuses = sorted({c.trial.status for c in points}, key=lambda s: s.value)
+    return [(s, [c for c in points if c.trial.status is s]) for s in statuses]
+
+
+def _spread_error(record: _Timed) -> tuple[float, float] | None:
     """(below, above) the median latency for its fastest and slowest rounds, when both are known."""
-    value = _finite(c.get(f"{key}_ms"))
-    low, high = _finite(c.get(f"{key}_low_ms")), _finite(c.get(f"{key}_high_ms"))
+    value = _finite(record.latency_ms)
+    low, high = _finite(record.latency_low_ms), _finite(record.latency_high_ms)
     if value is None or low is None or high is None:
         return None
     return max(value - low, 0.0), max(high - value, 0.0)
 
 
-def _objective(summary: Mapping[str, Any]) -> str:
-    """The search's second objective: `latency` or (by default) `params`."""
-    return "latency" if summary.get("objective") == "latency" else "params"
-
-
-def _budget_range(summary: Mapping[str, Any]) -> tuple[float | None, float | None]:
+def _budget_range(summary: Summary) -> tuple[float | None, float | None]:
     """(low, high) ends of a budget range; (None, budget) for one budget."""
-    budget, low = _finite(summary.get("budget")), _finite(summary.get("budget_low"))
+    budget, low = _finite(summary.budget), _finite(summary.budget_low)
     if budget is None or low is None:
         return None, budget
     return min(low, budget), max(low, budget)
 
 
-def _budget_text(summary: Mapping[str, Any]) -> str:
+def _budget_text(summary: Summary) -> str:
     """`50M–110M` for a range, `70M` for one budget (a dash when unknown)."""
     low, high = _budget_range(summary)
     if low is None or high is None:
@@ -140,42 +177,37 @@ def _budget_text(summary: Mapping[str, Any]) -> str:
     return format_budget(int(low), int(high))
 
 
-def _band_label(summary: Mapping[str, Any]) -> str:
+def _band_label(summary: Summary) -> str:
     """The shaded band's label: `budget 50M–110M` for a range, `budget ±5%` for one budget."""
     if _budget_range(summary)[0] is not None:
         return f"budget {_budget_text(summary)}"
-    return f"budget ±{_finite(summary.get('band')) or 0:.0%}"
+    return f"budget ±{_finite(summary.band) or 0:.0%}"
 
 
-def _budget_points(summary: Mapping[str, Any]) -> list[tuple[Any, float]]:
+def _budget_points(summary: Summary) -> list[tuple[int, float]]:
     """(rank, budget point) of every winner that has one, by budget point."""
-    points = [
-        (w.get("rank"), point)
-        for w in summary.get("winners") or []
-        if isinstance(w, Mapping) and (point := _finite(w.get("budget_point"))) is not None
-    ]
+    points = [(w.rank, point) for w in summary.winners if (point := _finite(w.budget_point)) is not None]
     return sorted(points, key=lambda p: p[1])
 
 
-def _budget_point_text(value: Any, objective: str) -> str:
+def _budget_point_text(value: float | None, objective: Objective) -> str:
     """A budget point as a parameter count (`80M`) or, for the latency objective, in ms."""
     number = _finite(value)
     if number is None:
         return _DASH
-    return f"{number:.2f} ms" if objective == "latency" else format_count(int(number))
+    return f"{number:.2f} ms" if objective is Objective.LATENCY else format_count(int(number))
 
 
-def _teacher_point(summary: Mapping[str, Any], x_key: str) -> tuple[float | None, float | None]:
-    teacher = summary.get("teacher") or {}
-    return _finite(teacher.get(x_key)), _finite(teacher.get("zero_shot_loss"))
+def _teacher_point(summary: Summary, axis: Objective) -> tuple[float | None, float | None]:
+    return _finite(_x(summary.teacher, axis)), _finite(summary.teacher.zero_shot_loss)
 
 
-def _band(summary: Mapping[str, Any]) -> tuple[float, float] | None:
+def _band(summary: Summary) -> tuple[float, float] | None:
     """The feasible parameters: the budget ±band, or a range's ends widened by the band.
 
     None for one budget without a band (nothing to shade), or without a budget.
     """
-    (low, high), band = _budget_range(summary), _finite(summary.get("band"))
+    (low, high), band = _budget_range(summary), _finite(summary.band)
     if not high:
         return None
     if low is None:
@@ -200,22 +232,24 @@ def _split_axis(xs: Sequence[float], teacher_x: float | None) -> bool:
 # ----------------------------------------------------------------------------------------- formats
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     """HTML-escape any value from the summary (None becomes a dash)."""
     return _DASH if value is None else html.escape(str(value), quote=True)
 
 
-def _count(value: Any) -> str:
+def _count(value: float | None) -> str:
     number = _finite(value)
     return _DASH if number is None else format_count(int(number))
 
 
-def _num(value: Any, spec: str = ".3f") -> str:
+def _num(value: float | None, spec: str = ".3f") -> str:
     number = _finite(value)
     return _DASH if number is None else format(number, spec)
 
 
-def _spread(value: Any, low: Any, high: Any, spec: str = ".2f", unit: str = "") -> str:
+def _spread(
+    value: float | None, low: float | None, high: float | None, spec: str = ".2f", unit: str = ""
+) -> str:
     """`12.34 (11.90–12.80)` (or `1.92× (1.85–1.97×)` with unit `×`): a median and its spread,
     the value alone when the spread is unknown, a dash without a value."""
     number = _finite(value)
@@ -228,36 +262,37 @@ def _spread(value: Any, low: Any, high: Any, spec: str = ".2f", unit: str = "") 
     return text
 
 
-def _latency_text(c: Mapping[str, Any]) -> str:
-    return _spread(c.get("latency_ms"), c.get("latency_low_ms"), c.get("latency_high_ms"))
+def _latency_text(record: _Timed) -> str:
+    return _spread(record.latency_ms, record.latency_low_ms, record.latency_high_ms)
 
 
-def _speedup_text(c: Mapping[str, Any]) -> str:
-    return _spread(c.get("speedup"), c.get("speedup_low"), c.get("speedup_high"), unit="×")
+def _speedup_text(trial: TrialRecord) -> str:
+    return _spread(trial.speedup, trial.speedup_low, trial.speedup_high, unit="×")
 
 
-def _fraction(c: Mapping[str, Any], teacher_params: float | None) -> float | None:
-    fraction, params = _finite(c.get("fraction")), _finite(c.get("params"))
+def _fraction(c: CandidateRow, teacher_params: float | None) -> float | None:
+    fraction, params = _finite(c.fraction), _finite(c.trial.params)
     if fraction is None and params is not None and teacher_params:
         fraction = params / teacher_params
     return fraction
 
 
-def _hover(c: Mapping[str, Any], winner_rank: int | str | None = "") -> str:
+def _hover(c: CandidateRow, winner_rank: int | str | None = "") -> str:
     # Plotly renders hover text as a small HTML subset, so summary text is escaped here too.
-    name = _name(c)
+    trial = c.trial
+    name = _name(trial)
     lines = [f"<b>hand shape {_e(name)}</b>"] if name else []
     lines += [
-        f"<b>{_e(_label(c.get('architecture')))}</b>",
-        f"trial {_e(c.get('trial_id'))} ({_e(c.get('status'))})",
-        f"params {_count(c.get('params'))}, probe loss {_num(c.get('probe_loss'))}",
+        f"<b>{_e(_label(trial.architecture))}</b>",
+        f"trial {_e(trial.trial_id)} ({_e(trial.status.value)})",
+        f"params {_count(trial.params)}, probe loss {_num(trial.probe_loss)}",
     ]
-    if _finite(c.get("latency_ms")) is not None:
-        rounds = _finite(c.get("latency_rounds"))
+    if _finite(trial.latency_ms) is not None:
+        rounds = _finite(trial.latency_rounds)
         over = f" over {int(rounds)} rounds" if rounds is not None else ""
-        lines.append(f"latency {_latency_text(c)} ms{over}, speed-up {_speedup_text(c)}")
+        lines.append(f"latency {_latency_text(trial)} ms{over}, speed-up {_speedup_text(trial)}")
     if winner_rank != "":
-        lines.append(f"winner #{_e(winner_rank)}, final loss {_num(c.get('final_loss'))}")
+        lines.append(f"winner #{_e(winner_rank)}, final loss {_num(c.final_loss)}")
     return "<br>".join(lines)
 
 
@@ -270,29 +305,3 @@ def flat_settings(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def cost_line(summary: Mapping[str, Any]) -> str:
-    """What the search cost: probe tokens against the winners' retraining tokens."""
-    cost = summary.get("cost") or {}
-    spent, ratio, allowed = cost.get("probe_tokens"), cost.get("overhead"), cost.get("overhead_allowed")
-    if not isinstance(spent, (int, float)) or not isinstance(ratio, (int, float)):
-        return "search cost: not recorded"
-    limit = f" (allowed {allowed:.0%})" if isinstance(allowed, (int, float)) else ""
-    line = f"search cost: probes trained {int(spent):,} tokens, {ratio:.0%} of the retraining tokens{limit}"
-    return line + not_kept_clause(cost)
-
-
-def not_kept_clause(cost: Mapping[str, Any]) -> str:
-    """`; ...` saying what share of all tokens went to candidates that were not kept (empty when
-    not recorded: runs before winners continued from their probes, or no winner retrained)."""
-    fraction, kept = cost.get("not_kept_fraction"), cost.get("probe_tokens_kept")
-    if not isinstance(fraction, (int, float)):
-        return ""
-    allowed = cost.get("not_kept_allowed")
-    limit = f" (allowed {allowed:.0%})" if isinstance(allowed, (int, float)) else ""
-    return (
-        f"; winners kept {int(kept or 0):,} of them (they continued from their probes), so "
-        f"{int(cost.get('tokens_not_kept') or 0):,} tokens, {fraction:.1%} of all "
-        f"{int(cost.get('tokens_all') or 0):,} trained, went to candidates that were not kept{limit}"
-    )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from minitron import codec
+from search.outputs.outcomes import ModelScores
+from search.outputs.records import TrialRecord
 from search.outputs.report_data import (
     _DASH,
     _budget_point_text,
     _budget_text,
-    _candidates,
     _count,
     _e,
     _finite,
@@ -21,13 +22,14 @@ from search.outputs.report_data import (
     _latency_text,
     _name,
     _num,
-    _objective,
     _speedup_text,
+    _teacher_label,
     _winner_ranks,
-    cost_line,
     flat_settings,
 )
 from search.outputs.report_plotly import _figure_html, _plotly_figure
+from search.outputs.summary import CandidateRow, Summary
+from search.plan.settings import Objective
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
@@ -79,14 +81,14 @@ def _table(
     return f'<div class="table-wrap">{table}</div>'
 
 
-def _ranking(summary: Mapping[str, Any]) -> str:
-    cands, winners = _candidates(summary), _winner_ranks(summary)
+def _ranking(summary: Summary) -> str:
+    cands, winners = summary.candidates, _winner_ranks(summary)
     if not cands:
         return '<p class="empty">No candidates.</p>'
-    teacher_params = _finite((summary.get("teacher") or {}).get("params"))
+    teacher_params = _finite(summary.teacher.params)
 
-    def key(c: Mapping[str, Any]) -> tuple[int, float, float]:
-        rank, loss = _finite(c.get("rank")), _finite(c.get("probe_loss"))
+    def key(c: CandidateRow) -> tuple[int, float, float]:
+        rank, loss = _finite(c.rank), _finite(c.trial.probe_loss)
         group = 0 if rank is not None else 2 if _is_failed(c) else 1  # ranked, unranked, failed
         return group, rank if rank is not None else 0.0, loss if loss is not None else math.inf
 
@@ -95,52 +97,51 @@ def _ranking(summary: Mapping[str, Any]) -> str:
     header += ["probe tokens", "retrained: val / test loss", "latency (ms)", "speed-up", "status"]
     rows = []
     for c in ordered:
+        t = c.trial
         fraction = _fraction(c, teacher_params)
         rows.append(
             [
-                _e(c.get("rank")),
-                _e(c.get("trial_id")),
-                f"<code>{_e(_label(c.get('architecture')))}</code>" + _shape_tag(c),
-                _count(c.get("params")),
+                _e(c.rank),
+                _e(t.trial_id),
+                f"<code>{_e(_label(t.architecture))}</code>" + _shape_tag(t),
+                _count(t.params),
                 _DASH if fraction is None else f"{fraction:.1%}",
-                _num(c.get("zero_shot_loss")),
-                _num(c.get("probe_loss")),
-                _count(c.get("probe_tokens")),
-                f"{_num(c.get('final_loss'))} / {_num(c.get('test_loss'))}" if c.get("winner") else _DASH,
-                _e(_latency_text(c)),
-                _e(_speedup_text(c)),
-                _e(c.get("status")) + (" ★ winner" if str(c.get("trial_id")) in winners else ""),
+                _num(t.zero_shot_loss),
+                _num(t.probe_loss),
+                _count(t.probe_tokens),
+                f"{_num(c.final_loss)} / {_num(c.test_loss)}" if c.winner else _DASH,
+                _e(_latency_text(t)),
+                _e(_speedup_text(t)),
+                _e(t.status.value) + (" ★ winner" if t.trial_id in winners else ""),
             ]
         )
-    classes = ["winner" if str(c.get("trial_id")) in winners else "" for c in ordered]
+    classes = ["winner" if c.trial.trial_id in winners else "" for c in ordered]
     return _table(header, rows, {0, 3, 4, 5, 6, 7, 8, 9, 10}, classes)
 
 
-def _shape_tag(c: Mapping[str, Any]) -> str:
+def _shape_tag(trial: TrialRecord | None) -> str:
     """A hand-designed shape's name under its architecture ("" for a searched one)."""
-    name = _name(c)
+    name = _name(trial) if trial is not None else None
     return f'<br><span class="shape" title="hand-designed shape">hand shape {_e(name)}</span>' if name else ""
 
 
-def _winners(summary: Mapping[str, Any]) -> str:
-    winners = [w for w in summary.get("winners") or [] if isinstance(w, Mapping)]
-    if not winners:
+def _winners(summary: Summary) -> str:
+    if not summary.winners:
         return '<p class="empty">No winners were retrained.</p>'
-    winners.sort(key=lambda w: (_finite(w.get("rank")) is None, _finite(w.get("rank")) or 0.0))
-    names = {str(c.get("trial_id")): c for c in _candidates(summary) if _name(c)}
-    with_points = any(_finite(w.get("budget_point")) is not None for w in winners)
-    objective = _objective(summary)
+    winners = sorted(summary.winners, key=lambda w: w.rank)
+    shapes = {c.trial.trial_id: c.trial for c in summary.candidates if _name(c.trial)}
+    with_points = any(_finite(w.budget_point) is not None for w in winners)
+    objective = summary.objective
     rows = [
         [
-            _e(w.get("rank")),
-            _e(w.get("trial_id")),
-            f"<code>{_e(_label(w.get('architecture')))}</code>"
-            + _shape_tag(names.get(str(w.get("trial_id")), {})),
-            _count(w.get("params")),
-            *([_budget_point_text(w.get("budget_point"), objective)] if with_points else []),
-            _num(w.get("final_loss")),
-            f"<b>{_num(w.get('test_loss'))}</b>",
-            f'<code class="path">{_e(w.get("path"))}</code>',
+            _e(w.rank),
+            _e(w.trial_id),
+            f"<code>{_e(_label(w.architecture))}</code>" + _shape_tag(shapes.get(w.trial_id)),
+            _count(w.params),
+            *([_budget_point_text(w.budget_point, objective)] if with_points else []),
+            _num(w.result.final_loss),
+            f"<b>{_num(w.result.test_loss)}</b>",
+            f'<code class="path">{_e(w.result.path)}</code>',
         ]
         for w in winners
     ]
@@ -152,49 +153,47 @@ def _winners(summary: Mapping[str, Any]) -> str:
     if with_points:
         note += (
             " A winner's budget point is the budget "
-            + ("(latency)" if objective == "latency" else "(parameters)")
+            + ("(latency)" if objective is Objective.LATENCY else "(parameters)")
             + " at which it is the best candidate on the front."
         )
     return _table(header, rows, numeric, [""] * len(rows)) + note + "</p>"
 
 
-def _benchmarks(summary: Mapping[str, Any]) -> str:
+def _items(model: ModelScores | None, task: str) -> object:
+    """Items lm-eval scored for `task` (its `n-samples`' `effective`), None when not recorded."""
+    counts = model.n_samples.get(task) if model is not None else None
+    return counts.get("effective") if isinstance(counts, dict) else None
+
+
+def _benchmarks(summary: Summary) -> str:
     """Teacher vs winners on lm-eval tasks: headline metric in points, winners' change in points."""
-    bench = summary.get("benchmarks")
-    if not isinstance(bench, Mapping) or not bench.get("tasks"):
+    bench = summary.benchmarks
+    if bench is None or not bench.tasks:
         return '<p class="empty">No benchmarks were run (<code>--eval none</code>).</p>'
-    models = bench.get("models") or {}
-    columns = [("teacher", "teacher")] + [
-        (str(w.get("trial_id")), f"winner #{_e(w.get('rank'))}")
-        for w in summary.get("winners") or []
-        if isinstance(w, Mapping)
-    ]
-    teacher_scores = (models.get("teacher") or {}).get("scores") or {}
+    columns = [("teacher", "teacher")] + [(w.trial_id, f"winner #{_e(w.rank)}") for w in summary.winners]
+    teacher = bench.models.get("teacher")
+    teacher_scores = (teacher.scores if teacher is not None else None) or {}
     header = ["task", "metric", "items"] + [label for _, label in columns]
     rows = []
-    for task in bench["tasks"]:
-        n = ((models.get("teacher") or {}).get("n-samples") or {}).get(task, {}).get("effective")
-        row = [_e(task), _e((bench.get("metrics") or {}).get(task)), _e(n)]
+    for task in bench.tasks:
+        row = [_e(task), _e(bench.metrics.get(task)), _e(_items(teacher, task))]
         for key, _ in columns:
-            model = models.get(key) or {}
-            value = _finite((model.get("scores") or {}).get(task))
-            if "error" in model:
-                row.append(f'<span title="{_e(model["error"])}">failed</span>')
-            elif value is None:
+            model = bench.models.get(key)
+            if model is not None and model.error is not None:
+                row.append(f'<span title="{_e(model.error)}">failed</span>')
+                continue
+            value = _finite(((model.scores if model is not None else None) or {}).get(task))
+            if value is None:
                 row.append(_DASH)
-            else:
-                cell = f"{100 * value:.1f}"
-                base = _finite(teacher_scores.get(task))
-                if key != "teacher" and base is not None:
-                    cell += f" ({100 * (value - base):+.1f})"
-                row.append(cell)
+                continue
+            cell = f"{100 * value:.1f}"
+            base = _finite(teacher_scores.get(task))
+            if key != "teacher" and base is not None:
+                cell += f" ({100 * (value - base):+.1f})"
+            row.append(cell)
         rows.append(row)
-    note = (
-        f'<div class="caveat"><b>Limited run:</b> {_e(bench["limited"])}.</div>'
-        if bench.get("limited")
-        else ""
-    )
-    shots = f"{_e(bench.get('num_fewshot') or 0)}-shot"
+    note = f'<div class="caveat"><b>Limited run:</b> {_e(bench.limited)}.</div>' if bench.limited else ""
+    shots = f"{_e(bench.num_fewshot or 0)}-shot"
     caption = (
         f'<p class="meta">lm-eval {shots}, accuracy in points; winners show their change against the '
         "teacher in parentheses. Full lm-eval results are in <code>summary.json</code>.</p>"
@@ -203,15 +202,13 @@ def _benchmarks(summary: Mapping[str, Any]) -> str:
     return note + _table(header, rows, numeric, [""] * len(rows)) + caption
 
 
-def _quality(summary: Mapping[str, Any]) -> str:
+def _quality(summary: Summary) -> str:
     """Test loss per part of the mix, and each winner's retention of the teacher's benchmarks."""
     from minitron.eval.retention import HEADER, cells
     from search.outputs.quality import domain_table, retention_table
-    from search.outputs.summary import Summary
 
-    typed = Summary.from_json(dict(summary))
     parts = []
-    header, rows = domain_table(typed)
+    header, rows = domain_table(summary)
     if rows:
         parts += [
             "<h2>Test loss per domain</h2>",
@@ -226,8 +223,8 @@ def _quality(summary: Mapping[str, Any]) -> str:
             "the teacher in parentheses.</p>",
         ]
     retained = False
-    for w in typed.winners:
-        kept = retention_table(typed, w)
+    for w in summary.winners:
+        kept = retention_table(summary, w)
         if not kept:
             continue
         retained = True
@@ -245,17 +242,18 @@ def _quality(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _samples(summary: Mapping[str, Any]) -> str:
+def _samples(summary: Summary) -> str:
     """Greedy continuations of the fixed prompts, the teacher's beside each winner's."""
-    samples = summary.get("samples") or {}
-    texts = samples.get("continuations") or {}
-    if not samples.get("prompts") or "teacher" not in texts:
+    samples = summary.samples
+    if samples is None or not samples.prompts or "teacher" not in samples.continuations:
         return ""
-    winners = [w for w in summary.get("winners") or [] if w.get("trial_id") in texts]
-    head = ["prompt", "teacher"] + [f"winner {_e(w.get('rank'))}" for w in winners]
+    texts = samples.continuations
+    winners = [w for w in summary.winners if w.trial_id in texts]
+    head = ["prompt", "teacher"] + [f"winner {_e(w.rank)}" for w in winners]
+    models = ["teacher"] + [w.trial_id for w in winners]
     rows = []
-    for i, prompt in enumerate(samples["prompts"]):
-        row = [prompt, texts["teacher"][i]] + [texts[w["trial_id"]][i] for w in winners]
+    for i, prompt in enumerate(samples.prompts):
+        row = [prompt] + [texts[m][i] if i < len(texts[m]) else None for m in models]
         rows.append([f'<span class="sample">{_e(text)}</span>' for text in row])
     return "\n".join(
         [
@@ -267,50 +265,51 @@ def _samples(summary: Mapping[str, Any]) -> str:
     )
 
 
-def _failures(summary: Mapping[str, Any]) -> str:
-    failed = [c for c in _candidates(summary) if _is_failed(c)]
+def _failures(summary: Summary) -> str:
+    failed = [c.trial for c in summary.candidates if _is_failed(c)]
     if not failed:
         return '<p class="empty">No trial failed.</p>'
     rows = [
         [
-            _e(c.get("trial_id")),
-            f"<code>{_e(_label(c.get('architecture')))}</code>",
-            _e(c.get("status")),
-            f"<pre>{_e(c.get('error') or '(no error message)')}</pre>",
+            _e(t.trial_id),
+            f"<code>{_e(_label(t.architecture))}</code>",
+            _e(t.status.value),
+            f"<pre>{_e(t.error or '(no error message)')}</pre>",
         ]
-        for c in failed
+        for t in failed
     ]
     return _table(["trial", "architecture", "status", "error"], rows, set(), [""] * len(rows), "free")
 
 
-def _settings(summary: Mapping[str, Any]) -> str:
-    settings = summary.get("settings") or {}
-    if not isinstance(settings, Mapping) or not settings:
+def _settings(summary: Summary) -> str:
+    """The run's settings as `summary.json` holds them (the dashboard's URL beside them)."""
+    if summary.settings is None and summary.dashboard is None:
         return '<p class="empty">No settings recorded.</p>'
+    values = codec.encode(summary.settings) if summary.settings is not None else {}
     rows = [
         [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v, default=str))]
-        for k, v in flat_settings(settings).items()
+        for k, v in flat_settings({**values, "dashboard": summary.dashboard}).items()
     ]
     return _table(["setting", "value"], rows, set(), [""] * len(rows), "free")
 
 
-def _render_html(summary: Mapping[str, Any]) -> str:
-    teacher = summary.get("teacher") or {}
-    name, band = summary.get("name"), _finite(summary.get("band"))
+def _render_html(summary: Summary) -> str:
+    teacher = summary.teacher
+    band = _finite(summary.band)
     band_text = "" if band is None else f" ±{band:.0%}"
     budget = _e(_budget_text(summary))
-    second = "latency" if _objective(summary) == "latency" else "parameters"
-    title = f"{_e(name)}: {budget} from {_e(teacher.get('name'))}"
-    where = f" ({_e(teacher['device'])})" if teacher.get("device") else ""
+    second = "latency" if summary.objective is Objective.LATENCY else "parameters"
+    title = f"{_e(summary.name)}: {budget} from {_e(teacher.name)}"
+    where = f" ({_e(teacher.device)})" if teacher.device else ""
     teacher_line = (
-        f"teacher <b>{_e(teacher.get('name'))}</b> <code>{_e(_label(teacher.get('architecture')))}</code>, "
-        f"{_count(teacher.get('params'))} parameters, validation loss {_num(teacher.get('zero_shot_loss'))}, "
-        f"test loss {_num(teacher.get('test_loss'))}, "
+        f"teacher <b>{_e(teacher.name)}</b> <code>{_e(_teacher_label(teacher))}</code>, "
+        f"{_count(teacher.params)} parameters, validation loss {_num(teacher.zero_shot_loss)}, "
+        f"test loss {_num(teacher.test_loss)}, "
         f"latency {_e(_latency_text(teacher))} ms{where}, "
-        f"{_num(teacher.get('tokens_per_s'), ',.0f')} tokens/s"
+        f"{_num(teacher.tokens_per_s, ',.0f')} tokens/s"
     )
-    n_cands = len(_candidates(summary))
-    n_failed = sum(_is_failed(c) for c in _candidates(summary))
+    n_cands = len(summary.candidates)
+    n_failed = sum(_is_failed(c) for c in summary.candidates)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -319,18 +318,18 @@ def _render_html(summary: Mapping[str, Any]) -> str:
         f"<h1>Search {title}</h1>",
         f'<p class="meta">budget <b>{budget}</b>{band_text}'
         f" · objectives probe loss and <b>{second}</b>"
-        f" · space <code>{_e(summary.get('space'))}</code>"
-        f" · created {_e(summary.get('created'))} · {n_cands} candidates, {n_failed} failed</p>",
+        f" · space <code>{_e(summary.space)}</code>"
+        f" · created {_e(summary.created)} · {n_cands} candidates, {n_failed} failed</p>",
         f'<p class="meta">{teacher_line}</p>',
-        f'<p class="meta">{_e(cost_line(summary))}</p>',
+        f'<p class="meta">{_e(summary.cost.line())}</p>',
     ]
-    if summary.get("limited"):
-        parts.append(f'<div class="caveat"><b>Note:</b> {_e(summary["limited"])}</div>')
+    if summary.limited:
+        parts.append(f'<div class="caveat"><b>Note:</b> {_e(summary.limited)}</div>')
     parts += [
         "<h2>Parameters vs probe loss</h2>",
-        _figure_html(_plotly_figure(summary, "params"), "pareto-plot", include_js=True),
+        _figure_html(_plotly_figure(summary, Objective.PARAMS), "pareto-plot", include_js=True),
         "<h2>Latency vs probe loss</h2>",
-        _figure_html(_plotly_figure(summary, "latency_ms"), "latency-plot", include_js=False),
+        _figure_html(_plotly_figure(summary, Objective.LATENCY), "latency-plot", include_js=False),
         "<h2>Ranking</h2>",
         _ranking(summary),
         "<h2>Retrained winners</h2>",

@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from typing import Any
 
 import plotly.graph_objects as go
 
 from minitron.budget import format_count
 from search.outputs import report_data as common
+from search.outputs.report_data import _Point
+from search.outputs.summary import Summary
+from search.plan.settings import Objective
 
 
-def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
-    """Scatter of `x_key` (params or latency_ms) vs probe loss: candidates by status, the Pareto
-    front on `x_key`, hand-designed shapes, winners, the teacher; on parameters the feasible budget,
+def _plotly_figure(summary: Summary, axis: Objective) -> go.Figure:
+    """Scatter of `axis` (parameters or latency) vs probe loss: candidates by status, the Pareto
+    front on `axis`, hand-designed shapes, winners, the teacher; on parameters the feasible budget,
     and the winners' budget points on the axis of the search's objective."""
-    by_params = x_key == "params"
-    cands = common._plotted(summary, x_key)
+    by_params = axis is Objective.PARAMS
+    cands = common._plotted(summary, axis)
     winners = common._winner_ranks(summary)
     band = common._band(summary) if by_params else None
-    objective = common._objective(summary)
-    points = common._budget_points(summary) if by_params == (objective == "params") else []
-    tx, ty = common._teacher_point(summary, x_key)
+    objective = summary.objective
+    points = common._budget_points(summary) if axis is objective else []
+    tx, ty = common._teacher_point(summary, axis)
     if by_params and ty is None:
         tx = None  # the teacher is placed by its loss; without one it is left out
-    split = common._split_axis([c[x_key] for c in cands] + list(band or ()) + [p for _, p in points], tx)
+    split = common._split_axis([c.x for c in cands] + list(band or ()) + [p for _, p in points], tx)
     fig = go.Figure()
-    spread = [(c, e) for c in cands if (e := common._spread_error(c)) is not None] if not by_params else []
+    spread = [] if by_params else [(c, e) for c in cands if (e := common._spread_error(c.trial)) is not None]
     if spread:  # the bars alone, in a trace of their own: a point without a spread gets none
         fig.add_scatter(
-            x=[c[x_key] for c, _ in spread],
-            y=[c["probe_loss"] for c, _ in spread],
+            x=[c.x for c, _ in spread],
+            y=[c.y for c, _ in spread],
             mode="markers",
             name="latency: fastest–slowest round",
             marker={"color": common._CANDIDATE_COLOR, "size": 1, "opacity": 0},
@@ -46,59 +48,51 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
             },
             hoverinfo="skip",
         )
-    searched = [c for c in cands if not common._name(c)]
-    for status in sorted({str(c.get("status")) for c in searched}):
-        group = [c for c in searched if str(c.get("status")) == status]
-        symbol = common._STATUS_STYLE.get(status, common._OTHER_STYLE)[0]
+    searched = [c for c in cands if not common._name(c.trial)]
+    for status, group in common._by_status(searched):
+        symbol = common._style(group[0].trial)[0]
         fig.add_scatter(
-            x=[c[x_key] for c in group],
-            y=[c["probe_loss"] for c in group],
+            x=[c.x for c in group],
+            y=[c.y for c in group],
             mode="markers",
-            name=html.escape(status),
+            name=html.escape(status.value),
             marker={"symbol": symbol, "size": 9, "color": common._CANDIDATE_COLOR, "line": {"width": 1.5}},
-            text=[common._hover(c) for c in group],
+            text=[common._hover(c.row) for c in group],
             hovertemplate="%{text}<extra></extra>",
         )
     if cands:
-        front = common._front(cands, x_key)
+        front = common._front(cands)
         fig.add_scatter(
-            x=[c[x_key] for c in front],
-            y=[c["probe_loss"] for c in front],
+            x=[c.x for c in front],
+            y=[c.y for c in front],
             mode="lines+markers",
             line={"shape": "hv", "color": common._FRONT_COLOR, "width": 2},
             marker={"color": common._FRONT_COLOR, "size": 6},
             name="Pareto front",
             hoverinfo="skip",
         )
-    shapes = [c for c in cands if common._name(c)]
+    shapes = [c for c in cands if common._name(c.trial)]
     if shapes:
         _labelled_markers(
             fig,
             shapes,
-            x_key,
             "hand-designed shapes",
             marker={
-                "symbol": [
-                    "square"
-                    if common._STATUS_STYLE.get(str(c.get("status")), common._OTHER_STYLE)[2]
-                    else "square-open"
-                    for c in shapes
-                ],
+                "symbol": ["square" if common._style(c.trial)[2] else "square-open" for c in shapes],
                 "size": 10,
                 "color": common._SHAPE_COLOR,
                 "line": {"width": 1.5, "color": common._SHAPE_COLOR},
             },
-            text=[common._e(common._name(c)) for c in shapes],
-            hovertext=[common._hover(c) for c in shapes],
+            text=[common._e(common._name(c.trial)) for c in shapes],
+            hovertext=[common._hover(c.row) for c in shapes],
             textposition="bottom right",
             textfont={"size": 11, "color": common._SHAPE_COLOR},
         )
-    won = [c for c in cands if str(c.get("trial_id")) in winners]
+    won = [c for c in cands if c.trial.trial_id in winners]
     if won:
         _labelled_markers(
             fig,
             won,
-            x_key,
             "winners",
             marker={
                 "symbol": "star",
@@ -106,14 +100,14 @@ def _plotly_figure(summary: Mapping[str, Any], x_key: str) -> go.Figure:
                 "color": common._WINNER_COLOR,
                 "line": {"width": 1, "color": "#333"},
             },
-            text=[common._e(label) for label in common._winner_labels(won, winners, x_key, cands)],
-            hovertext=[common._hover(c, winners[str(c.get("trial_id"))]) for c in won],
+            text=[common._e(label) for label in common._winner_labels(won, winners, cands)],
+            hovertext=[common._hover(c.row, winners[c.trial.trial_id]) for c in won],
             textposition="top center",
         )
     teacher_axis = "x2" if split else "x"
     if tx is not None and ty is not None:
-        teacher = summary.get("teacher") or {}
-        teacher_name = common._e(teacher.get("name"))
+        teacher = summary.teacher
+        teacher_name = common._e(teacher.name)
         teacher_spread = None if by_params else common._spread_error(teacher)
         error_x = (
             {"type": "data", "symmetric": False, "array": [teacher_spread[1]]}
@@ -212,8 +206,7 @@ def _figure_html(fig: go.Figure, div_id: str, include_js: bool) -> str:
 
 def _labelled_markers(
     fig: go.Figure,
-    points: list[dict[str, Any]],
-    x_key: str,
+    points: list[_Point],
     name: str,
     *,
     marker: dict[str, Any],
@@ -223,8 +216,8 @@ def _labelled_markers(
 ) -> None:
     """Named candidates (hand shapes, winners) as labelled markers over their probe loss."""
     fig.add_scatter(
-        x=[c[x_key] for c in points],
-        y=[c["probe_loss"] for c in points],
+        x=[c.x for c in points],
+        y=[c.y for c in points],
         mode="markers+text",
         name=name,
         marker=marker,

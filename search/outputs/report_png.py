@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from minitron.data.assets import cache_dir
@@ -27,6 +27,9 @@ from matplotlib.transforms import Bbox, blended_transform_factory
 
 from minitron.budget import format_count
 from search.outputs import report_data as common
+from search.outputs.outcomes import TeacherRecord
+from search.outputs.summary import Summary
+from search.plan.settings import Objective
 
 #: A place a label may take: its anchor (None: where it points now), its offset from there in
 #: points, its horizontal and vertical alignment.
@@ -57,7 +60,7 @@ _RANK_PLACES: list[_Place] = [
 # --------------------------------------------------------------------------------------------- png
 
 
-def _pareto_png(summary: Mapping[str, Any]) -> bytes:
+def _pareto_png(summary: Summary) -> bytes:
     """Probe loss against parameters (left) and against latency (right) as PNG bytes.
 
     Each panel shows the candidates by status, its own Pareto front, the hand-designed shapes, the
@@ -69,14 +72,14 @@ def _pareto_png(summary: Mapping[str, Any]) -> bytes:
     fig = Figure(figsize=(14, 5.5), dpi=120)
     FigureCanvasAgg(fig)
     outer = fig.add_gridspec(1, 2, wspace=0.12)
-    objective = common._objective(summary)
+    objective = summary.objective
     panels: list[tuple[list[Axes], list[tuple[Annotation, list[_Place]]]]] = []
-    for spec, x_key in ((outer[0], "params"), (outer[1], "latency_ms")):
-        points = common._budget_points(summary) if (x_key == "params") == (objective == "params") else []
+    for spec, axis in ((outer[0], Objective.PARAMS), (outer[1], Objective.LATENCY)):
+        points = common._budget_points(summary) if axis is objective else []
         share = panels[0][0][0] if panels else None
-        panels.append(_panel(fig, spec, summary, x_key, points, share))
-    title = f"{summary.get('name') or 'search'}: budget {common._budget_text(summary)}"
-    if objective == "latency":
+        panels.append(_panel(fig, spec, summary, axis, points, share))
+    title = f"{summary.name or 'search'}: budget {common._budget_text(summary)}"
+    if objective is Objective.LATENCY:
         title += " · objective: latency"
     fig.suptitle(title, parse_math=False)
     _legend(fig, [axis for axes, _ in panels for axis in axes])
@@ -90,23 +93,23 @@ def _pareto_png(summary: Mapping[str, Any]) -> bytes:
 def _panel(
     fig: Figure,
     spec: SubplotSpec,
-    summary: Mapping[str, Any],
-    x_key: str,
-    budget_points: Sequence[tuple[Any, float]],
+    summary: Summary,
+    axis: Objective,
+    budget_points: Sequence[tuple[int, float]],
     share: Axes | None,
 ) -> tuple[list[Axes], list[tuple[Annotation, list[_Place]]]]:
-    """One panel: probe loss against `x_key` (`params` or `latency_ms`).
+    """One panel: probe loss against `axis` (parameters or latency).
 
     Returns its axes (the main one first, then the teacher's when the x axis is broken) and the
     labels that may still move to keep clear of each other, with the places each may take.
     """
-    by_params = x_key == "params"
-    cands, ranks = common._plotted(summary, x_key), common._winner_ranks(summary)
+    by_params = axis is Objective.PARAMS
+    cands, ranks = common._plotted(summary, axis), common._winner_ranks(summary)
     band = common._band(summary) if by_params else None
-    tx, ty = common._teacher_point(summary, x_key)
+    tx, ty = common._teacher_point(summary, axis)
     if by_params and ty is None:
         tx = None  # the teacher is placed by its loss; without one it is left out
-    xs = [c[x_key] for c in cands] + list(band or ()) + [p for _, p in budget_points]
+    xs = [c.x for c in cands] + list(band or ()) + [p for _, p in budget_points]
     split = common._split_axis(xs, tx)
     if split:  # a broken x axis, as in the HTML: candidates wide, the teacher in a narrow panel
         sub = spec.subgridspec(1, 2, width_ratios=[7, 1], wspace=0.05)
@@ -149,7 +152,7 @@ def _panel(
             ((point, 1), (2, -4), "left", "top"),
         ]
         text = ax.annotate(
-            f"{common._budget_point_text(point, 'params' if by_params else 'latency')} (#{rank})",
+            f"{common._budget_point_text(point, axis)} (#{rank})",
             (point, 0),
             xycoords=top,
             textcoords="offset points",
@@ -163,11 +166,11 @@ def _panel(
     if budget_points:  # one legend entry for all the lines
         ax.plot([], [], color=common._POINT_COLOR, ls=":", lw=1, label="winners' budget points")
     if not by_params:
-        spread = [(c, e) for c in cands if (e := common._spread_error(c)) is not None]
+        spread = [(c, e) for c in cands if (e := common._spread_error(c.trial)) is not None]
         if spread:
             ax.errorbar(
-                [c[x_key] for c, _ in spread],
-                [c["probe_loss"] for c, _ in spread],
+                [c.x for c, _ in spread],
+                [c.y for c, _ in spread],
                 xerr=[[e[0] for _, e in spread], [e[1] for _, e in spread]],
                 fmt="none",
                 ecolor=common._CANDIDATE_COLOR,
@@ -177,25 +180,24 @@ def _panel(
                 label="latency: fastest–slowest round",
                 zorder=2,
             )
-    searched = [c for c in cands if not common._name(c)]
-    for status in sorted({str(c.get("status")) for c in searched}):
-        group = [c for c in searched if str(c.get("status")) == status]
-        _, marker, filled = common._STATUS_STYLE.get(status, common._OTHER_STYLE)
+    searched = [c for c in cands if not common._name(c.trial)]
+    for status, group in common._by_status(searched):
+        _, marker, filled = common._style(group[0].trial)
         ax.scatter(
-            [c[x_key] for c in group],
-            [c["probe_loss"] for c in group],
+            [c.x for c in group],
+            [c.y for c in group],
             marker=marker,
             s=40,
             facecolors=common._CANDIDATE_COLOR if filled else "none",
             edgecolors=common._CANDIDATE_COLOR,
-            label=status.replace("$", r"\$"),
+            label=status.value,
             zorder=3,
         )
     if cands:
-        front = common._front(cands, x_key)
+        front = common._front(cands)
         ax.step(
-            [c[x_key] for c in front],
-            [c["probe_loss"] for c in front],
+            [c.x for c in front],
+            [c.y for c in front],
             where="post",
             color=common._FRONT_COLOR,
             marker=".",
@@ -204,14 +206,12 @@ def _panel(
             label="Pareto front",
             zorder=2.5,
         )
-    shapes = [c for c in cands if common._name(c)]
+    shapes = [c for c in cands if common._name(c.trial)]
     if shapes:
-        filled_shape = [
-            common._STATUS_STYLE.get(str(c.get("status")), common._OTHER_STYLE)[2] for c in shapes
-        ]
+        filled_shape = [common._style(c.trial)[2] for c in shapes]
         ax.scatter(
-            [c[x_key] for c in shapes],
-            [c["probe_loss"] for c in shapes],
+            [c.x for c in shapes],
+            [c.y for c in shapes],
             marker="s",
             s=48,
             facecolors=[common._SHAPE_COLOR if f else "none" for f in filled_shape],
@@ -222,8 +222,8 @@ def _panel(
         )
         for c in shapes:
             text = ax.annotate(
-                str(common._name(c)),
-                (c[x_key], c["probe_loss"]),
+                str(common._name(c.trial)),
+                (c.x, c.y),
                 textcoords="offset points",
                 xytext=_NAME_PLACES[0][1],
                 fontsize=7,
@@ -232,11 +232,11 @@ def _panel(
                 zorder=5,
             )
             names.append((text, _NAME_PLACES))
-    won = [c for c in cands if str(c.get("trial_id")) in ranks]
+    won = [c for c in cands if c.trial.trial_id in ranks]
     if won:
         ax.scatter(
-            [c[x_key] for c in won],
-            [c["probe_loss"] for c in won],
+            [c.x for c in won],
+            [c.y for c in won],
             marker="*",
             s=260,
             color=common._WINNER_COLOR,
@@ -244,11 +244,11 @@ def _panel(
             label="winners",
             zorder=4,
         )
-        for c, label in zip(won, common._winner_labels(won, ranks, x_key, cands), strict=True):
+        for c, label in zip(won, common._winner_labels(won, ranks, cands), strict=True):
             if label:
                 text = ax.annotate(
                     label,
-                    (c[x_key], c["probe_loss"]),
+                    (c.x, c.y),
                     textcoords="offset points",
                     xytext=_RANK_PLACES[0][1],
                     fontsize=9,
@@ -256,7 +256,7 @@ def _panel(
                     zorder=5,
                 )
                 ranked.append((text, _RANK_PLACES))
-    _teacher(summary, teacher_ax, x_key, tx, ty)
+    _teacher(summary.teacher, teacher_ax, axis, tx, ty)
     if not cands:
         what = "parameters" if by_params else "a latency"
         ax.text(
@@ -268,10 +268,10 @@ def _panel(
             color="#777",
         )
     axes = [ax] if teacher_ax is ax else [ax, teacher_ax]
-    for axis in axes:
+    for each in axes:
         if by_params:
-            axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_count(int(v))))
-        axis.grid(alpha=0.3)
+            each.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_count(int(v))))
+        each.grid(alpha=0.3)
     if split and tx is not None:
         pad = 0.04 * abs(tx) or 1.0
         teacher_ax.set_xlim(tx - pad, tx + pad)
@@ -295,7 +295,7 @@ def _panel(
     return axes, ranked + fixed + names  # the winners' labels choose their places first
 
 
-def _teacher(summary: Mapping[str, Any], ax: Axes, x_key: str, tx: float | None, ty: float | None) -> None:
+def _teacher(teacher: TeacherRecord, ax: Axes, axis: Objective, tx: float | None, ty: float | None) -> None:
     """The teacher as a diamond (with its latency spread); a dotted line when it has no loss."""
     if tx is None:
         return
@@ -311,7 +311,7 @@ def _teacher(summary: Mapping[str, Any], ax: Axes, x_key: str, tx: float | None,
             fontsize=9,
         )
         return
-    spread = common._spread_error(summary.get("teacher") or {}) if x_key == "latency_ms" else None
+    spread = common._spread_error(teacher) if axis is Objective.LATENCY else None
     if spread is not None:
         ax.errorbar([tx], [ty], xerr=[[spread[0]], [spread[1]]], fmt="none", ecolor="#222", capsize=2.5)
     ax.scatter([tx], [ty], marker="D", s=60, color="#222", label="teacher", zorder=4)

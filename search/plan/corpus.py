@@ -18,7 +18,7 @@ def check_corpus(tokens: TokenizedCorpus, settings: SearchSettings) -> None:
     needs = {
         "calibration": (max(calibration.num_samples, calibration.depth_samples), "--calibration-samples"),
         "validation": (settings.plan.validation_sequences, "--eval-sequences"),
-        "train": (settings.target_sequences, "--probe-tokens or --retrain-tokens"),
+        "train": (settings.tokens.target_sequences, "--probe-tokens or --retrain-tokens"),
         "test": (settings.retrain.test_sequences, ""),
     }
     for split, (sequences, option) in needs.items():

@@ -26,8 +26,6 @@ from search.plan.space import KnownArchitecture, SearchSpace
 
 STRATA = 10
 """Equal parts of the feasible parameter interval that trials are spread over (deciles)."""
-OBJECTIVE_KEYS = {"params": "params", "latency": "latency_ms"}
-"""The result and record key of each second objective (`--objective`)."""
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,19 @@ first) stay within that, and the budget the search stops at is at most it plus t
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from minitron.budget import format_count
+from minitron.distill.probe import ProbeConfig
+from minitron.distill.retrain import RetrainConfig
 from minitron.errors import MinitronError
 
 
 def cost_in_first_rungs(trials: int, rungs: int, scheduler: str) -> float:
     """Expected probe tokens of a search, in units of the first rung's tokens."""
     full = 2 ** (rungs - 1)
-    if scheduler == "asha":
+    if str(scheduler) == "asha":
         return trials * (rungs + 1) / 2 + full
     return trials * full
 
@@ -74,7 +77,7 @@ class Plan(Protocol):
     @property
     def rungs(self) -> int: ...
     @property
-    def scheduler(self) -> str: ...
+    def scheduler(self) -> Any: ...
     @property
     def continue_probes(self) -> bool: ...
     @property
@@ -132,3 +135,63 @@ def full_probe_steps(plan: Plan, retrain_tokens: int, tokens_per_step: int, winn
                 "or --rungs"
             )
     return first * full
+
+
+@dataclass(frozen=True)
+class TokenPlan:
+    """Every token count of a run, derived once from its settings (`SearchSettings.tokens`): the
+    one place that turns batches, steps and the plan into tokens."""
+
+    probe_step: int
+    """Tokens per probe step (sequence length x probe batch)."""
+    retrain_step: int
+    """Tokens per retraining step."""
+    retrain_steps: int
+    """Optimizer steps of one winner's retraining (at least one)."""
+    winner_tokens: int
+    """Tokens all winners train together (each one's retraining, its probe included when it
+    continues from it); one winner's when the search only ranks."""
+    probe_steps: int
+    """Optimizer steps of a full probe (at least one)."""
+    probe_budget: int
+    """Probe tokens the search may spend, all trials together (`spend_cap`)."""
+    probe_points: tuple[int, ...]
+    """Probe tokens at which every probe validates (ASHA's rungs; the last is the probe's end)."""
+    target_sequences: int
+    """Sequences of the cached teacher targets: the probes' and, when winners train on cached
+    targets, a retraining's (both read the same seeded order from its start)."""
+
+    @property
+    def probe_tokens(self) -> int:
+        """Training tokens of a full probe."""
+        return self.probe_steps * self.probe_step
+
+    @property
+    def probe_reports(self) -> int:
+        """How many validation losses a probe reports (its rungs)."""
+        return len(self.probe_points)
+
+    @classmethod
+    def of(
+        cls, plan: Plan, seq_len: int, probe: ProbeConfig, retrain: RetrainConfig, cached_retraining: bool
+    ) -> TokenPlan:
+        """The counts of a run whose probes and retraining are `probe` and `retrain` at `seq_len`;
+        `cached_retraining`: winners train on the cached targets."""
+        probe_step = seq_len * probe.batch_size
+        retrain_step = seq_len * retrain.batch_size
+        retrain_steps = max(retrain.tokens // retrain_step, 1)
+        winner_tokens = retrain_steps * retrain_step * max(plan.top_k, 1)
+        probe_steps = max(probe.tokens // probe_step, 1)
+        budget = spend_cap(plan, retrain.tokens, winner_tokens, probe_steps * probe_step)
+        schedule = probe.schedule(probe_steps)
+        retraining = retrain_steps * retrain.batch_size if cached_retraining and plan.top_k > 0 else 0
+        return cls(
+            probe_step=probe_step,
+            retrain_step=retrain_step,
+            retrain_steps=retrain_steps,
+            winner_tokens=winner_tokens,
+            probe_steps=probe_steps,
+            probe_budget=budget,
+            probe_points=tuple(step * probe_step for step in schedule.validate_at if step > 0),
+            target_sequences=max(probe_steps * probe.batch_size, retraining),
+        )

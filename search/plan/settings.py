@@ -10,12 +10,11 @@ lives once: in the library config it belongs to, or here for what only the searc
 from __future__ import annotations
 
 import dataclasses
-import enum
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from minitron import codec
+from minitron.choice import Choice
 from minitron.data.generated import GenerationConfig
 from minitron.data.mix import DEFAULT_DATA
 from minitron.distill.probe import ProbeConfig
@@ -24,25 +23,67 @@ from minitron.errors import MinitronError
 from minitron.eval.benchmarks import EvalConfig
 from minitron.eval.loss import VALIDATION_SEQUENCES
 from minitron.export.gguf_file import DEFAULT_QUANTS
+from minitron.export.llamacpp import LatencyRuntime
 from minitron.importance.scores import ImportanceConfig
 from minitron.importance.selection import DepthMethod
 from minitron.runtime import Placement
+from search.plan.probe_plan import TokenPlan
+from search.plan.resources import Resources
 
 #: Benchmarks of the default run: sized so a teacher + 2 winners take a few minutes on 2 CPU cores.
 #: MMLU (57 subjects) is left out by default: at 100M parameters it scores at chance (25 %).
 DEFAULT_EVAL_TASKS = ("hellaswag", "piqa", "winogrande", "arc_easy", "arc_challenge", "lambada_openai")
 DEFAULT_EVAL_LIMIT = 400
-SCHEDULERS = ("asha", "none")
-#: The search's second objective beside the probe loss when it searches a budget range.
-OBJECTIVES = ("params", "latency")
 #: A budget range's defaults: probes validate once, at their end (every probe runs to it: no
 #: scheduler compares candidates of different sizes early), and 3 winners along the front.
 RANGE_RUNGS = 1
 RANGE_WINNERS = 3
-RETRAIN_TEACHERS = ("cached", "online")
 #: The layout of `config.json`; runs of another format cannot be resumed (2: test split, one loop;
 #: 3: probes without decay, winners continue from them).
 SETTINGS_FORMAT = 3
+#: How errors in `config.json` read.
+CONFIG_SOURCE = codec.Source("config.json", "setting", "; start a new run instead of --resume")
+
+
+class Scheduler(Choice):
+    """How probes are cut short."""
+
+    ASHA = "asha"
+    """Successive halving: every probe to the first rung, the better half on to the next."""
+    NONE = "none"
+    """Every probe runs to its end."""
+
+
+class Objective(Choice):
+    """With a budget range, the search's second objective beside the probe loss."""
+
+    PARAMS = "params"
+    """The parameter count."""
+    LATENCY = "latency"
+    """Milliseconds for one sequence on the trial's device, measured by the trial."""
+
+    @property
+    def key(self) -> str:
+        """The `TrialRecord` field that holds this objective's value."""
+        return "params" if self is Objective.PARAMS else "latency_ms"
+
+
+class TeacherMode(Choice):
+    """How winners see the teacher while they retrain."""
+
+    ONLINE = "online"
+    """The teacher runs on every batch; winners learn its full distribution."""
+    CACHED = "cached"
+    """Winners train on the teacher's top-k logits cached over their whole token stream."""
+
+
+class Sampler(Choice):
+    """The Optuna sampler that proposes architectures (`search.run.samplers` builds each)."""
+
+    TPE = "tpe"
+    NSGA2 = "nsga2"
+    RANDOM = "random"
+    GRID = "grid"
 
 
 @dataclass(frozen=True)
@@ -51,9 +92,9 @@ class SearchPlan:
 
     trials: int = 8
     """Candidates to probe (Ray Tune trials); duplicates and infeasible suggestions cost none."""
-    sampler: str = "tpe"
-    """Optuna sampler (see `search.run.sampling.SAMPLERS`)."""
-    scheduler: str = "asha"
+    sampler: Sampler = Sampler.TPE
+    """Optuna sampler (built by `search.run.samplers`)."""
+    scheduler: Scheduler = Scheduler.ASHA
     """`asha` (successive halving: every probe to the first rung, the better half on to the next)
     or `none` (every probe runs to the end)."""
     overhead: float = 0.25
@@ -65,7 +106,7 @@ class SearchPlan:
     """Validations per probe at geometric points (1, 2, 4, ... × the first); ASHA's rungs."""
     probe_top_k: int = 64
     """Teacher logits kept per position for probes and cached retraining (computed once, shared)."""
-    retrain_teacher: str = "online"
+    retrain_teacher: TeacherMode = TeacherMode.ONLINE
     """`online`: the teacher runs on every batch and winners learn its full distribution; `cached`:
     winners train on the teacher's top-k logits cached over their whole token stream (computed
     once, about twice as fast, 512 bytes per token). Online is the default because it returns
@@ -93,48 +134,43 @@ class SearchPlan:
     blocks of least removal loss a shallower shape may drop. Runs from before it read 1."""
     validation_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences for the zero-shot, probe and final losses (the same ones for all)."""
-    objective: str = "params"
+    objective: Objective = Objective.PARAMS
     """With a budget range, the second objective beside the probe loss: `params` (the count) or
     `latency` (milliseconds for one sequence on the trial's device, measured by the trial)."""
-    latency_runtime: str = "pytorch"
+    latency_runtime: LatencyRuntime = field(default_factory=LatencyRuntime)
     """Where latencies are measured (the trials' and the latency stage's): `pytorch`, or
     `llama.cpp:<quant>` (each candidate written as a GGUF file in that quantization and timed in
     llama.cpp, `minitron.export.llamacpp`). Runs from before it read `pytorch`."""
 
     def __post_init__(self) -> None:
-        # the command line gives a name; the run works with the member
+        # names as a user writes them become members (one line when unknown)
         object.__setattr__(self, "depth", DepthMethod.parse(self.depth, "--depth"))
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Where trials, retraining and benchmarks run."""
-
-    cpus_per_trial: float = 2.0
-    gpus_per_trial: float = 0.0
-    concurrency: int = 1
-    """Trials run at once."""
-    address: str | None = None
-    """Ray cluster to attach to (`auto` or host:port); None starts a local Ray."""
-    retrain_workers: int = 1
-    """Ray Train workers that retrain each winner together (FSDP2, data-parallel, sharded), each with
-    a trial's resources; 1 retrains a winner in one process."""
-    dashboard_host: str = "127.0.0.1"
+        object.__setattr__(self, "sampler", Sampler.parse(self.sampler, "--sampler"))
+        object.__setattr__(self, "scheduler", Scheduler.parse(self.scheduler, "--scheduler"))
+        object.__setattr__(self, "objective", Objective.parse(self.objective, "--objective"))
+        object.__setattr__(
+            self, "retrain_teacher", TeacherMode.parse(self.retrain_teacher, "--retrain-teacher")
+        )
+        if isinstance(self.latency_runtime, str):
+            object.__setattr__(self, "latency_runtime", LatencyRuntime.parse(self.latency_runtime))
 
     @property
-    def threads(self) -> int:
-        """Torch threads per trial: its CPU share, at least one."""
-        return max(int(self.cpus_per_trial), 1)
+    def keeps_probe_states(self) -> bool:
+        """Whether winners continue from their probes (so finished probes keep their state)."""
+        return self.continue_probes and self.top_k > 0
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything that decides what a search computes. Saved to `config.json`; `--resume` reads it back."""
+    """Everything that decides what a search computes. Saved to `config.json`; `--resume` reads it
+    back. Every count that follows from it (probe steps, winners' tokens, the probe budget, ...) is
+    in `tokens`, derived once when the settings are made or read."""
 
     budget: int
     """Target parameter count; the upper end of a budget range."""
     space: str
-    """Path of the search-space YAML file."""
+    """Path of the search-space YAML file as it was given (its content is saved beside the
+    settings: `search.plan.spec`)."""
     teacher: str
     """Teacher spec as given (embedded name, checkpoint dir, .gguf or hub id)."""
     data: str = DEFAULT_DATA
@@ -169,6 +205,15 @@ class SearchSettings:
     """GGUF files for llama.cpp written beside each winner, one per quantization
     (`minitron.export`); empty: none. Runs from before it read the default."""
     resources: Resources = field(default_factory=Resources)
+    tokens: TokenPlan = field(init=False, repr=False, compare=False)
+    """Every token count of the run (derived, never saved)."""
+
+    def __post_init__(self) -> None:
+        if self.retrain.seq_len != self.importance.seq_len:
+            raise MinitronError("settings.retrain.seq_len differs from settings.importance.seq_len")
+        cached = self.plan.retrain_teacher is TeacherMode.CACHED
+        plan = TokenPlan.of(self.plan, self.seq_len, self.probe, self.retrain, cached)
+        object.__setattr__(self, "tokens", plan)
 
     @classmethod
     def create(
@@ -187,34 +232,31 @@ class SearchSettings:
         seed: int,
         **identity: Any,
     ) -> SearchSettings:
-        """Settings with every derived value filled in: the probe's and retraining's step counts,
-        validation intervals, seed and threads follow from the plan, the seed and the resources."""
+        """Settings with every decided value filled in: the probe's length (what the overhead and
+        `--max-not-kept` pay for), the retraining's validation and checkpoint intervals and its
+        schedule, seed and threads follow from the plan, the seed and the resources."""
         from search.plan.probe_plan import full_probe_steps
 
         importance = ImportanceConfig(num_samples=calibration_samples)
-        tokens_per_step = importance.seq_len * ProbeConfig.batch_size
-        retrain_steps = max(retrain_tokens // (importance.seq_len * RetrainConfig.batch_size), 1)
-        winner_tokens = retrain_steps * importance.seq_len * RetrainConfig.batch_size * max(plan.top_k, 1)
-        probe_steps = full_probe_steps(plan, retrain_tokens, tokens_per_step, winner_tokens)
         placement = Placement(threads=resources.threads)
-        continued = plan.continue_probes and plan.top_k > 0
+        retrain = RetrainConfig(tokens=retrain_tokens, seq_len=importance.seq_len, placement=placement)
+        draft = TokenPlan.of(plan, importance.seq_len, ProbeConfig(), retrain, cached_retraining=False)
+        probe_steps = full_probe_steps(plan, retrain_tokens, draft.probe_step, draft.winner_tokens)
         probe = ProbeConfig(
-            tokens=probe_steps * tokens_per_step,
+            tokens=probe_steps * draft.probe_step,
             rungs=plan.rungs,
             seed=seed,
             placement=placement,
-            decay_fraction=0.0 if continued else 1.0,
+            decay_fraction=0.0 if plan.keeps_probe_states else 1.0,
         )
-        retrain = RetrainConfig(
-            tokens=retrain_tokens,
-            seq_len=importance.seq_len,
-            eval_every=max(retrain_steps // 4, 1),
+        retrain = dataclasses.replace(
+            retrain,
+            eval_every=max(draft.retrain_steps // 4, 1),
             eval_sequences=plan.validation_sequences,
-            checkpoint_every=max(retrain_steps // 8, 1),
+            checkpoint_every=max(draft.retrain_steps // 8, 1),
             seed=seed,
-            placement=placement,
         )
-        if continued:  # the probe's warm-up and peak are the retraining's first steps
+        if plan.keeps_probe_states:  # the probe's warm-up and peak are the retraining's first steps
             # The cosine decay starts where a full probe ends: the constant phase is as long as a
             # probe needs and no longer. A decay over the last fifth only (warm-up/stable/decay as
             # long LLM runs use it) cost 0.04-0.10 nats at 150k tokens (docs/lab/measured-search.md).
@@ -261,43 +303,6 @@ class SearchSettings:
     def seq_len(self) -> int:
         return self.importance.seq_len
 
-    @property
-    def probe_steps(self) -> int:
-        """Optimizer steps of a full probe (at least one)."""
-        return max(self.probe.tokens // (self.seq_len * self.probe.batch_size), 1)
-
-    @property
-    def probe_sequences(self) -> int:
-        """Packed sequences a full probe trains on."""
-        return self.probe_steps * self.probe.batch_size
-
-    @property
-    def target_sequences(self) -> int:
-        """Sequences of the cached teacher targets: the probes' and, when winners train on cached
-        targets, a retraining's (both read the same seeded order from its start)."""
-        retrain = self.retrain.steps * self.retrain.batch_size
-        cached = self.plan.retrain_teacher == "cached" and self.plan.top_k > 0
-        return max(self.probe_sequences, retrain if cached else 0)
-
-    @property
-    def probe_reports(self) -> int:
-        """How many validation losses a probe reports (its rungs)."""
-        return self.probe.schedule(self.probe_steps).rungs
-
-    @property
-    def winner_tokens(self) -> int:
-        """Tokens all winners train (each one's retraining, its probe included when it continues)."""
-        return max(self.retrain.steps, 1) * self.seq_len * self.retrain.batch_size * max(self.plan.top_k, 1)
-
-    @property
-    def probe_budget(self) -> int:
-        """Probe tokens the search may spend: the overhead times all winners' retraining tokens and,
-        when winners continue from their probes, no more than `--max-not-kept` allows beside them."""
-        from search.plan.probe_plan import spend_cap
-
-        probe_tokens = self.probe_steps * self.seq_len * self.probe.batch_size
-        return spend_cap(self.plan, self.retrain.tokens, self.winner_tokens, probe_tokens)
-
     def teacher_options(self) -> dict[str, bool]:
         """The safety switches every `load_teacher` call of this run passes on."""
         return {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
@@ -308,11 +313,12 @@ class SearchSettings:
         return self.probe.placement.teacher()
 
     def to_json(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        """The settings as `config.json` holds them."""
+        return codec.encode_fields(self)
 
     @classmethod
     def from_json(cls, values: Any) -> SearchSettings:
-        """Read saved settings strictly."""
+        """Read saved settings strictly (`minitron.codec`)."""
         if (
             isinstance(values, dict)
             and isinstance(values.get("plan"), dict)
@@ -320,13 +326,7 @@ class SearchSettings:
         ):
             # runs from before `--max-not-kept` had no cap: resumed, they stop where they would have
             values = {**values, "plan": {**values["plan"], "max_not_kept": 1.0}}
-        settings = _load(cls, values, "settings")
-        assert isinstance(settings, SearchSettings)
-        if settings.retrain.seq_len != settings.seq_len:
-            raise MinitronError(
-                "config.json: settings.retrain.seq_len differs from settings.importance.seq_len"
-            )
-        return settings
+        return codec.decode_fields(cls, values, CONFIG_SOURCE, "settings")
 
 
 def _check_prefix(probe: Any, retrain: Any) -> None:
@@ -338,61 +338,3 @@ def _check_prefix(probe: Any, retrain: Any) -> None:
             "to continue from it; lower --probe-tokens or --overhead, raise --retrain-tokens, or pass "
             f"--fresh-winners (winners retrained from their pruned weights)"
         )
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready values: enums by value, tuples as lists."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _load(kind: Any, value: Any, where: str) -> Any:
-    """`value` read as type `kind` (dataclasses recursively); anything unexpected is an error."""
-    origin = typing.get_origin(kind)
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise MinitronError(f"config.json: {where} must be an object")
-        hints = typing.get_type_hints(kind)
-        fields = {f.name: f for f in dataclasses.fields(kind)}
-        unknown = sorted(set(value) - set(fields))
-        if unknown:
-            raise MinitronError(
-                f"config.json: unknown setting {where}.{unknown[0]} (written by another version of "
-                "minitron-search?); start a new run instead of --resume"
-            )
-        missing = [
-            name
-            for name, f in fields.items()
-            if name not in value
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        ]
-        if missing:
-            raise MinitronError(f"config.json: setting {where}.{missing[0]} is missing")
-        return kind(**{k: _load(hints[k], v, f"{where}.{k}") for k, v in value.items()})
-    if origin in (types.UnionType, typing.Union):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        return _load(next(o for o in options if o is not type(None)), value, where)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise MinitronError(f"config.json: {where} must be a list")
-        return tuple(value)
-    if origin is dict or kind is Any:
-        return value
-    if isinstance(kind, type) and issubclass(kind, enum.Enum):
-        try:
-            return kind(value)
-        except ValueError:
-            raise MinitronError(f"config.json: {where} has an unknown value {value!r}") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(kind, type) and not isinstance(value, kind):
-        raise MinitronError(f"config.json: {where} must be {kind.__name__}, got {value!r}")
-    return value

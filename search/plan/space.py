@@ -121,6 +121,21 @@ class SearchSpace:
         """`arch` as the sampler's values (`axes`), e.g. to enqueue it."""
         return {name: getattr(arch, name) for name in self.axes()}
 
+    def definition(self) -> dict[str, Any]:
+        """The space as plain data in its YAML schema (what `config.json` keeps of it, so a resumed
+        run searches the space it started with whatever became of the file)."""
+        teacher = {"name": self.teacher_name, **dataclasses.asdict(self.family), **self.teacher.as_dict()}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "teacher": teacher,
+            "choices": {name: list(values) for name, values in self.choices.items()},
+            "band": self.band,
+            "top_k": self.top_k,
+            "layer_blocks": self.layer_blocks,
+            "known": [{"name": k.name, **k.arch.as_dict()} for k in self.known],
+        }
+
     def grid(self) -> list[Architecture]:
         """Every buildable architecture of the choices that can be cut from the teacher."""
         # the axes' order is Architecture's field order (layer_block last, and 0 when not searched)
@@ -156,6 +171,11 @@ def load_space(spec: str | Path = DEFAULT_SPACE) -> SearchSpace:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise MinitronError(f"{path}: not valid YAML{where}") from None
     return _parse(path, data)
+
+
+def space_from_definition(path: str | Path, definition: Any) -> SearchSpace:
+    """The space `definition()` wrote, checked as a file is (`path`: where it was first read)."""
+    return _parse(Path(path), definition)
 
 
 def _fail(path: Path, key: str, message: str) -> MinitronError:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minitron.atomic import write_json
 from minitron.faults import kill_point
 from minitron.model.teacher import Teacher, load_teacher
+from search.outputs.outcomes import Samples, WinnerResult
 from search.outputs.rundir import RunDir
-from search.outputs.summary import WinnerResult
 from search.plan.settings import SearchSettings
 
 
@@ -65,4 +64,4 @@ def write_samples(
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=place["dtype"], use_safetensors=True)
         texts[trial_id] = greedy_continuations(model.to(place["device"]), teacher.tokenizer)
         del model
-    write_json(run.samples, {"prompts": list(PROMPTS), "continuations": texts})
+    Samples(tuple(PROMPTS), texts).save(run.samples)

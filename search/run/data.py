@@ -12,7 +12,7 @@ from minitron.data.mix import load_tokens
 from minitron.data.tokens import TokenizedCorpus
 from minitron.eval.loss import cached_validation_loss, domain_test_sets
 from minitron.model.teacher import Teacher
-from search.outputs.summary import TeacherRecord
+from search.outputs.outcomes import TeacherRecord
 from search.plan.settings import SearchSettings
 
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from minitron.export.llamacpp import runtime_quant
 from minitron.importance.scores import Importance
 from minitron.importance.selection import DepthMethod
 from minitron.model.architecture import Architecture
@@ -27,8 +26,9 @@ from minitron.model.speed import LatencyComparison, Speed, Timing, compare_laten
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import Placement, cpu_description
-from search.outputs.records import TrialRecord
-from search.plan.settings import Resources, SearchSettings
+from search.outputs.records import CandidateLatency, LatencyMeasurements, TeacherLatency, TrialRecord
+from search.plan.resources import Resources
+from search.plan.settings import SearchSettings
 
 ROUNDS = 5
 """Rounds per candidate (teacher then candidate, each one sequence)."""
@@ -61,9 +61,9 @@ def device_name(device: torch.device) -> str:
     return cpu_description()
 
 
-def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]:
-    """The teacher's speed and each candidate's latency and speed-up against it (JSON-ready, by
-    architecture label); a candidate that cannot be cut or run gets an `error` instead."""
+def measure_latencies(job: LatencyJob, importance: Importance) -> LatencyMeasurements:
+    """The teacher's speed and each candidate's latency and speed-up against it (by architecture
+    label); a candidate that cannot be cut or run gets an `error` instead."""
     device, bf16 = job.placement.apply()
     teacher = load_teacher(job.teacher, offline=True, **job.options, **job.placement.teacher())
     model = teacher.model
@@ -72,14 +72,14 @@ def measure_latencies(job: LatencyJob, importance: Importance) -> dict[str, Any]
         speed, compare, where = _timer(job, model, bf16, stack)  # warms the teacher up
         rounds, candidates = _candidates(job, importance, model, dtype, device, compare)
     medians = [t.median_ms for t in rounds] or [speed.latency_ms]
-    teacher_out = {
-        "latency_ms": sorted(medians)[len(medians) // 2],
-        "latency_low_ms": min(t.low_ms for t in rounds) if rounds else speed.latency_ms,
-        "latency_high_ms": max(t.high_ms for t in rounds) if rounds else speed.latency_ms,
-        "tokens_per_s": speed.tokens_per_s,
-        "device": where or device_name(device),
-    }
-    return {"teacher": teacher_out, "candidates": candidates, "rounds": job.rounds, "seq_len": job.seq_len}
+    teacher_out = TeacherLatency(
+        latency_ms=sorted(medians)[len(medians) // 2],
+        latency_low_ms=min(t.low_ms for t in rounds) if rounds else speed.latency_ms,
+        latency_high_ms=max(t.high_ms for t in rounds) if rounds else speed.latency_ms,
+        tokens_per_s=speed.tokens_per_s,
+        device=where or device_name(device),
+    )
+    return LatencyMeasurements(teacher_out, candidates, job.rounds, job.seq_len)
 
 
 Compare = Callable[[Any], LatencyComparison]
@@ -118,11 +118,11 @@ def _candidates(
     dtype: torch.dtype,
     device: torch.device,
     compare: Compare,
-) -> tuple[list[Timing], dict[str, Any]]:
+) -> tuple[list[Timing], dict[str, CandidateLatency]]:
     """Each candidate cut in turn and compared with the teacher: the teacher's rounds, and the
     candidates' figures by architecture label."""
     rounds: list[Timing] = []
-    candidates: dict[str, Any] = {}
+    candidates: dict[str, CandidateLatency] = {}
     for arch in job.architectures:
         try:
             if job.checkpoint:
@@ -131,25 +131,25 @@ def _candidates(
                 student = prune(model, arch, importance, depth=job.depth)
             compared = compare(student)
         except Exception as err:  # one candidate's failure is recorded, the others are measured
-            candidates[arch.short()] = {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
+            candidates[arch.short()] = CandidateLatency(error=f"{type(err).__name__}: {err}".splitlines()[0])
             continue
         finally:
             student = None
         rounds.append(compared.reference)
-        candidates[arch.short()] = {
-            "latency_ms": compared.model.median_ms,
-            "latency_low_ms": compared.model.low_ms,
-            "latency_high_ms": compared.model.high_ms,
-            "teacher_latency_ms": compared.reference.median_ms,
-            "speedup": compared.speedup,
-            "speedup_low": compared.speedup_low,
-            "speedup_high": compared.speedup_high,
-            "latency_rounds": compared.model.rounds,
-        }
+        candidates[arch.short()] = CandidateLatency(
+            latency_ms=compared.model.median_ms,
+            latency_low_ms=compared.model.low_ms,
+            latency_high_ms=compared.model.high_ms,
+            teacher_latency_ms=compared.reference.median_ms,
+            speedup=compared.speedup,
+            speedup_low=compared.speedup_low,
+            speedup_high=compared.speedup_high,
+            latency_rounds=compared.model.rounds,
+        )
     return rounds, candidates
 
 
-def run_latency_task(job: LatencyJob, importance: Importance, resources: Resources) -> dict[str, Any]:
+def run_latency_task(job: LatencyJob, importance: Importance, resources: Resources) -> LatencyMeasurements:
     """`measure_latencies` in a Ray task with a trial's resources (run again, twice at most, if its
     worker dies). Speed-ups are a report's figures, not its results: when the task fails for good,
     the run goes on without them and says why."""
@@ -158,18 +158,18 @@ def run_latency_task(job: LatencyJob, importance: Importance, resources: Resourc
     from search.run.ray_runtime import error_line, remote
 
     try:
-        result: dict[str, Any] = ray.get(remote(measure_latencies, resources).remote(job, importance))
+        result: LatencyMeasurements = ray.get(remote(measure_latencies, resources).remote(job, importance))
     except ray.exceptions.RayError as err:
         print(f"[latency] failed, the report has no speed-ups: {error_line(err)}", flush=True)
-        return {"teacher": {}, "candidates": {}, "rounds": job.rounds, "error": error_line(err)}
+        return LatencyMeasurements(rounds=job.rounds, error=error_line(err))
     return result
 
 
 def measure_run(
     settings: SearchSettings, teacher: str, importance: Importance, trials: list[TrialRecord], seq_len: int
-) -> tuple[dict[str, Any], str | None]:
+) -> LatencyMeasurements:
     """The latency stage of a run: every scored trial's architecture timed against the teacher in
-    one Ray task with a trial's resources; with the dashboard's address."""
+    one Ray task with a trial's resources."""
     from minitron.model.teacher import checkpoint_folder
     from search.run.ray_runtime import start_ray
 
@@ -183,11 +183,10 @@ def measure_run(
         placement=settings.probe.placement,
         seq_len=seq_len,
         architectures=archs,
-        quant=runtime_quant(settings.plan.latency_runtime),
+        quant=settings.plan.latency_runtime.quant,
         threads=settings.resources.threads,
     )
     resources = settings.resources
-    dashboard = start_ray(resources)
+    start_ray(resources)
     print(f"[latency] timing {len(archs)} candidates in turn with the teacher on one worker", flush=True)
-    measured = run_latency_task(job, importance, resources)
-    return measured, dashboard
+    return run_latency_task(job, importance, resources)

@@ -11,7 +11,7 @@ from typing import Any
 from ray.tune import Callback
 
 from minitron.faults import kill_point
-from search.outputs.records import TrialLog, TrialRecord, TrialStatus
+from search.outputs.records import ProbeReport, TrialLog, TrialRecord, TrialStatus
 from search.run.sampling import architecture_of
 from search.run.stages import duration
 
@@ -44,10 +44,11 @@ class TrialRecorder(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = self.last.get(trial.trial_id) or trial.last_result or {}
-        if result.get("trial_error"):  # the trial's own code failed (see search.run.trial)
-            self._record(trial, result, TrialStatus.FAILED, result["trial_error"])
+        report = ProbeReport.of(result)
+        if report.failed:  # the trial's own code failed (see search.run.trial)
+            self._record(trial, result, TrialStatus.FAILED, report.trial_error)
             return
-        status = TrialStatus.COMPLETED if result.get("probe_done") else TrialStatus.STOPPED_EARLY
+        status = TrialStatus.COMPLETED if report.probe_done else TrialStatus.STOPPED_EARLY
         self._record(trial, result, status, None)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -64,7 +65,8 @@ class TrialRecorder(Callback):
         )
 
     def _record(self, trial: Any, result: dict[str, Any], status: TrialStatus, error: str | None) -> None:
-        if result.get("from_record") and trial.trial_id in self.log.records:
+        report = ProbeReport.of(result) if result else None
+        if report is not None and report.from_record and trial.trial_id in self.log.records:
             return  # a trial restarted after a driver crash replayed what is already recorded
         config = trial.config
         record = TrialRecord(
@@ -73,8 +75,13 @@ class TrialRecorder(Callback):
             params=config.get("params"),
             status=status,
             error=error,
-            **{k: result.get(k) for k in _RESULT_KEYS},
-            seconds=result.get("time_total_s"),
+            zero_shot_loss=report.zero_shot_loss if report else None,
+            probe_loss=report.probe_loss if report else None,
+            probe_tokens=report.probe_tokens if report else None,
+            latency_ms=report.latency_ms if report else None,
+            tokens_per_s=report.tokens_per_s if report else None,
+            device=report.device if report else None,
+            seconds=ProbeReport.tune_seconds(result),
             retries=self.retries.get(trial.trial_id, 0),
         )
         self.log.put(record)
@@ -105,16 +112,6 @@ class TrialRecorder(Callback):
         if eta is not None and remaining:
             parts.append(f"ETA {duration(eta)}")
         print(", ".join(parts), flush=True)
-
-
-_RESULT_KEYS = (
-    "zero_shot_loss",
-    "probe_loss",
-    "probe_tokens",
-    "latency_ms",
-    "tokens_per_s",
-    "device",
-)
 
 
 def _label(config: dict[str, Any]) -> str:

@@ -7,7 +7,6 @@ workers are started, what they inherit and how their failures read is decided on
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import socket
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from minitron.errors import MinitronError
-from search.plan.settings import Resources
+from search.plan.resources import Resources, check_fits, local_resources
 
 WORKER_RETRIES = 2
 """Times a trial (or a winner's retraining, a benchmark job) is run again after its worker died."""
@@ -43,53 +42,6 @@ def check_address(address: str) -> None:
             f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}); start one there "
             "with `ray start --head`, or leave out --address to run a local Ray"
         ) from None
-
-
-def local_resources() -> tuple[int, int]:
-    """(CPUs, GPUs) a local Ray gets: all of this machine's."""
-    import torch
-
-    return os.cpu_count() or 1, torch.cuda.device_count()
-
-
-def check_fits(resources: Resources, nodes: list[tuple[float, float]], where: str) -> None:
-    """Refuse trial resources that no node can ever give (a search that would wait forever).
-
-    `nodes` holds (CPUs, GPUs) per node."""
-    if resources.cpus_per_trial <= 0:
-        raise MinitronError(f"--cpus-per-trial must be positive, got {resources.cpus_per_trial:g}")
-    if resources.gpus_per_trial < 0:
-        raise MinitronError(f"--gpus-per-trial must be 0 or more, got {resources.gpus_per_trial:g}")
-    if resources.concurrency < 1:
-        raise MinitronError(f"--concurrency must be at least 1, got {resources.concurrency}")
-    if resources.retrain_workers < 1:
-        raise MinitronError(f"--retrain-workers must be at least 1, got {resources.retrain_workers}")
-    if not any(cpus >= resources.cpus_per_trial and gpus >= resources.gpus_per_trial for cpus, gpus in nodes):
-        have = ", ".join(f"{cpus:g} CPUs and {gpus:g} GPUs" for cpus, gpus in nodes) or "no node"
-        raise MinitronError(
-            f"a trial asks for {resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but "
-            f"{where} has {have}; lower --cpus-per-trial / --gpus-per-trial"
-        )
-    places = retraining_places(resources, nodes)
-    if places < resources.retrain_workers:
-        raise MinitronError(
-            f"--retrain-workers {resources.retrain_workers} needs {resources.retrain_workers} workers of "
-            f"{resources.cpus_per_trial:g} CPUs and {resources.gpus_per_trial:g} GPUs, but {where} holds "
-            f"{places:g}; lower --retrain-workers or the per-trial resources"
-        )
-
-
-def retraining_places(resources: Resources, nodes: list[tuple[float, float]]) -> float:
-    """How many tasks with a trial's resources the nodes of (CPUs, GPUs) run at once."""
-    return sum(_trials_fitting(resources, cpus, gpus) for cpus, gpus in nodes)
-
-
-def _trials_fitting(resources: Resources, cpus: float, gpus: float) -> float:
-    """How many workers with a trial's resources one node of (cpus, gpus) holds at once."""
-    fits = math.inf if math.isinf(cpus) else cpus // resources.cpus_per_trial
-    if resources.gpus_per_trial > 0 and not math.isinf(gpus):
-        fits = min(fits, gpus // resources.gpus_per_trial)
-    return fits
 
 
 def cluster_nodes() -> list[tuple[float, float]]:
@@ -163,6 +115,11 @@ def start_ray(resources: Resources) -> str | None:
     if resources.address:
         check_fits(resources, cluster_nodes(), f"the cluster at {resources.address}")
     return url
+
+
+def dashboard_url() -> str | None:
+    """The dashboard URL of the Ray this process started or attached to (None: it has not)."""
+    return _dashboard_url
 
 
 def remote(fn: Callable[..., Any], resources: Resources) -> Any:

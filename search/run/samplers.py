@@ -1,15 +1,12 @@
-"""Optuna samplers by name: the one registry the command line and the searcher both use.
-
-Each entry builds its sampler from the search space and the seed; optuna is imported only when a
-sampler is built, so listing the names costs nothing.
-"""
+"""Optuna samplers: how each `Sampler` (`search.plan.settings`) is built from the search space and
+the seed; optuna is imported only when a sampler is built."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from minitron.errors import MinitronError
+from search.plan.settings import Sampler
 
 if TYPE_CHECKING:
     from search.plan.space import SearchSpace
@@ -39,15 +36,13 @@ def _grid(space: SearchSpace, seed: int) -> Any:
     return optuna.samplers.GridSampler(space.axes(), seed=seed)
 
 
-SAMPLERS: dict[str, Callable[[SearchSpace, int], Any]] = {
-    "tpe": _tpe,
-    "nsga2": _nsga2,
-    "random": _random,
-    "grid": _grid,
+SAMPLERS: dict[Sampler, Callable[[SearchSpace, int], Any]] = {
+    Sampler.TPE: _tpe,
+    Sampler.NSGA2: _nsga2,
+    Sampler.RANDOM: _random,
+    Sampler.GRID: _grid,
 }
 
 
-def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
-    if name not in SAMPLERS:
-        raise MinitronError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name](space, seed)
+def make_sampler(name: Sampler | str, space: SearchSpace, seed: int) -> Any:
+    return SAMPLERS[Sampler.parse(name, "--sampler")](space, seed)

@@ -33,7 +33,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from minitron.atomic import write_json
 from minitron.model.architecture import ARCH_FIELDS, Architecture, Family, count_params
-from search.plan.front import OBJECTIVE_KEYS, Strata
+from search.outputs.records import PROBE_LOSS, ProbeReport
+from search.plan.front import Strata
+from search.plan.settings import Objective, Sampler
 from search.plan.space import SearchSpace
 from search.run.samplers import make_sampler
 
@@ -136,11 +138,14 @@ class ArchitectureSearch(OptunaSearch):
         if strata is not None:
             self.rejected["stratum_full"] = 0
 
+    def _metrics(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
+
     def _value(self, result: dict[str, Any]) -> Any:
         """The objective value(s) Optuna is told for a finished trial's result."""
-        if isinstance(self.metric, list):
-            return [float(result[m]) for m in self.metric]
-        return float(result[self.metric])
+        report = ProbeReport.of(result)
+        values = [report.objective(m) for m in self._metrics()]
+        return values if isinstance(self.metric, list) else values[0]
 
     def _penalty(self) -> Any:
         return (
@@ -148,8 +153,8 @@ class ArchitectureSearch(OptunaSearch):
         )
 
     def _has_metric(self, result: dict[str, Any]) -> bool:
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        return all(m in result for m in metrics)
+        report = ProbeReport.of(result)
+        return all(report.objective(m) is not None for m in self._metrics())
 
     def _open_strata(self) -> tuple[Counter[int], set[int]]:
         """Trials per stratum so far, and the strata that still have an unprobed candidate."""
@@ -232,7 +237,7 @@ class ArchitectureSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        error = error or bool(result and result.get("trial_error"))  # Optuna records it as failed
+        error = error or bool(result and ProbeReport.of(result).failed)  # Optuna records it as failed
         if trial_id in self._ot_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
         arch = self.pending.pop(trial_id, None)
@@ -243,25 +248,25 @@ class ArchitectureSearch(OptunaSearch):
 def make_searcher(
     space: SearchSpace,
     budget: int,
-    sampler: str,
+    sampler: Sampler,
     seed: int,
     storage_url: str,
     study_name: str,
     seeds: list[Architecture],
     stats_path: str | None = None,
     low: int | None = None,
-    objective: str = "params",
+    objective: Objective = Objective.PARAMS,
     pool: dict[Architecture, int] | None = None,
 ) -> ArchitectureSearch:
     """The searcher for one run; `seeds` (feasible known architectures) are evaluated first. With a
     range (`low` given) it has two objectives and spreads trials over `pool`'s strata."""
     storage = optuna.storages.RDBStorage(storage_url)
     points = [space.point(a) for a in seeds]
-    metric: Any = "probe_loss"
+    metric: Any = PROBE_LOSS
     mode: Any = "min"
     strata = None
     if low is not None:
-        metric, mode = ["probe_loss", OBJECTIVE_KEYS[objective]], ["min", "min"]
+        metric, mode = [PROBE_LOSS, Objective.parse(objective, "--objective").key], ["min", "min"]
         strata = Strata.over(space, low, budget)
     on_grid = {
         a: p for a, p in (pool or {}).items() if all(getattr(a, f) in space.choices[f] for f in ARCH_FIELDS)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search.outputs.records import TrialRecord, TrialStatus
-from search.plan.front import OBJECTIVE_KEYS, budget_points
+from search.outputs.records import TrialRecord, TrialStatus, rank
+from search.plan.front import budget_points
 from search.plan.settings import SearchSettings
+from search.plan.spec import RunSpec
 
 
 def choose_winners(ranking: list[TrialRecord], top_k: int) -> list[TrialRecord]:
@@ -57,13 +58,22 @@ def _x(record: TrialRecord, key: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def winners_of(spec: RunSpec, records: Sequence[TrialRecord]) -> list[tuple[TrialRecord, float | None]]:
+    """The winners, each with its budget point (None for one budget): the best `top_k` by probe
+    loss for one budget; along the front, one per budget point, for a range."""
+    settings = spec.settings
+    if settings.budget_low is None:
+        return [(r, None) for r in choose_winners(rank(list(records)), settings.plan.top_k)]
+    return range_winners(settings, spec.space.band, records)
+
+
 def range_winners(
     settings: SearchSettings, band: float, records: Sequence[TrialRecord]
 ) -> list[tuple[TrialRecord, float | None]]:
     """A range search's winners along its front: `top_k` budget points over the range (in
     parameters), or over the measured latencies with `--objective latency`."""
     assert settings.budget_low is not None, "one budget ranks its winners by probe loss"
-    top_k, key = settings.plan.top_k, OBJECTIVE_KEYS[settings.plan.objective]
+    top_k, key = settings.plan.top_k, settings.plan.objective.key
     if not top_k:
         return []
     if key == "params":

@@ -22,9 +22,10 @@ from minitron.budget import format_count
 from minitron.distill.step import Head
 from minitron.eval.samples import MAX_NEW_TOKENS, PROMPTS
 from minitron.runtime import precision, synchronize
-from search.plan.settings import SearchSettings
+from search.plan.settings import SearchSettings, TeacherMode
+from search.plan.spec import RunSpec
 from search.run.latency import ROUNDS
-from search.run.stages import duration
+from search.run.stages import Stage, duration
 
 TRAIN_EFFICIENCY = {False: 0.85, True: 0.45}
 """A training step's FLOP/s as a share of the calibration's (a teacher forward pass), in fp32 and
@@ -102,7 +103,7 @@ def estimate(
     todo: set[str],
     lockstep: bool = False,
 ) -> dict[str, float]:
-    """Estimated seconds of each stage in `todo` (stage names of `search.run.runner.STAGES`, less the
+    """Estimated seconds of each stage in `todo` (stage names of `search.run.pipeline.STAGES`, less the
     teacher's, which is over when this is known), for candidates of about `student_params`;
     `importance`: whether the width scores are to compute, and for how many block sizes depth losses;
     `lockstep`: the winners are expected to share one online teacher pass (`search.run.winners.lockstep`)."""
@@ -118,7 +119,7 @@ def estimate(
     )
     validation = plan.validation_sequences * seq
     test = settings.retrain.test_sequences * seq
-    teacher_online = forward if plan.retrain_teacher == "online" else 0.0
+    teacher_online = forward if plan.retrain_teacher is TeacherMode.ONLINE else 0.0
     # a winner validates at each of its schedule's points (step 0 and the end included)
     retrain_validations = len(settings.retrain.schedule().validate_at) * settings.retrain.eval_sequences * seq
     # depth: one pass, then about the shortlist and two neighbours per block size, each evaluation
@@ -127,9 +128,9 @@ def estimate(
     depth = cfg.depth_samples * seq * (1 + 0.5 * per_size * depth_sizes) if depth_sizes else 0
     seconds = {
         "importance": (cfg.num_samples * seq * width + depth) * forward,
-        "teacher targets": settings.target_sequences * seq * forward,
+        "teacher targets": settings.tokens.target_sequences * seq * forward,
         "search": (
-            settings.probe_budget * probe_train
+            settings.tokens.probe_budget * probe_train
             + plan.trials * ((plan.rungs + 1) * validation * student_eval + TRIAL_SECONDS)
         )
         / max(settings.resources.concurrency, 1),
@@ -159,6 +160,29 @@ def estimate(
     return {name: value for name, value in seconds.items() if name in todo}
 
 
+def time_budget(spec: RunSpec, inputs: Any, teacher_params: int, todo: set[str]) -> dict[str, float]:
+    """Estimate the stages in `todo` (by name) from a short calibration on this machine, print them,
+    and return the estimates (`inputs`: the preflight's, `search.run.preflight.Inputs`)."""
+    from minitron.importance.cache import importance_missing
+    from search.run.teacher_work import block_sizes
+    from search.run.winners import lockstep_expected
+
+    settings = spec.settings
+    todo = todo - {Stage.TEACHER.value}
+    teacher = inputs.teacher.model if inputs.teacher is not None else None
+    width, sizes = False, list[int]()
+    if teacher is not None and Stage.IMPORTANCE.value in todo:
+        wanted = block_sizes(spec, inputs.teacher)
+        width, sizes = importance_missing(teacher, inputs.tokens, settings.importance, wanted)
+    bf16 = settings.probe.placement.bf16_on()
+    rate = calibrate(teacher, inputs.validation[: settings.probe.batch_size], bf16)
+    student = round(sum(c.params for c in spec.candidates) / max(len(spec.candidates), 1))
+    together = lockstep_expected(spec)
+    estimates = estimate(settings, teacher_params, student, (width, len(sizes)), rate, todo, together)
+    print_budget(estimates, rate, student)
+    return estimates
+
+
 def print_budget(estimates: dict[str, float], rate: Rate, student_params: int) -> None:
     total = sum(estimates.values())
     stages = ", ".join(f"{name} {duration(seconds)}" for name, seconds in estimates.items())
@@ -168,15 +192,3 @@ def print_budget(estimates: dict[str, float], rate: Rate, student_params: int) -
         f"candidates of ~{format_count(student_params)} parameters",
         flush=True,
     )
-
-
-def eta(estimates: dict[str, float], timings: dict[str, float], started: float) -> str:
-    """What is left, as a line: the stages not yet timed, scaled by how the timed ones compared with
-    their estimates (measured ÷ estimated over the stages estimated and finished in this session)."""
-    finished = [name for name in timings if name in estimates]
-    spent = sum(timings[name] for name in finished)
-    planned = sum(estimates[name] for name in finished)
-    scale = spent / planned if planned > 0 and spent > 0 else 1.0
-    left = sum(seconds for name, seconds in estimates.items() if name not in timings) * scale
-    elapsed = time.perf_counter() - started
-    return f"[time] {duration(elapsed)} spent, about {duration(left)} left (estimates x{scale:.2f} so far)"

@@ -22,7 +22,7 @@ from typing import Any
 
 from minitron.distill.targets import TeacherTargets
 from minitron.importance.scores import Importance
-from search.outputs.summary import WinnerResult
+from search.outputs.outcomes import WinnerResult
 from search.plan.settings import Resources
 
 #: Worker-group restarts Ray Train may make for one winner (a lost worker or node).
@@ -64,10 +64,10 @@ def retrain_sharded(
     try:
         trainer.fit()
     except TrainingFailedError as err:
-        return WinnerResult(job.out, None, error=error_line(err))
+        return WinnerResult.failed(job.out, error_line(err))
     done = finished_result(Path(job.out))
     if done is None:
-        return WinnerResult(job.out, None, error="the workers finished without writing the model")
+        return WinnerResult.failed(job.out, "the workers finished without writing the model")
     return done
 
 

@@ -20,7 +20,7 @@ attempt.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 import signal
@@ -34,6 +34,7 @@ import torch
 from ray import tune
 
 from minitron.distill.continuation import ProbeState, prefix_of
+from minitron.distill.history import Validation
 from minitron.distill.probe import ProbeConfig, probe
 from minitron.distill.targets import TeacherTargets
 from minitron.errors import failure_line
@@ -45,18 +46,20 @@ from minitron.model.speed import Speed, measure_speed
 from minitron.model.teacher import load_teacher
 from minitron.prune import prune, prune_from_checkpoint
 from minitron.runtime import resolve_device, set_threads
-from search.outputs.records import TrialRecord, TrialStatus
+from search.outputs.records import ProbeReport, ProbeStart, TrialRecord
+from search.plan.settings import SearchSettings
 from search.run.sampling import architecture_of
 
 
 @dataclass
 class SharedInputs:
-    """What every trial needs, put into the object store once."""
+    """What every trial needs, put into the object store once: the run's settings, the teacher's
+    whereabouts, the big shared inputs and where the run keeps a trial's traces."""
 
+    settings: SearchSettings
+    """The run's settings (the probe's config, the depth method, threads, the latency runtime)."""
     teacher_path: str
     """A local path `load_teacher` reads (the resolved teacher)."""
-    teacher_options: dict[str, bool]
-    """`allow_pickle` / `trust_remote_code` for `load_teacher`."""
     teacher_checkpoint: str | None
     """The teacher's safetensors folder, from which a trial reads only its student's slices; None
     (a GGUF file, pickle weights) loads the whole teacher in the trial."""
@@ -64,26 +67,35 @@ class SharedInputs:
     targets: TeacherTargets
     validation: torch.Tensor
     """Validation sequences for the zero-shot and probe losses."""
-    probe: ProbeConfig
-    depth: DepthMethod
-    """Depth method for pruning."""
-    threads: int | None
-    """CPU threads per trial."""
     finished: dict[str, TrialRecord]
     """Trials that completed or failed in an earlier session of this run (by architecture label): a
     trial that Tune restarts after a driver crash reports the recorded result (or error) instead of
     probing again."""
     probe_starts: str
     """`probe_starts.jsonl` in the run directory: one line appended per probe actually started."""
-    latency_quant: str | None = None
-    """None: latency measured in PyTorch; a GGUF quantization: in llama.cpp, the candidate written
-    as a GGUF file in it (`--latency-runtime llama.cpp:<quant>`)."""
     probe_states: str | None = None
     """Folder where a probe that runs to its end keeps its state, one folder per architecture, for
     its winner's retraining to continue from (`minitron.distill.continuation`); None: not kept."""
     progress: str | None = None
     """Folder where a probe keeps its latest progress (`<architecture>.json`, `minitron.progress`),
     which the driver prints into the run's log; None: none written."""
+
+    @property
+    def probe(self) -> ProbeConfig:
+        return self.settings.probe
+
+    @property
+    def depth(self) -> DepthMethod:
+        return self.settings.plan.depth
+
+    @property
+    def threads(self) -> int:
+        return self.settings.resources.threads
+
+    @property
+    def latency_quant(self) -> str | None:
+        """None: latency measured in PyTorch; a GGUF quantization: in llama.cpp."""
+        return self.settings.plan.latency_runtime.quant
 
 
 def _hook(variable: str, trial_number: int) -> str | None:
@@ -99,7 +111,7 @@ def _injected_faults(context: Any, arch: Architecture, starts: str) -> None:
     number = trial_number(context)
     kill = _hook("MINITRON_KILL_TRIAL_WORKERS", number)
     if kill is not None:
-        earlier = Path(starts).read_text().count(f'"trial_id": "{context.get_trial_id()}"')
+        earlier = sum(1 for s in ProbeStart.read_all(Path(starts)) if s.trial_id == context.get_trial_id())
         if kill == "always" or earlier == 1:  # this attempt's own start line is already there
             os.kill(os.getpid(), signal.SIGKILL)
     fail = _hook("MINITRON_FAIL_TRIALS", number)
@@ -125,7 +137,7 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
     context = tune.get_context()
     recorded = shared.finished.get(arch.short())
     if recorded is not None:
-        tune.report(_replayed(recorded))
+        tune.report(recorded.replayed().metrics())
         return
     _log_start(shared.probe_starts, arch, context.get_trial_id())
     try:
@@ -134,41 +146,7 @@ def probe_trial(config: dict[str, Any], shared: SharedInputs) -> None:
     except Exception as err:  # the trial's own failure: recorded as such, never retried
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        tune.report(
-            {
-                "architecture": arch.short(),
-                "params": int(config["params"]),
-                "trial_error": failure_line(err),
-                "probe_done": False,
-            }
-        )
-
-
-def _replayed(recorded: TrialRecord) -> dict[str, Any]:
-    """What a trial restarted after a driver crash reports: the recorded result (or error)."""
-    if recorded.status is TrialStatus.FAILED:
-        return {
-            "architecture": recorded.architecture.short(),
-            "params": recorded.params,
-            "trial_error": recorded.error,
-            "probe_done": False,
-            "from_record": True,
-        }
-    keys = (
-        "params",
-        "zero_shot_loss",
-        "latency_ms",
-        "tokens_per_s",
-        "device",
-        "probe_loss",
-        "probe_tokens",
-    )
-    return {
-        **{k: getattr(recorded, k) for k in keys},
-        "architecture": recorded.architecture.short(),
-        "probe_done": True,
-        "from_record": True,
-    }
+        tune.report(ProbeReport(arch.short(), int(config["params"]), trial_error=failure_line(err)).metrics())
 
 
 def _student(shared: SharedInputs, arch: Architecture) -> Any:
@@ -181,7 +159,7 @@ def _student(shared: SharedInputs, arch: Architecture) -> Any:
         return prune_from_checkpoint(
             shared.teacher_checkpoint, arch, shared.importance, shared.depth, torch.float32, device
         )
-    teacher = load_teacher(shared.teacher_path, offline=True, **shared.teacher_options)
+    teacher = load_teacher(shared.teacher_path, offline=True, **shared.settings.teacher_options())
     return prune(teacher.model.to(device), arch, shared.importance, depth=shared.depth)
 
 
@@ -203,27 +181,27 @@ def _probe(config: dict[str, Any], shared: SharedInputs, arch: Architecture) -> 
     student = _student(shared, arch)
     speed = _speed(shared, student, seq_len)
     zero_shot = validation_loss(student, shared.validation, progress=False).loss
-    fixed = {
-        "architecture": arch.short(),
-        "params": int(config["params"]),
-        "zero_shot_loss": zero_shot,
-        "latency_ms": speed.latency_ms,
-        "tokens_per_s": speed.tokens_per_s,
-        "device": speed.device,
-    }
+    fixed = ProbeReport(
+        arch.short(),
+        int(config["params"]),
+        zero_shot_loss=zero_shot,
+        latency_ms=speed.latency_ms,
+        tokens_per_s=speed.tokens_per_s,
+        device=speed.device,
+    )
     sequences, seq_len = shared.targets.input_ids.shape
     steps = shared.probe.steps(int(sequences), int(seq_len))
     last: list[dict[str, Any]] = []
 
-    def report(record: dict[str, float]) -> None:
-        done = int(record["step"]) >= steps
-        result = {
-            **fixed,
-            "probe_loss": record["val_loss"],
-            "probe_tokens": record["tokens"],
-            "train_loss": record["train_loss"],
-            "probe_done": done,
-        }
+    def report(record: Validation) -> None:
+        done = record.step >= steps
+        result = dataclasses.replace(
+            fixed,
+            probe_loss=record.val_loss,
+            probe_tokens=float(record.tokens),
+            train_loss=record.train_loss,
+            probe_done=done,
+        ).metrics()
         if done:  # reported once the probe's state is kept: ASHA stops a trial at its last rung
             last.append(result)
         else:
@@ -261,21 +239,4 @@ def _probe_state(shared: SharedInputs, student: Any, arch: Architecture, steps: 
 
 
 def _log_start(path: str, arch: Architecture, trial_id: str) -> None:
-    """Append one line; a single short O_APPEND write is atomic, so parallel trials do not interleave."""
-    line = (
-        json.dumps(
-            {
-                "trial_id": trial_id,
-                "architecture": arch.short(),
-                "time": time.time(),
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-            }
-        )
-        + "\n"
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    ProbeStart(trial_id, arch.short(), time.time(), socket.gethostname(), os.getpid()).append(Path(path))

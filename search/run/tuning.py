@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -12,33 +11,22 @@ import torch
 from ray.tune.stopper import Stopper
 
 from minitron.distill.targets import TeacherTargets
-from minitron.export.llamacpp import runtime_quant
 from minitron.importance.scores import Importance
-from minitron.model.architecture import Architecture
 from minitron.model.teacher import checkpoint_folder
 from minitron.watch import Watch
-from search.outputs.records import TrialLog, TrialStatus
+from search.outputs.records import PROBE_LOSS, PROBE_TOKENS, ProbeReport, TrialLog, TrialStatus
 from search.outputs.rundir import RunDir
-from search.plan.candidates import Candidate
-from search.plan.settings import SearchSettings
-from search.plan.space import SearchSpace
+from search.plan.settings import Scheduler, SearchSettings
+from search.plan.spec import RunSpec
 from search.run.progress import TrialRecorder
 from search.run.ray_runtime import WORKER_RETRIES, start_ray
 
 
 def run_tune(
-    run: RunDir,
-    settings: SearchSettings,
-    space: SearchSpace,
-    importance: Importance,
-    targets: TeacherTargets,
-    validation: torch.Tensor,
-    teacher_spec: str,
-    candidates: list[Candidate],
-    seeds: list[Architecture],
-) -> tuple[TrialLog, dict[str, int]]:
-    """Run the Tune experiment (restoring it when the run directory holds one); `seeds` are probed
-    first (known and hand-designed shapes)."""
+    run: RunDir, spec: RunSpec, importance: Importance, targets: TeacherTargets, validation: torch.Tensor
+) -> TrialLog:
+    """Run the Tune experiment (restoring it when the run directory holds one); the spec's seeds
+    (known and hand-designed shapes) are probed first."""
     from ray import tune
 
     from search.run.sampling import make_searcher
@@ -54,6 +42,7 @@ def run_tune(
     # search.run.trial), so not every result carries the metric.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     logging.getLogger("optuna").setLevel(logging.WARNING)
+    settings, space = spec.settings, spec.space
     start_ray(settings.resources)
     log = TrialLog(run.trials)
     finished = {
@@ -61,26 +50,22 @@ def run_tune(
         for r in log.records.values()
         if r.status in (TrialStatus.COMPLETED, TrialStatus.FAILED)
     }
-    checkpoint = checkpoint_folder(teacher_spec)
+    checkpoint = checkpoint_folder(spec.teacher_spec)
     shared = SharedInputs(
-        teacher_path=teacher_spec,
-        teacher_options=settings.teacher_options(),
+        settings=settings,
+        teacher_path=spec.teacher_spec,
         teacher_checkpoint=str(checkpoint) if checkpoint else None,
         importance=importance,
         targets=targets,
         validation=validation,
-        probe=settings.probe,
-        depth=settings.plan.depth,
-        threads=settings.resources.threads,
-        latency_quant=runtime_quant(settings.plan.latency_runtime),
         finished=finished,
         probe_starts=str(run.probe_starts),
-        probe_states=str(run.probes) if keeps_probe_states(settings) else None,
+        probe_states=str(run.probes) if settings.plan.keeps_probe_states else None,
         progress=str(run.progress),
     )
     resources = {"cpu": settings.resources.cpus_per_trial, "gpu": settings.resources.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(probe_trial, shared=shared), resources)
-    total = min(settings.plan.trials, len(candidates))
+    total = min(settings.plan.trials, len(spec.candidates))
     recorder = TrialRecorder(log, total, settings.resources.concurrency, _dropper(run, settings))
 
     if tune.Tuner.can_restore(str(run.tune)):
@@ -100,11 +85,11 @@ def run_tune(
             settings.seed,
             f"sqlite:///{run.optuna_db}",
             settings.name,
-            seeds,
+            [k.arch for k in spec.seeds],
             stats_path=str(run.searcher),
             low=settings.budget_low,
             objective=settings.plan.objective,
-            pool={c.arch: c.params for c in candidates},
+            pool={c.arch: c.params for c in spec.candidates},
         )
         tuner = tune.Tuner(
             trainable,
@@ -122,9 +107,9 @@ def run_tune(
                 storage_path=str(run.root),  # trial folders and their TensorBoard logs stay in the run
                 callbacks=[recorder],
                 stop=ProbeBudget(
-                    settings.probe_budget,
+                    settings.tokens.probe_budget,
                     run.trials,
-                    _probe_points(settings),
+                    list(settings.tokens.probe_points),
                     reserve_for=total if settings.is_range else 0,
                 ),
                 verbose=0,
@@ -136,23 +121,16 @@ def run_tune(
     print(f"[search] TensorBoard: tensorboard --logdir {run.tune}", flush=True)
     with Watch("search", "probing candidates", folder=run.progress):  # a line per probe in a log
         tuner.fit()
-    rejected = json.loads(run.searcher.read_text()) if run.searcher.exists() else {}
-    return TrialLog(run.trials), rejected
-
-
-def keeps_probe_states(settings: SearchSettings) -> bool:
-    """Whether finished probes keep their state for their winners to continue from."""
-    return settings.plan.continue_probes and settings.plan.top_k > 0
+    return TrialLog(run.trials)
 
 
 def _dropper(run: RunDir, settings: SearchSettings) -> Any:
     """The recorder's hook that deletes the states of probes that can no longer win."""
-    if not keeps_probe_states(settings):
+    if not settings.plan.keeps_probe_states:
         return None
-    from search.plan.front import OBJECTIVE_KEYS
     from search.run.probe_states import contenders, drop_losers
 
-    objective = OBJECTIVE_KEYS[settings.plan.objective] if settings.is_range else None
+    objective = settings.plan.objective.key if settings.is_range else None
 
     def drop(records: list[Any]) -> None:
         drop_losers(run.probes, records, contenders(records, settings.plan.top_k, objective))
@@ -160,24 +138,18 @@ def _dropper(run: RunDir, settings: SearchSettings) -> Any:
     return drop
 
 
-def _probe_points(settings: SearchSettings) -> list[int]:
-    """The probe tokens at which every probe validates (ASHA's rungs; the last is the probe's end)."""
-    tokens_per_step = settings.seq_len * settings.probe.batch_size
-    return [step * tokens_per_step for step in settings.probe.schedule(settings.probe_steps).validate_at]
-
-
 def _scheduler(settings: SearchSettings) -> Any:
     """ASHA when asked for, on the probe's own rungs: it measures time in probe tokens, its first
     rung is the probe's first validation and each next one twice as far (as the probe validates)."""
-    if settings.plan.scheduler != "asha":
+    if settings.plan.scheduler is not Scheduler.ASHA:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    points = _probe_points(settings)
+    points = settings.tokens.probe_points
     return ASHAScheduler(
-        metric="probe_loss",
+        metric=PROBE_LOSS,
         mode="min",
-        time_attr="probe_tokens",
+        time_attr=PROBE_TOKENS,
         max_t=points[-1],
         grace_period=points[0],
         reduction_factor=2,
@@ -206,10 +178,11 @@ class ProbeBudget(Stopper):
         return max(self.reserve_for - len(self.spent), 0) * self.points[0]
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        tokens = float(result.get("probe_tokens") or 0)
+        report = ProbeReport.of(result)
+        tokens = float(report.probe_tokens or 0)
         self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), tokens)
         following = [p for p in self.points if p > self.spent[trial_id]]
-        if result.get("probe_done") or not following or "probe_tokens" not in result:
+        if report.probe_done or not following or report.probe_tokens is None:
             return False
         room = self.budget - self._reserved()
         return sum(self.spent.values()) + following[0] - self.spent[trial_id] > room

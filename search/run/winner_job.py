@@ -9,17 +9,17 @@ runs online or has no such checkpoint (a GGUF file).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minitron.distill.provenance import Provenance, WinnerOrigin
 from minitron.distill.sharded import Sharding
 from minitron.distill.targets import TeacherTargets
 from minitron.errors import failure_line
 from minitron.importance.scores import Importance
 from minitron.model.architecture import Architecture
-from search.outputs.summary import WinnerResult
+from search.outputs.outcomes import WinnerResult
 from search.plan.settings import SearchSettings
 
 
@@ -38,8 +38,8 @@ class WinnerJob:
 
 def retrain_winner(
     job: WinnerJob, importance: Importance, targets: TeacherTargets | None, sharding: Sharding | None = None
-) -> dict[str, Any]:
-    """Runs inside a Ray worker: prune, distill, save; returns the `WinnerResult` as JSON. With
+) -> WinnerResult:
+    """Runs inside a Ray worker: prune, distill, save; returns its `WinnerResult`. With
     `sharding`, this is one of the winner's Ray Train workers (`search.run.train_workers`)."""
     from minitron.distill.retrain import retrain
 
@@ -63,14 +63,14 @@ def retrain_winner(
         sharding=sharding,
         start_from=trainee.start_from,
     )
-    return _result(job, result).to_json()
+    return WinnerResult.of(job.out, result.provenance)
 
 
-def retrain_winners_together(jobs: list[WinnerJob], importance: Importance) -> list[dict[str, Any]]:
+def retrain_winners_together(jobs: list[WinnerJob], importance: Importance) -> list[WinnerResult]:
     """Runs inside a Ray worker: every winner cut and retrained with the teacher online, in lock-step
     on one teacher pass per step (`minitron.distill.retrain.retrain_together`); each winner's job,
-    checkpoints and final weights are the ones `retrain_winner` gives it. One `WinnerResult` as JSON
-    per job, in order; a winner whose training fails has its error there."""
+    checkpoints and final weights are the ones `retrain_winner` gives it. One `WinnerResult` per
+    job, in order; a winner whose training fails has its error there."""
     from minitron.distill.retrain import retrain_together
 
     s = jobs[0].settings
@@ -85,11 +85,9 @@ def retrain_winners_together(jobs: list[WinnerJob], importance: Importance) -> l
         teacher_id=f"{jobs[0].teacher}:{fingerprint}",
     )
     return [
-        (
-            WinnerResult(job.out, None, error=failure_line(result))
-            if isinstance(result, Exception)
-            else _result(job, result)
-        ).to_json()
+        WinnerResult.failed(job.out, failure_line(result))
+        if isinstance(result, Exception)
+        else WinnerResult.of(job.out, result.provenance)
         for job, result in zip(jobs, results, strict=True)
     ]
 
@@ -109,35 +107,18 @@ def _trainee(job: WinnerJob, student: Any, importance: Importance) -> Any:
     return Trainee(
         student,
         Path(job.out),
-        provenance={
-            "search_run": s.name,
-            "rank": job.rank,
-            "trial_id": job.trial_id,
-            "importance": importance.meta.get("calibration"),
-            "depth_method": s.plan.depth.value,
-            "layer_block": job.arch.layer_block,
-            "kept_layers": layers,
-        },
+        provenance=WinnerOrigin(
+            search_run=s.name,
+            rank=job.rank,
+            trial_id=job.trial_id,
+            importance=importance.meta.get("calibration"),
+            depth_method=s.plan.depth.value,
+            layer_block=job.arch.layer_block,
+            kept_layers=layers,
+        ),
         kept_layers=layers,
         start_from=Path(job.probe_state) if job.probe_state else None,
     )
-
-
-def _result(job: WinnerJob, result: Any) -> WinnerResult:
-    return WinnerResult(
-        path=job.out,
-        final_loss=result.history[-1]["val_loss"],
-        tokens_trained=result.provenance["tokens_trained"],
-        test_loss=result.test_loss,
-        test_losses=result.test_losses,
-        probe_tokens_kept=_kept(result.provenance),
-    )
-
-
-def _kept(provenance: dict[str, Any]) -> int:
-    """Tokens of the winner's training that its probe trained (0: it started afresh)."""
-    origin = provenance.get("continued_from") or {}
-    return int(origin.get("tokens", 0))
 
 
 def _students_and_teacher(
@@ -176,15 +157,6 @@ def _students_and_teacher(
 
 def finished_result(out: Path) -> WinnerResult | None:
     """The result of a winner retrained earlier (its `provenance.json` is written last), else None."""
-    provenance = out / "provenance.json"
-    if not provenance.exists():
+    if not (out / "provenance.json").exists():
         return None
-    record = json.loads(provenance.read_text())
-    return WinnerResult(
-        str(out),
-        record["final_val_loss"],
-        record["tokens_trained"],
-        test_loss=record.get("test_loss"),
-        test_losses=record.get("test_losses") or {},
-        probe_tokens_kept=_kept(record),
-    )
+    return WinnerResult.of(out, Provenance.load(out))

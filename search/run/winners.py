@@ -21,15 +21,16 @@ from pathlib import Path
 from minitron.distill.targets import TeacherTargets
 from minitron.faults import kill_point
 from minitron.importance.scores import Importance
-from minitron.model.architecture import Architecture, count_params
+from minitron.model.architecture import Architecture
 from minitron.model.memory import trained_together
 from minitron.watch import Watch
+from search.outputs.outcomes import WinnerResult
 from search.outputs.records import TrialRecord
 from search.outputs.rundir import RunDir
-from search.outputs.summary import WinnerResult
-from search.plan.memory_plan import Capacity, PlanSettings, fits, retraining_memory, trial_capacity
-from search.plan.settings import SearchSettings
-from search.plan.space import SearchSpace
+from search.plan.memory_plan import Capacity, fits, retraining_memory, trial_capacity
+from search.plan.resources import local_resources, retraining_places
+from search.plan.settings import TeacherMode
+from search.plan.spec import RunSpec
 from search.run.probe_states import keep_only
 from search.run.winner_job import WinnerJob, finished_result, retrain_winner, retrain_winners_together
 
@@ -38,44 +39,35 @@ def winner_dir(run: RunDir, rank: int, arch: Architecture) -> Path:
     return run.winners / f"{rank}-{arch.short()}"
 
 
-def lockstep(
-    settings: SearchSettings,
-    space: SearchSpace,
-    archs: list[Architecture],
-    places: float,
-    capacity: Capacity | None,
-) -> bool:
+def lockstep(spec: RunSpec, archs: list[Architecture], places: float, capacity: Capacity | None) -> bool:
     """Whether winners of `archs` are retrained in one task on one teacher pass: with the teacher
     online, one process per winner (no `--retrain-workers`), fewer `places` for retraining tasks
     than winners (they would queue), and all of them within a task's `capacity` (students' weights
     and moments together, one step's activations, the teacher once)."""
-    if len(archs) < 2 or settings.plan.retrain_teacher != "online" or settings.resources.retrain_workers > 1:
+    settings = spec.settings
+    online = settings.plan.retrain_teacher is TeacherMode.ONLINE
+    if len(archs) < 2 or not online or settings.resources.retrain_workers > 1:
         return False
     if places >= len(archs) or capacity is None:
         return False
-    plan = PlanSettings.of(settings)
-    memories = [retraining_memory(space, arch, plan) for arch in archs]
+    memories = [retraining_memory(spec.space, arch, spec.memory) for arch in archs]
     return bool(fits(trained_together(memories), capacity))
 
 
-def lockstep_expected(settings: SearchSettings, space: SearchSpace, archs: list[Architecture]) -> bool:
+def lockstep_expected(spec: RunSpec) -> bool:
     """`lockstep` judged before the winners are known (for the time budget): `top_k` winners of the
-    largest of `archs`, on this machine's local Ray (False on a cluster)."""
-    from search.run.ray_runtime import local_resources, retraining_places
-
-    if settings.resources.address or not archs:
+    largest candidate, on this machine's local Ray (False on a cluster)."""
+    settings = spec.settings
+    if settings.resources.address or not spec.candidates:
         return False
-    largest = max(archs, key=lambda arch: count_params(space.family, arch))
+    largest = max(spec.candidates, key=lambda c: c.params).arch
     places = retraining_places(settings.resources, [local_resources()])
-    capacity = trial_capacity(settings.resources)
-    return lockstep(settings, space, [largest] * settings.plan.top_k, places, capacity)
+    return lockstep(spec, [largest] * settings.plan.top_k, places, trial_capacity(settings.resources))
 
 
 def retrain_winners(
     run: RunDir,
-    settings: SearchSettings,
-    space: SearchSpace,
-    teacher: str,
+    spec: RunSpec,
     importance: Importance,
     winners: list[TrialRecord],
     targets: TeacherTargets | None = None,
@@ -83,7 +75,8 @@ def retrain_winners(
     """Retrain every winner (in parallel as resources allow); results by trial id. `targets` (the
     run's cached teacher targets) are used only with `--retrain-teacher cached`. A winner continues
     from its probe's state when the run kept it; states are deleted once their winner is retrained."""
-    if settings.plan.retrain_teacher != "cached":
+    settings = spec.settings
+    if settings.plan.retrain_teacher is not TeacherMode.CACHED:
         targets = None
     results: dict[str, WinnerResult] = {}
     jobs = []
@@ -101,7 +94,7 @@ def retrain_winners(
                 winner.trial_id,
                 winner.architecture,
                 str(out),
-                teacher,
+                spec.teacher_spec,
                 settings,
                 probe_state=str(state) if settings.plan.continue_probes and state.is_dir() else None,
             )
@@ -109,7 +102,7 @@ def retrain_winners(
     # the winners' probe states are all that is kept from here on
     keep_only(run.probes, {job.arch.short() for job in jobs})
     if jobs:
-        results |= _run_jobs(run, jobs, settings, space, importance, targets)
+        results |= _run_jobs(run, jobs, spec, importance, targets)
     failed = {w.architecture.short() for w in winners if (r := results.get(w.trial_id)) is None or r.error}
     keep_only(run.probes, failed)  # a failed winner may continue from its probe when resumed
     return results
@@ -118,16 +111,16 @@ def retrain_winners(
 def _run_jobs(
     run: RunDir,
     jobs: list[WinnerJob],
-    settings: SearchSettings,
-    space: SearchSpace,
+    spec: RunSpec,
     importance: Importance,
     targets: TeacherTargets | None,
 ) -> dict[str, WinnerResult]:
     """The winners' jobs as Ray tasks: sharded, in lock-step, or one task each; results by trial id."""
+    settings = spec.settings
     results: dict[str, WinnerResult] = {}
     import ray
 
-    from search.run.ray_runtime import cluster_nodes, error_line, remote, retraining_places, start_ray
+    from search.run.ray_runtime import cluster_nodes, error_line, remote, start_ray
 
     start_ray(settings.resources)
     shared, cached = ray.put(importance), ray.put(targets)
@@ -151,7 +144,8 @@ def _run_jobs(
                 kill_point("retrain")
         return results
     places = retraining_places(settings.resources, cluster_nodes())
-    if lockstep(settings, space, [job.arch for job in jobs], places, trial_capacity(settings.resources)):
+    # what a retraining task here really has (not the plan's --trial-memory)
+    if lockstep(spec, [job.arch for job in jobs], places, trial_capacity(settings.resources)):
         names = " and ".join(job.arch.short() for job in jobs)
         print(
             f"[winners] retraining {names} in lock-step ({tokens:,} tokens each on {source}, one "
@@ -163,9 +157,9 @@ def _run_jobs(
                 answers = ray.get(remote(retrain_winners_together, settings.resources).remote(jobs, shared))
         except ray.exceptions.RayError as err:
             last = error_line(err)
-            answers = [WinnerResult(job.out, None, error=last).to_json() for job in jobs]
+            answers = [WinnerResult.failed(job.out, last) for job in jobs]
         for job, answer in zip(jobs, answers, strict=True):
-            results[job.trial_id] = result = WinnerResult.from_json(answer)
+            results[job.trial_id] = result = answer
             if result.error:
                 print(f"[winners] {job.arch.short()} failed: {result.error}", flush=True)
             else:
@@ -177,11 +171,11 @@ def _run_jobs(
         print(f"[winners] retraining {job.arch.short()} ({tokens:,} tokens on {source})", flush=True)
         try:
             with _watch(jobs):
-                results[job.trial_id] = WinnerResult.from_json(ray.get(ref))
+                results[job.trial_id] = ray.get(ref)
             kill_point("retrain")
         except ray.exceptions.RayError as err:
             last = error_line(err)
-            results[job.trial_id] = WinnerResult(job.out, None, error=last)
+            results[job.trial_id] = WinnerResult.failed(job.out, last)
             print(f"[winners] {job.arch.short()} failed: {last}", flush=True)
     return results
 

@@ -1,4 +1,4 @@
-"""Checks of the command line's run name and output folder, before anything is written.
+"""A run's name and output folder: the default name, and the checks before anything is written.
 
 Why: a bad name or folder must cost seconds and leave nothing behind, not write outside the folder
 the user chose. (The run directory's own checks are `search.outputs.rundir`'s; the corpus's,

@@ -1,0 +1,139 @@
+"""The Python API (`search.api`): the example in docs/usage.md runs a tiny search end to end, a run
+resumes with the search space it started with whatever became of its YAML file, and the API checks
+options with the command line's one validation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minitron import codec
+from minitron.errors import MinitronError
+from minitron.model.architecture import Architecture
+from tests.conftest import ROOT
+
+#: The options the example runs with here, in place of its first line: the tiny teacher's space.
+TINY = (
+    'budget="3.55M", trials=2, top_k=1, probe_tokens="1k", retrain_tokens="2k", calibration_samples=8, '
+    'eval_sequences=4, eval="none", gguf="none", overhead=4, max_not_kept=1, teacher_samples=8, '
+    "sample_tokens=24"
+)
+
+
+def documented_example() -> str:
+    """The code block after `<!-- api-example -->` in docs/usage.md."""
+    text = (ROOT / "docs" / "usage.md").read_text()
+    match = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "docs/usage.md has the API example"
+    return match.group(1)
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def example(tiny_space, tmp_path_factory):
+    """The documented example run on the tiny teacher (its space copied, so it can be edited)."""
+    from tests.test_search_cli import private_cache
+
+    space, env = tiny_space
+    root = tmp_path_factory.mktemp("api")
+    copy = root / "space.yaml"
+    shutil.copyfile(space, copy)
+    tmpdir = Path(tempfile.mkdtemp(dir="/tmp"))  # short: Ray puts sockets in it (107-byte limit)
+    env = {**private_cache(root, env), "TMPDIR": str(tmpdir)}
+    code = documented_example()
+    first = code.splitlines()[2]
+    assert first.startswith("options = dict("), "the example's first statement names its options"
+    options = f'options = dict(space="{copy}", out="{root / "runs"}", name="run", {TINY})'
+    result = run_python(code.replace(first, options), env)
+    yield result, root / "runs" / "run", copy, env
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def test_the_documented_example_runs_a_tiny_search_end_to_end(example):
+    result, run, _, _ = example
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    winner = next(line for line in lines if line.startswith("1 L"))
+    rank, label, params, test_loss, path = winner.split()
+    summary = json.loads((run / "summary.json").read_text())
+    first = summary["winners"][0]
+    assert label == Architecture(**first["architecture"]).short() and rank == "1"
+    assert float(test_loss) == pytest.approx(summary["winners"][0]["test_loss"])
+    assert int(params) == summary["winners"][0]["params"] and Path(path) == Path(
+        summary["winners"][0]["path"]
+    )
+    assert (Path(path) / "provenance.json").exists(), "the winner's checkpoint is where the result says"
+    assert any(line.startswith("front: [(") for line in lines)
+    assert f"report: {run / 'report.html'}" in lines
+
+
+def test_a_resumed_run_searches_the_space_it_started_with(example):
+    """The space's content is kept in config.json: an edited YAML changes nothing for a resumed run."""
+    result, run, space, env = example
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((run / "config.json").read_text())
+    kept = config["space"]["definition"]
+    assert kept["choices"]["num_hidden_layers"] == [1, 2] and config["feasible_candidates"] > 1
+    edited = yaml.safe_load(space.read_text())
+    edited["choices"]["num_hidden_layers"] = [2]  # fewer candidates, another band
+    edited["band"] = 0.2
+    space.write_text(yaml.safe_dump(edited))
+    code = (
+        "from search import api\n"
+        f"result = api.resume({str(run)!r})\n"
+        "print('space', result.summary.band, len(result.summary.candidates))\n"
+    )
+    resumed = run_python(code, env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "space 0.05" in resumed.stdout, "the band the run started with, not the edited file's"
+    assert "[stage] search ... (done earlier: reading it back)" in resumed.stdout
+    assert json.loads((run / "config.json").read_text()) == config, "config.json is never rewritten"
+
+
+def test_a_run_from_before_the_kept_space_reads_its_file_and_refuses_a_changed_one(tiny_space, tmp_path):
+    """A run of the current format written before config.json kept the space's content reads the
+    file, as such runs did; when the file no longer gives the candidates the run searched, it says so
+    instead of resuming with other ones."""
+    from search.plan.request import SearchRequest
+    from search.plan.spec import RunSpec, resolve
+
+    space, _ = tiny_space
+    copy = tmp_path / "space.yaml"
+    shutil.copyfile(space, copy)
+    spec = resolve(SearchRequest(budget="3.55M", space=str(copy), eval="none", gguf="none"), dry_run=True)
+    data = codec.encode(spec.config())
+    assert RunSpec.resume(tmp_path / "run", data).candidates == spec.candidates
+    data["space"].pop("definition")  # as such a run's config.json reads
+    assert RunSpec.resume(tmp_path / "run", data).space.definition() == spec.space.definition()
+    edited = yaml.safe_load(copy.read_text())
+    edited["choices"]["num_hidden_layers"] = [2]
+    copy.write_text(yaml.safe_dump(edited))
+    with pytest.raises(MinitronError, match=r"the run searched \d+ candidates, but its space .* now gives"):
+        RunSpec.resume(tmp_path / "run", data)
+
+
+def test_the_api_checks_options_as_the_command_line_does():
+    from search import api
+
+    with pytest.raises(MinitronError, match="--objective latency goes with a budget range"):
+        api.plan(budget="70M", objective="latency")
+    with pytest.raises(MinitronError, match="unknown search option 'trails'"):
+        api.plan(budget="70M", trails=8)
+    with pytest.raises(MinitronError, match=r"--top-k cannot change them"):
+        api.resume("results/nowhere", top_k=1)
+    spec = api.plan(budget="70M")
+    assert spec.settings.tokens.probe_budget == 30_492 and len(spec.candidates) == 53
+    assert [k.name for k in spec.seeds] == ["width-only-71M", "depth-only-71M"]
