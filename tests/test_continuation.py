@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from minitron.data.tokens import pack
 from minitron.distill.continuation import ProbeState, prefix_of
 from minitron.distill.probe import ProbeConfig, probe
+from minitron.distill.provenance import ContinuedFrom
 from minitron.distill.retrain import RetrainConfig, retrain
 from minitron.distill.schedule import Schedule, lr_at
 from minitron.distill.sources import training_windows
@@ -82,7 +83,7 @@ def test_a_winner_continued_from_its_probe_equals_one_uninterrupted_retraining(w
         tokenizer, targets=targets, progress=False,
     )  # fmt: skip
     probed = _probe(world, wiki_tokens, tmp_path / "probe")
-    assert [h["step"] for h in probed.history] == [2, 4]
+    assert [h.step for h in probed.history] == [2, 4]
     state = json.loads((tmp_path / "probe" / "state.json").read_text())
     assert state["step"] == 4 and state["origin"]["trial_id"] == "t1"
     continued = retrain(
@@ -93,15 +94,14 @@ def test_a_winner_continued_from_its_probe_equals_one_uninterrupted_retraining(w
     a, b = load_file(whole.out / "model.safetensors"), load_file(continued.out / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert continued.test_loss == whole.test_loss
-    assert continued.provenance["resumed_at_step"] == 4
-    assert continued.provenance["continued_from"] == {
-        "trial_id": "t1", "architecture": "tiny", "step": 4, "tokens": 4 * BATCH * SEQ,
-        "seconds": state["seconds"],
-    }  # fmt: skip
-    assert continued.provenance["tokens_trained"] == whole.provenance["tokens_trained"] == cfg.tokens
-    assert whole.provenance["continued_from"] is None
+    assert continued.provenance.resumed_at_step == 4
+    assert continued.provenance.continued_from == ContinuedFrom(
+        trial_id="t1", architecture="tiny", step=4, tokens=4 * BATCH * SEQ, seconds=state["seconds"],
+    )  # fmt: skip
+    assert continued.provenance.tokens_trained == whole.provenance.tokens_trained == cfg.tokens
+    assert whole.provenance.continued_from is None
     # the probe's validations, then the retraining's own
-    assert [h["step"] for h in continued.history] == [2, 4, 8]
+    assert [h.step for h in continued.history] == [2, 4, 8]
     assert not (tmp_path / "continued" / "continued_from.json").exists()  # now in provenance.json
 
 
@@ -124,7 +124,7 @@ def test_a_probe_that_is_not_the_start_is_refused_and_the_winner_starts_afresh(
     out = capsys.readouterr().out
     assert "w: starts from its pruned weights; the probe state is not the retraining's start" in out
     assert __import__("re").search(reason, out), out
-    assert fresh.provenance["continued_from"] is None and fresh.provenance["resumed_at_step"] is None
+    assert fresh.provenance.continued_from is None and fresh.provenance.resumed_at_step is None
 
 
 def test_a_missing_probe_state_starts_afresh(world, wiki_tokens, tmp_path, capsys):
@@ -136,4 +136,4 @@ def test_a_missing_probe_state_starts_afresh(world, wiki_tokens, tmp_path, capsy
         tokenizer, targets=targets, progress=False, start_from=tmp_path / "nothing",
     )  # fmt: skip
     assert "no probe state in" in capsys.readouterr().out
-    assert result.provenance["continued_from"] is None
+    assert result.provenance.continued_from is None

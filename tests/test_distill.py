@@ -224,7 +224,7 @@ def test_probe_is_deterministic_and_learns():
     seen = []
     first = probe(copy.deepcopy(student), targets, cfg, validation, callback=seen.append)
     second = probe(copy.deepcopy(student), targets, cfg, validation)
-    assert [h["val_loss"] for h in first.history] == [h["val_loss"] for h in second.history]
+    assert [h.val_loss for h in first.history] == [h.val_loss for h in second.history]
     assert seen == first.history and len(first.history) == 4 and first.tokens == 32 * 16
     rungs = probe(
         copy.deepcopy(student),
@@ -232,8 +232,8 @@ def test_probe_is_deterministic_and_learns():
         ProbeConfig(batch_size=4, lr=3e-3, rungs=3, tokens=16 * 16),
         validation,
     )
-    assert [h["step"] for h in rungs.history] == [1, 2, 4] and rungs.tokens == 16 * 16
-    assert first.history[-1]["train_loss"] < first.history[0]["train_loss"], "the KD loss falls"
+    assert [h.step for h in rungs.history] == [1, 2, 4] and rungs.tokens == 16 * 16
+    assert first.history[-1].train_loss < first.history[0].train_loss, "the KD loss falls"
     assert first.train_seconds + first.eval_seconds <= first.seconds
 
     ce = ProbeConfig(batch_size=4, lr=1e-2, eval_every=0, weights=LossWeights(kd=0.0, ce=1.0))
@@ -253,6 +253,6 @@ def test_probe_with_full_cached_targets_equals_the_online_teacher():
     cfg = ProbeConfig(batch_size=2, lr=1e-3, eval_every=2, placement=Placement(bf16=False))
     cached = probe(copy.deepcopy(student), full, cfg, validation)
     online = probe(copy.deepcopy(student), full, cfg, validation, teacher=teacher)
-    assert [h["val_loss"] for h in cached.history] == pytest.approx(
-        [h["val_loss"] for h in online.history], rel=1e-5
+    assert [h.val_loss for h in cached.history] == pytest.approx(
+        [h.val_loss for h in online.history], rel=1e-5
     )

@@ -98,6 +98,7 @@ def test_a_failed_latency_task_leaves_the_run_without_speedups(tmp_path):
 
     from minitron.importance.selection import DepthMethod
     from minitron.runtime import Placement
+    from search.outputs.records import TeacherLatency
     from search.plan.settings import Resources
     from search.run.latency import LatencyJob, run_latency_task
 
@@ -107,5 +108,5 @@ def test_a_failed_latency_task_leaves_the_run_without_speedups(tmp_path):
         measured = run_latency_task(job, None, Resources(cpus_per_trial=1))  # type: ignore[arg-type]
     finally:
         ray.shutdown()
-    assert measured["candidates"] == {} and measured["teacher"] == {}
-    assert "does not exist" in measured["error"]
+    assert measured.candidates == {} and measured.teacher == TeacherLatency()
+    assert measured.error is not None and "does not exist" in measured.error
