@@ -313,9 +313,7 @@ def counting_bars(
     class Counted(original):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            what = kwargs.get("desc")
-            name = f"{stage} ({what})" if what else stage
-            self._mirror = Progress(name, kwargs.get("total"), unit="request", draw=False, file=file)
+            self._mirror = Progress(stage, kwargs.get("total"), unit="request", draw=False, file=file)
 
         def update(self, n: Any = 1) -> Any:
             if getattr(self, "_mirror", None) is not None:

@@ -115,7 +115,8 @@ class Watch:
         self.printed = now
         states = self.active()
         for label, state in states.items():
-            stale = f" (as of {duration(state['age_s'])} ago)" if state["age_s"] > 2 * self.every else ""
-            printer.emit(f"[{self.stage}] {label}: {state.get('line', '')}{stale}")
+            # not written within the interval (a step longer than it): say how old it is
+            stale = f" (as of {duration(state['age_s'])} ago)" if state["age_s"] >= self.every else ""
+            printer.emit(f"[{self.stage}] {label}: {state.get('stage', '')} {state.get('line', '')}{stale}")
         if not states:
             printer.emit(f"[{self.stage}] {self.waiting}, {duration(now - self.started)} so far")

@@ -145,7 +145,7 @@ def test_a_watch_prints_the_progress_files_of_work_elsewhere_or_that_it_waits(tm
         w.tick()  # done: waiting again
     assert out.getvalue().splitlines() == [
         "[winners] retraining 1-L20: loading, testing or saving, 30s so far",
-        "[winners] 1-L20: step 10/63, 10,240 tokens, loss 4.000, 1,024 tok/s, ETA 53s",
+        "[winners] 1-L20: retrain step 10/63, 10,240 tokens, loss 4.000, 1,024 tok/s, ETA 53s",
         "[winners] retraining 1-L20: loading, testing or saving, 1m30s so far",
     ]
     state = json.loads(file.read_text())
@@ -208,7 +208,7 @@ def test_a_library_bar_counts_into_a_progress_file(tmp_path):
     assert module.tqdm is tqdm.tqdm
     state = json.loads(file.read_text())
     assert state["n"] == 12 and state["total"] == 12 and state["unit"] == "request" and state["done"]
-    assert state["stage"] == "lm-eval (Running loglikelihood requests)"
+    assert state["stage"] == "lm-eval"
 
 
 class _Tokenizer:
@@ -218,7 +218,10 @@ class _Tokenizer:
 
 def test_a_retraining_writes_its_progress_file_while_it_runs(tmp_path, monkeypatch, capsys):
     """As in a Ray worker (`progress=False`, stdout not the run's log): no lines, the latest progress
-    in `out/progress.json` while it trains, gone once the final checkpoint is written."""
+    in `out/progress.json` while it trains and then while it measures its test losses, gone once
+    the final checkpoint is written."""
+    import minitron.distill.retrain as retraining
+
     monkeypatch.setenv(ENV, "0.000001")  # a file write after every step
     rng = np.random.default_rng(0)
     stream = {s: rng.integers(0, 97, 2048, dtype=np.uint32) for s in ("train", "validation", "test")}
@@ -234,6 +237,14 @@ def test_a_retraining_writes_its_progress_file_while_it_runs(tmp_path, monkeypat
         if (out / PROGRESS).exists():
             seen.append(json.loads((out / PROGRESS).read_text()))
 
+    save_final = retraining.save_final
+
+    def saving(folder: Path, *args: object) -> None:
+        seen.append(json.loads((out / PROGRESS).read_text()))
+        save_final(folder, *args)
+
+    monkeypatch.setattr(retraining, "save_final", saving)
+
     retrain(
         tiny_model(num_hidden_layers=1, seed=3),
         tiny_model(num_hidden_layers=1),
@@ -248,6 +259,8 @@ def test_a_retraining_writes_its_progress_file_while_it_runs(tmp_path, monkeypat
     assert mid["stage"] == "retrain" and mid["total"] == 6 and not mid["done"]
     assert mid["tokens"] == 3 * 2 * 16 and mid["loss"] is not None and mid["rate"] > 0
     assert re.fullmatch(r"step 3/6, 96 tokens, loss \d+\.\d{3}, [\d,]+ tok/s, ETA \w+", mid["line"])
+    tested = seen[-1]  # as the final checkpoint is written
+    assert tested["stage"] == "test loss" and tested["n"] == tested["total"] == 1 and tested["done"]
     assert not (out / PROGRESS).exists(), "a finished winner's folder holds no progress file"
     assert (out / "provenance.json").exists()
     assert "[retrain]" not in capsys.readouterr().out

@@ -117,5 +117,6 @@ def probe(
         callback=callback,
         checkpoint=state,
         eval_batch_size=eval_batch_size,
+        desc="probe",
         progress_file=progress_file,
     )

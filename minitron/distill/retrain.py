@@ -44,6 +44,7 @@ from minitron.eval.loss import (
     validation_loss,
 )
 from minitron.model.architecture import Architecture
+from minitron.progress import Progress
 from minitron.runtime import Placement
 
 #: The latest progress of a retraining in `out/` while it runs (`minitron.progress`): how a process
@@ -285,11 +286,13 @@ class _Job:
         self.job = job_identity(
             cfg, trainee.student, teacher_id, tokens.key, None if targets is None else targets.meta
         )
+        self.progress = False  # `run`'s: lines in a log for the training and the test losses
 
     def run(
         self, source: Source, callback: Callback | None, progress: bool, sharding: Sharding | None
     ) -> Run:
         cfg, student, out = self.cfg, self.trainee.student, self.trainee.out
+        self.progress = progress
         self._continue(sharding)
         aux = None
         if self.targets is None and cfg.intermediate and self.teacher is not None:
@@ -350,8 +353,13 @@ class _Job:
     def finish(self, result: TrainResult, sharding: Sharding | None) -> RetrainResult:
         cfg, student, out, targets = self.cfg, self.trainee.student, self.trainee.out, self.targets
         device, bf16 = cfg.placement.apply()
-        test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False).loss
-        test_losses = domain_losses(student, self.domain_tests, cfg.batch_size)
+        # the test losses take a while too (64 + 32 per part sequences): counted in the same file
+        batches = sum(-(-len(s) // cfg.batch_size) for s in (self.test, *self.domain_tests.values()))
+        file = out / PROGRESS if sharding is None or sharding.leader else None
+        tested = Progress("test loss", batches, unit="batch", enabled=self.progress, draw=False, file=file)
+        test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False, counter=tested).loss
+        test_losses = domain_losses(student, self.domain_tests, cfg.batch_size, counter=tested)
+        tested.close()
         continued = origin(out)
         record = Provenance(
             origin=self.trainee.provenance,

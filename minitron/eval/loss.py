@@ -16,7 +16,7 @@ from minitron.atomic import write_json
 from minitron.data.assets import cache_dir
 from minitron.data.tokens import SEQ_LEN, TokenizedCorpus, pack
 from minitron.model.fingerprint import model_fingerprint
-from minitron.progress import track
+from minitron.progress import Progress, track
 
 #: Validation sequences (of `SEQ_LEN` tokens) behind every reported loss unless told otherwise.
 VALIDATION_SEQUENCES = 16
@@ -42,9 +42,15 @@ class LossReport:
 
 @torch.no_grad()
 def validation_loss(
-    model: Any, sequences: torch.Tensor, batch_size: int = 4, progress: bool = True, desc: str = "validation"
+    model: Any,
+    sequences: torch.Tensor,
+    batch_size: int = 4,
+    progress: bool = True,
+    desc: str = "validation",
+    counter: Progress | None = None,
 ) -> LossReport:
-    """Exact token-weighted mean loss of `model` on `[n, seq_len]` packed sequences."""
+    """Exact token-weighted mean loss of `model` on `[n, seq_len]` packed sequences (each batch also
+    counted into `counter`, the progress of a larger piece of work)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -58,6 +64,8 @@ def validation_loss(
                 logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum"
             ).item()
             count += targets.numel()
+            if counter is not None:
+                counter.update(1)
     finally:
         model.train(was_training)
     loss = total / count
@@ -117,10 +125,14 @@ def domain_test_sets(
 
 
 def domain_losses(
-    model: Any, sets: dict[str, torch.Tensor], batch_size: int = 4, progress: bool = False
+    model: Any,
+    sets: dict[str, torch.Tensor],
+    batch_size: int = 4,
+    progress: bool = False,
+    counter: Progress | None = None,
 ) -> dict[str, float]:
     """The model's loss on each part's test sequences (`domain_test_sets`)."""
     return {
-        name: validation_loss(model, seqs, batch_size, progress, desc=f"test loss {name}").loss
+        name: validation_loss(model, seqs, batch_size, progress, f"test loss {name}", counter).loss
         for name, seqs in sets.items()
     }
