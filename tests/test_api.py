@@ -1,6 +1,7 @@
-"""The Python API (`search.api`): the example in docs/usage.md runs a tiny search end to end, a run
-resumes with the search space it started with whatever became of its YAML file, and the API checks
-options with the command line's one validation."""
+"""The Python API (`search.api`): the example in docs/usage.md runs a tiny search end to end (one
+that also searches which layers to drop), a run resumes with the search space it started with
+whatever became of its YAML file, and the API checks options with the command line's one
+validation."""
 
 from __future__ import annotations
 
@@ -17,15 +18,19 @@ import yaml
 
 from minitron import codec
 from minitron.errors import MinitronError
-from minitron.model.architecture import Architecture
+from minitron.model.architecture import Architecture, count_params
+from search.plan.space import load_space
 from tests.conftest import ROOT
 
-#: The options the example runs with here, in place of its first line: the tiny teacher's space.
+#: The options the example runs with here, in place of its first line: a space of the tiny
+#: teacher's one 1-layer shape, searched with `layer_blocks=2` (it is probed twice, dropping either
+#: of the teacher's two layers: the one of least loss, and `-b1` the other).
 TINY = (
-    'budget="3.55M", trials=2, top_k=1, probe_tokens="1k", retrain_tokens="2k", calibration_samples=8, '
-    'eval_sequences=4, eval="none", gguf="none", overhead=4, max_not_kept=1, teacher_samples=8, '
-    "sample_tokens=24"
+    'trials=2, top_k=1, probe_tokens="1k", retrain_tokens="2k", calibration_samples=8, sampler="grid", '
+    'layer_blocks=2, eval_sequences=4, eval="none", gguf="none", overhead=4, max_not_kept=1, '
+    "teacher_samples=8, sample_tokens=24"
 )
+ONE_LAYER = Architecture(1, 48, 40, 6, 2, 8)
 
 
 def documented_example() -> str:
@@ -49,14 +54,18 @@ def example(tiny_space, tmp_path_factory):
 
     space, env = tiny_space
     root = tmp_path_factory.mktemp("api")
+    data = yaml.safe_load(space.read_text())
+    data["choices"] = {name: [data["teacher"][name]] for name in data["choices"]}
+    data["choices"]["num_hidden_layers"] = [1]
     copy = root / "space.yaml"
-    shutil.copyfile(space, copy)
+    copy.write_text(yaml.safe_dump(data))
+    budget = count_params(load_space(copy).family, ONE_LAYER)
     tmpdir = Path(tempfile.mkdtemp(dir="/tmp"))  # short: Ray puts sockets in it (107-byte limit)
     env = {**private_cache(root, env), "TMPDIR": str(tmpdir)}
     code = documented_example()
     first = code.splitlines()[2]
     assert first.startswith("options = dict("), "the example's first statement names its options"
-    options = f'options = dict(space="{copy}", out="{root / "runs"}", name="run", {TINY})'
+    options = f'options = dict(space="{copy}", budget={budget}, out="{root / "runs"}", name="run", {TINY})'
     result = run_python(code.replace(first, options), env)
     yield result, root / "runs" / "run", copy, env
     shutil.rmtree(tmpdir, ignore_errors=True)
@@ -78,6 +87,15 @@ def test_the_documented_example_runs_a_tiny_search_end_to_end(example):
     assert (Path(path) / "provenance.json").exists(), "the winner's checkpoint is where the result says"
     assert any(line.startswith("front: [(") for line in lines)
     assert f"report: {run / 'report.html'}" in lines
+    # which layers to drop was searched: the same shape, cut by dropping either teacher layer
+    trials = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    labels = {Architecture(**t["architecture"]).short() for t in trials}
+    assert labels == {"L1-h48-m40-q6kv2-d8", "L1-h48-m40-q6kv2-d8-b1"}
+    assert len({t["zero_shot_loss"] for t in trials}) == 2, "two different cuts"
+    assert json.loads((run / "config.json").read_text())["settings"]["plan"]["layer_blocks"] == 2
+    assert "L1-h48-m40-q6kv2-d8-b1" in (run / "report.html").read_text()
+    kept = json.loads((Path(path) / "provenance.json").read_text())["kept_layers"]
+    assert len(kept) == 1, "the winner keeps the one teacher layer its cut says"
 
 
 def test_a_resumed_run_searches_the_space_it_started_with(example):
@@ -86,9 +104,9 @@ def test_a_resumed_run_searches_the_space_it_started_with(example):
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((run / "config.json").read_text())
     kept = config["space"]["definition"]
-    assert kept["choices"]["num_hidden_layers"] == [1, 2] and config["feasible_candidates"] > 1
+    assert kept["choices"]["num_hidden_layers"] == [1] and config["feasible_candidates"] == 2
     edited = yaml.safe_load(space.read_text())
-    edited["choices"]["num_hidden_layers"] = [2]  # fewer candidates, another band
+    edited["choices"]["num_hidden_layers"] = [2]  # no candidate left at the run's budget, another band
     edited["band"] = 0.2
     space.write_text(yaml.safe_dump(edited))
     code = (

@@ -1,13 +1,10 @@
 """`python search.py` on the tiny teacher when trials fail or are stopped: faults recorded or
-retried, ASHA stopping probes early. In a file of its own so that a second test worker runs it
-beside `tests/test_search_cli.py` (whose reference and kill/resume searches take the longest)."""
+retried, ASHA stopping probes early (which layers to drop is searched in tests/test_api.py's run).
+In a file of its own so that a second test worker runs it beside `tests/test_search_cli.py` (whose
+reference and kill/resume searches take the longest)."""
 
 import json
 
-import yaml
-
-from minitron.model.architecture import Architecture, count_params
-from search.plan.space import load_space
 from tests.test_search_cli import BUDGET, FAST, search
 
 
@@ -94,27 +91,3 @@ def test_asha_stops_probes_early_and_ranks_completed_ones_first(tiny_space, tmp_
     # --overhead 2.5 of 4,000 retraining tokens: the probes may spend 10,000 tokens, and never more (a
     # probe stops where its next rung would cross the budget; trials run one at a time here)
     assert summary["cost"]["probe_budget"] == 10000 and summary["cost"]["probe_tokens"] <= 10000
-
-
-def test_which_layers_to_drop_is_searched(tiny_space, tmp_path):
-    """`--layer-blocks 2` on a space of one 1-layer shape: it is probed twice, dropping either of
-    the teacher's two layers (the one of least loss; `-b1` the other). Only ranked (`--top-k 0`):
-    the winners' side (provenance, card) is tested on its own, in tests/test_report.py."""
-    space_path, env = tiny_space
-    data = yaml.safe_load(space_path.read_text())
-    data["choices"] = {name: [data["teacher"][name]] for name in data["choices"]}
-    data["choices"]["num_hidden_layers"] = [1]
-    (tmp_path / "one-layer.yaml").write_text(yaml.safe_dump(data))
-    space = load_space(tmp_path / "one-layer.yaml")
-    params = count_params(space.family, Architecture(1, 48, 40, 6, 2, 8))
-    args = ["--space", str(tmp_path / "one-layer.yaml"), "--budget", str(params), *FAST]
-    args += ["--trials", "2", "--top-k", "0", "--sampler", "grid", "--layer-blocks", "2"]
-    result = search(env, *args, "--out", str(tmp_path), "--name", "run")
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "run"
-    trials = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
-    labels = {Architecture(**t["architecture"]).short() for t in trials}
-    assert labels == {"L1-h48-m40-q6kv2-d8", "L1-h48-m40-q6kv2-d8-b1"}
-    assert len({t["zero_shot_loss"] for t in trials}) == 2, "two different cuts"
-    assert json.loads((run / "config.json").read_text())["settings"]["plan"]["layer_blocks"] == 2
-    assert "L1-h48-m40-q6kv2-d8-b1" in (run / "report.html").read_text()
