@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from minitron.progress import FILE_EVERY, PRINTER, Printer, duration
+from minitron.progress import PRINTER, Printer, Progress, duration
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
@@ -25,8 +25,23 @@ def read_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
+#: Seconds within which a progress whose line is due is expected to print it (its next unit of
+#: work ends then), so that a stage's fallback line does not come just before it.
+IMMINENT = 5.0
+
+
 def _of(total: int | None) -> str:
     return f"/{total:,}" if total is not None else ""
+
+
+def _imminent(progress: Progress, now: float) -> bool:
+    """Whether `progress` prints its own line within `IMMINENT` seconds of now: its next update is
+    expected then (going by its mean unit) and its line will be due by then."""
+    done = progress.n - progress.first
+    if done <= 0:
+        return False
+    expected = progress.updated + (progress.updated - progress.started) / done
+    return abs(expected - now) <= IMMINENT and expected - progress.printed >= progress.every
 
 
 class Watch:
@@ -76,7 +91,7 @@ class Watch:
                 self.printer.watching -= 1
 
     def _run(self) -> None:
-        while not self._stop.wait(min(self.every / 4, FILE_EVERY)):
+        while not self._stop.wait(min(self.every / 4, 1.0)):
             with contextlib.suppress(Exception):  # a watch never takes the run down
                 self.tick()
 
@@ -105,8 +120,8 @@ class Watch:
             others = printer.watching
             live = list(printer.live)
         if self.fallback:
-            # a progress updated within the interval prints its own line at its next update
-            if quiet >= self.every and not others and all(now - p.updated >= self.every for p in live):
+            # a progress about to update prints its own line then; one stuck in a long unit does not
+            if quiet >= self.every and not others and not any(_imminent(p, now) for p in live):
                 within = "".join(f" ({p.stage}: {p.unit} {p.n:,}{_of(p.total)})" for p in live)
                 printer.emit(f"[{self.stage}] {self.waiting}{within}, {duration(now - self.started)} so far")
             return

@@ -196,6 +196,31 @@ def test_a_stage_heartbeat_waits_for_work_that_updates_and_names_work_that_is_st
     ]
 
 
+def test_a_stage_heartbeat_does_not_wait_for_a_slow_unit():
+    """Units longer than a fraction of the interval: the line due comes only with the next unit, so
+    the stage says where it is at the interval instead of going silent until then."""
+    printer, out, clock = _log(every=30)
+    with Watch("stage", "teacher targets still running", fallback=True, printer=printer) as stage:
+        targets = Progress("teacher targets", 8, unit="batch", printer=printer)
+        for now in (25.0, 50.0, 75.0):  # a line at 50
+            clock.now = now
+            targets.update(1)
+            stage.tick()
+        clock.now = 80.0
+        stage.tick()  # the next batch at 100 would print, but 20 s from now
+        clock.now = 100.0
+        targets.update(1)
+        for now in (129.0, 130.0):  # the next batch at 125 has no line due
+            clock.now = now
+            stage.tick()
+    assert out.getvalue().splitlines() == [
+        "[teacher targets] batch 2/8, 25.0 s/batch, ETA 2m30s",
+        "[stage] teacher targets still running (teacher targets: batch 3/8), 1m20s so far",
+        "[teacher targets] batch 4/8, 25.0 s/batch, ETA 1m40s",
+        "[stage] teacher targets still running (teacher targets: batch 4/8), 2m10s so far",
+    ]
+
+
 def test_a_library_bar_counts_into_a_progress_file(tmp_path):
     """lm-eval's bars (its module's `tqdm`) are counted even where they are not drawn."""
     module = types.SimpleNamespace(tqdm=tqdm.tqdm)
