@@ -27,12 +27,15 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from tqdm.auto import tqdm
 
+from minitron import codec
 from minitron.atomic import write_json
+from minitron.errors import MinitronError
 from minitron.runtime import show_progress
 
 ENV = "MINITRON_PROGRESS_EVERY"
@@ -83,6 +86,35 @@ def duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s"
+
+
+@dataclass(frozen=True)
+class ProgressState:
+    """What a `Progress` with `file=` writes there at the interval, for a process that waits on it
+    (`minitron.watch.Watch`) to print: where it stands, and the line it would print itself."""
+
+    stage: str
+    unit: str
+    n: int
+    total: int | None
+    tokens: int | None
+    loss: float | None
+    rate: float
+    """Units per second of this session."""
+    eta_s: float | None
+    elapsed_s: float
+    done: bool
+    line: str
+    time: float
+    """When it was written (seconds since the epoch)."""
+
+    @classmethod
+    def read(cls, path: Path) -> ProgressState | None:
+        """The state in `path`, or None when it is absent, half-written or not a state."""
+        try:
+            return codec.load(cls, path)
+        except MinitronError:
+            return None
 
 
 class Printer:
@@ -266,22 +298,22 @@ class Progress:
         assert self.file is not None
         rate = self.rate(now)
         line = self.describe(now, done)
-        state = {
-            "stage": self.stage,
-            "unit": self.unit,
-            "n": self.n,
-            "total": self.total,
-            "tokens": self.tokens,
-            "loss": self.loss,
-            "rate": rate,
-            "eta_s": (self.total - self.n) / rate if rate and self.total is not None else None,
-            "elapsed_s": now - self.started,
-            "done": done,
-            "line": line,
-            "time": time.time(),
-        }
+        state = ProgressState(
+            stage=self.stage,
+            unit=self.unit,
+            n=self.n,
+            total=self.total,
+            tokens=self.tokens,
+            loss=self.loss,
+            rate=rate,
+            eta_s=(self.total - self.n) / rate if rate and self.total is not None else None,
+            elapsed_s=now - self.started,
+            done=done,
+            line=line,
+            time=time.time(),
+        )
         with contextlib.suppress(OSError):  # never worth failing the work for (a full disk fails elsewhere)
-            write_json(self.file, state)
+            write_json(self.file, codec.encode(state))
         self.written = now
 
 

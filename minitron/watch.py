@@ -6,24 +6,13 @@ at the interval the progress that the work writes to its files (`minitron.progre
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from minitron.progress import PRINTER, Printer, Progress, duration
-
-
-def read_state(path: Path) -> dict[str, Any] | None:
-    """A progress file's state, or None when it is absent or unreadable."""
-    try:
-        state = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
-
+from minitron.progress import PRINTER, Printer, Progress, ProgressState, duration
 
 #: Seconds within which a progress whose line is due is expected to print it (its next unit of
 #: work ends then), so that a stage's fallback line does not come just before it.
@@ -95,20 +84,21 @@ class Watch:
             with contextlib.suppress(Exception):  # a watch never takes the run down
                 self.tick()
 
-    def active(self) -> dict[str, dict[str, Any]]:
-        """Label -> state of each file written since the watch began and not yet done."""
+    def active(self) -> dict[str, tuple[ProgressState, float]]:
+        """Label -> (state, its age in seconds) of each file written since the watch began and not
+        yet done."""
         paths = dict(self.files)
         if self.folder is not None and self.folder.is_dir():
             paths |= {p.stem: p for p in sorted(self.folder.glob("*.json"))}
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, tuple[ProgressState, float]] = {}
         for label, path in paths.items():
             try:
                 written = path.stat().st_mtime
             except OSError:
                 continue
-            state = read_state(path) if written >= self.since else None
-            if state is not None and not state.get("done"):
-                found[label] = {**state, "age_s": time.time() - written}
+            state = ProgressState.read(path) if written >= self.since else None
+            if state is not None and not state.done:
+                found[label] = (state, time.time() - written)
         return found
 
     def tick(self) -> None:
@@ -129,9 +119,9 @@ class Watch:
             return
         self.printed = now
         states = self.active()
-        for label, state in states.items():
+        for label, (state, age) in states.items():
             # not written within the interval (a step longer than it): say how old it is
-            stale = f" (as of {duration(state['age_s'])} ago)" if state["age_s"] >= self.every else ""
-            printer.emit(f"[{self.stage}] {label}: {state.get('stage', '')} {state.get('line', '')}{stale}")
+            stale = f" (as of {duration(age)} ago)" if age >= self.every else ""
+            printer.emit(f"[{self.stage}] {label}: {state.stage} {state.line}{stale}")
         if not states:
             printer.emit(f"[{self.stage}] {self.waiting}, {duration(now - self.started)} so far")
