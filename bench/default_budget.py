@@ -74,7 +74,8 @@ def row(run: Path) -> dict[str, Any]:
         "teacher_out_of_domain": {name: teacher.test_losses.get(name) for name in outside},
         "retention": kept,
         "tasks_kept": sum(1 for r in kept.values() if (r["retention"] or 0) >= KEPT),
-        "tasks": len(kept),
+        # a task where the teacher is at or below chance has no retention: it is left out of the count
+        "tasks": sum(1 for r in kept.values() if r["retention"] is not None),
         "minutes": (summary.seconds or 0) / 60,
         "stages": summary.stages,
         "machine": summary.machine,
@@ -112,7 +113,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             "—" if ood is None else f"{ood:.3f}",
             *(
                 f"{_pct(k['retention'])} % ({_pct(k['low'])} to {_pct(k['high'])})"
-                if (k := r["retention"].get(t))
+                if (k := r["retention"].get(t)) and k["retention"] is not None
+                else "— (teacher at chance)"
+                if k
                 else "—"
                 for t in tasks
             ),
@@ -125,7 +128,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines.append(
         f"\nTeacher: test loss {first['teacher_test_loss']:.3f}"
         + (f", {teacher_ood:.3f} out of domain" if teacher_ood is not None else "")
-        + "; retention: (winner − chance) ÷ (teacher − chance) per task, 95 % interval over the items."
+        + "; retention: (winner − chance) ÷ (teacher − chance) per task, 95 % interval over the items;"
+        + " a task where the teacher scores at or below chance has none and is not counted."
     )
     return "\n".join(lines)
 
