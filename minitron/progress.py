@@ -277,11 +277,15 @@ class Progress:
                 parts.append(f"{1 / rate:.1f} s/{self.unit}")
         if done:
             parts.append(f"done in {duration(now - self.started)}")
-        elif rate and self.total is not None and self.n < self.total:
-            parts.append(f"ETA {duration((self.total - self.n) / rate)}")
+        elif self.total is not None and self.n < self.total and (eta := self.eta(rate)) is not None:
+            parts.append(f"ETA {duration(eta)}")
         else:
             parts.append(f"{duration(now - self.started)} so far")
         return ", ".join(parts)
+
+    def eta(self, rate: float) -> float | None:
+        """Seconds left at `rate` units per second (None without a rate or a total)."""
+        return (self.total - self.n) / rate if rate and self.total is not None else None
 
     def rate(self, now: float) -> float:
         """Units per second of this session (0 before the first)."""
@@ -306,7 +310,7 @@ class Progress:
             tokens=self.tokens,
             loss=self.loss,
             rate=rate,
-            eta_s=(self.total - self.n) / rate if rate and self.total is not None else None,
+            eta_s=self.eta(rate),
             elapsed_s=now - self.started,
             done=done,
             line=line,

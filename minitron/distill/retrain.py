@@ -188,7 +188,7 @@ def retrain(
     source = _source(teacher, tokens, cfg, targets)
     trainee = Trainee(student, Path(out), provenance, kept_layers, start_from)
     job = _Job(trainee, teacher, tokens, cfg, tokenizer, teacher_id, targets)
-    return job.finish(run_to_end(job.run(source, callback, progress, sharding)), sharding)
+    return job.finish(run_to_end(job.run(source, callback, progress, sharding)), sharding, progress)
 
 
 @dataclass
@@ -234,7 +234,7 @@ def retrain_together(
             results.append(trained)
             continue
         try:
-            results.append(job.finish(trained, None))
+            results.append(job.finish(trained, None, progress))
         except Exception as err:  # this student's failure is its result
             results.append(err)
     return results
@@ -286,13 +286,11 @@ class _Job:
         self.job = job_identity(
             cfg, trainee.student, teacher_id, tokens.key, None if targets is None else targets.meta
         )
-        self.progress = False  # `run`'s: lines in a log for the training and the test losses
 
     def run(
         self, source: Source, callback: Callback | None, progress: bool, sharding: Sharding | None
     ) -> Run:
         cfg, student, out = self.cfg, self.trainee.student, self.trainee.out
-        self.progress = progress
         self._continue(sharding)
         aux = None
         if self.targets is None and cfg.intermediate and self.teacher is not None:
@@ -350,13 +348,13 @@ class _Job:
                 flush=True,
             )
 
-    def finish(self, result: TrainResult, sharding: Sharding | None) -> RetrainResult:
+    def finish(self, result: TrainResult, sharding: Sharding | None, progress: bool) -> RetrainResult:
         cfg, student, out, targets = self.cfg, self.trainee.student, self.trainee.out, self.targets
         device, bf16 = cfg.placement.apply()
         # the test losses take a while too (64 + 32 per part sequences): counted in the same file
         batches = sum(-(-len(s) // cfg.batch_size) for s in (self.test, *self.domain_tests.values()))
         file = out / PROGRESS if sharding is None or sharding.leader else None
-        tested = Progress("test loss", batches, unit="batch", enabled=self.progress, draw=False, file=file)
+        tested = Progress("test loss", batches, unit="batch", enabled=progress, draw=False, file=file)
         test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False, counter=tested).loss
         test_losses = domain_losses(student, self.domain_tests, cfg.batch_size, counter=tested)
         tested.close()
