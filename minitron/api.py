@@ -221,6 +221,7 @@ def distill(
     intermediate: bool = RetrainConfig.intermediate,
     eval_every: int = RetrainConfig.eval_every,
     eval_sequences: int = RetrainConfig.eval_sequences,
+    test_sequences: int = RetrainConfig.test_sequences,
     checkpoint_every: int = RetrainConfig.checkpoint_every,
     seed: int = RetrainConfig.seed,
     bf16: bool | None = None,
@@ -249,6 +250,17 @@ def distill(
     from minitron.model.teacher import load_teacher
     from minitron.runtime import Placement
 
+    counts = {
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "eval_every": eval_every,
+        "eval_sequences": eval_sequences,
+        "test_sequences": test_sequences,
+        "checkpoint_every": checkpoint_every,
+    }
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MinitronError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
     tokens_budget = parse_tokens(str(tokens), "--tokens")
     folder = Path(out).expanduser()
     check_folder_path(folder, "--out")
@@ -274,6 +286,7 @@ def distill(
         intermediate=intermediate,
         eval_every=eval_every,
         eval_sequences=eval_sequences,
+        test_sequences=test_sequences,
         checkpoint_every=checkpoint_every,
         seed=seed,
         placement=Placement(device, bf16, threads),
@@ -342,6 +355,7 @@ def correct(
     batch_size: int = RetrainConfig.batch_size,
     eval_every: int = RetrainConfig.eval_every,
     eval_sequences: int = RetrainConfig.eval_sequences,
+    test_sequences: int = RetrainConfig.test_sequences,
     checkpoint_every: int = RetrainConfig.checkpoint_every,
     seed: int = RetrainConfig.seed,
     bf16: bool | None = None,
@@ -366,6 +380,7 @@ def correct(
         kd_weight=0.0,
         eval_every=eval_every,
         eval_sequences=eval_sequences,
+        test_sequences=test_sequences,
         checkpoint_every=checkpoint_every,
         seed=seed,
         bf16=bf16,

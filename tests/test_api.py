@@ -27,8 +27,8 @@ from tests.conftest import ROOT
 #: of the teacher's two layers: the one of least loss, and `-b1` the other).
 TINY = (
     'trials=2, top_k=1, probe_tokens="1k", retrain_tokens="2k", calibration_samples=8, sampler="grid", '
-    'layer_blocks=2, eval_sequences=4, eval="none", gguf="none", overhead=4, max_not_kept=1, '
-    "teacher_samples=8, sample_tokens=24"
+    'layer_blocks=2, eval_sequences=4, test_sequences=8, eval="none", gguf="none", overhead=4, '
+    "max_not_kept=1, teacher_samples=8, sample_tokens=24"
 )
 ONE_LAYER = Architecture(1, 48, 40, 6, 2, 8)
 

@@ -115,6 +115,11 @@ def test_finished_and_foreign_outputs_are_refused(tiny_world, student, tmp_path,
     foreign = refused(tmp_path / "foreign")
     assert foreign.returncode == 2 and "is not a checkpoint of this command" in foreign.stderr
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
+    # counts of the schedule that are not positive: one line before anything loads or is written
+    for flag in ("--batch-size", "--test-sequences", "--eval-every"):
+        zero = refused(tmp_path / "zero", flag, "0")
+        assert zero.returncode == 2 and f"{flag} must be a positive whole number, got 0" in zero.stderr
+        assert "Traceback" not in zero.stderr and not (tmp_path / "zero").exists()
 
 
 def test_teacher_correction_fine_tunes_with_cross_entropy_only(tiny_world, tmp_path):

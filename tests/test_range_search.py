@@ -15,8 +15,8 @@ def test_a_budget_range_probes_across_it_and_retrains_winners_along_the_front(ti
     # 3 retraining steps; 1-step probes (--overhead 1: 3 winners x 4k / 6 trials), which the winners
     # continue from (--max-not-kept 1: the three others' probes may cost more than 10 % of all tokens)
     args = ["--space", str(space), "--budget", RANGE, "--trials", "6", "--retrain-tokens", "4k"]
-    args += ["--calibration-samples", "8", "--eval-sequences", "4", "--eval", "none", "--overhead", "1"]
-    args += ["--max-not-kept", "1"]
+    args += ["--calibration-samples", "8", "--eval-sequences", "4", "--test-sequences", "8"]
+    args += ["--eval", "none", "--overhead", "1", "--max-not-kept", "1"]
     result = search(env, *args, "--out", str(tmp_path / "runs"), "--name", "run")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "run"

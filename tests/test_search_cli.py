@@ -31,6 +31,8 @@ FAST = [
     "8",
     "--eval-sequences",
     "4",
+    "--test-sequences",  # 8 of the mixture, 4 of each part: the test losses are most of a winner's time
+    "8",
     "--top-k",
     "2",
     "--eval",
@@ -197,7 +199,7 @@ def test_search_end_to_end(reference):
         assert winner["final_loss"] is not None and winner["test_loss"] is not None
         provenance = json.loads((Path(winner["path"]) / "provenance.json").read_text())
         assert provenance["targets"] is None, "winners retrain with the teacher online (the default)"
-        assert provenance["test_loss"] == winner["test_loss"] and provenance["test_tokens"] == 255 * 64
+        assert provenance["test_loss"] == winner["test_loss"] and provenance["test_tokens"] == 255 * 8
         # it continued from its probe: the probe's step is the first of its 3
         trial = next(t for t in trials if t["trial_id"] == winner["trial_id"])
         assert provenance["not_continued_because"] is None

@@ -30,6 +30,12 @@ def add_training_options(parser: argparse.ArgumentParser, d: dict[str, Any]) -> 
         "--eval-sequences", type=int, default=d["eval_sequences"], help="validation sequences per validation"
     )
     parser.add_argument(
+        "--test-sequences",
+        type=int,
+        default=d["test_sequences"],
+        help="test sequences behind the final test loss (each part of a mix: half as many)",
+    )
+    parser.add_argument(
         "--checkpoint-every", type=int, default=d["checkpoint_every"], help="steps between checkpoints"
     )
     parser.add_argument("--seed", type=int, default=d["seed"], help="seed of the data order and training")

@@ -87,7 +87,7 @@ class RetrainConfig:
     eval_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences (of `seq_len`) per validation."""
     test_sequences: int = TEST_SEQUENCES
-    """Test sequences behind the final test loss."""
+    """Test sequences behind the final test loss (each part of a mix: half as many)."""
     checkpoint_every: int = 50
     """Steps between checkpoints."""
     seed: int = 0
@@ -282,7 +282,7 @@ class _Job:
         self.tokenizer, self.teacher_id, self.targets = tokenizer, teacher_id, targets
         self.validation = pack(tokens.validation, cfg.seq_len, cfg.eval_sequences)
         self.test = pack(tokens.test, cfg.seq_len, cfg.test_sequences)
-        self.domain_tests = domain_test_sets(tokens, cfg.seq_len)
+        self.domain_tests = domain_test_sets(tokens, cfg.seq_len, cfg.test_sequences)
         self.job = job_identity(
             cfg, trainee.student, teacher_id, tokens.key, None if targets is None else targets.meta
         )

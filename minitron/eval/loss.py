@@ -23,9 +23,12 @@ VALIDATION_SEQUENCES = 16
 #: Test sequences behind the loss quoted for a chosen model (more than validation: nothing is
 #: chosen with it, so it is read once per model, and its estimate should be tight).
 TEST_SEQUENCES = 64
-#: Test sequences per part of a mix, beside the mixture's own `TEST_SEQUENCES` (fewer where a part
-#: holds fewer): read once per chosen model and part.
-DOMAIN_TEST_SEQUENCES = 32
+
+
+def domain_test_sequences(test_sequences: int) -> int:
+    """Test sequences per part of a mix beside the mixture's own `test_sequences`: half as many
+    (32 of the default 64; fewer where a part holds fewer), read once per chosen model and part."""
+    return max(test_sequences // 2, 1)
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,11 @@ def zero_shot_loss(
 
 
 def domain_test_sets(
-    tokens: TokenizedCorpus, seq_len: int, sequences: int = DOMAIN_TEST_SEQUENCES
+    tokens: TokenizedCorpus, seq_len: int, test_sequences: int = TEST_SEQUENCES
 ) -> dict[str, torch.Tensor]:
-    """Each part of a mix with at least one whole test sequence: its first `sequences` of them."""
+    """Each part of a mix with at least one whole test sequence: its first ones, as many as
+    `domain_test_sequences(test_sequences)` (the mixture reads `test_sequences`)."""
+    sequences = domain_test_sequences(test_sequences)
     return {d.name: pack(d.test, seq_len, sequences) for d in tokens.domains if d.test.size >= seq_len}
 
 

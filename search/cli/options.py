@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"validation sequences (of {SEQ_LEN} tokens) for zero-shot, probe and final losses "
         "(the final test loss reads its own split)",
     )
+    how.add_argument(
+        "--test-sequences",
+        type=int,
+        default=d.test_sequences,
+        help=f"test sequences (of {SEQ_LEN} tokens) behind the teacher's and every winner's test loss "
+        "(each part of a mix reads half as many)",
+    )
     bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
     bench.add_argument(
         "--eval",

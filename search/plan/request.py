@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from minitron.budget import format_count
 from minitron.data.generated import GenerationConfig
 from minitron.data.mix import DEFAULT_DATA
-from minitron.eval.loss import VALIDATION_SEQUENCES
+from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES
 from minitron.export.gguf_file import DEFAULT_QUANTS
 from minitron.importance.scores import ImportanceConfig
 from search.plan.settings import DEFAULT_EVAL_LIMIT, DEFAULT_EVAL_TASKS, SearchPlan, SearchSettings
@@ -83,6 +83,8 @@ class SearchRequest:
     """Calibration sequences for importance."""
     eval_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences for the zero-shot, probe and final losses."""
+    test_sequences: int = TEST_SEQUENCES
+    """Test sequences for the teacher's and every winner's test loss (each part of a mix: half)."""
     eval: str | Sequence[str] = ",".join(DEFAULT_EVAL_TASKS)
     """Benchmarks for the teacher and every winner: task names, `all`, or `none`."""
     eval_limit: str | int | None = DEFAULT_EVAL_LIMIT

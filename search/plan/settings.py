@@ -21,7 +21,7 @@ from minitron.distill.probe import ProbeConfig
 from minitron.distill.retrain import RetrainConfig
 from minitron.errors import MinitronError
 from minitron.eval.benchmarks import EvalConfig
-from minitron.eval.loss import VALIDATION_SEQUENCES
+from minitron.eval.loss import TEST_SEQUENCES, VALIDATION_SEQUENCES
 from minitron.export.gguf_file import DEFAULT_QUANTS
 from minitron.export.llamacpp import LatencyRuntime
 from minitron.importance.scores import ImportanceConfig
@@ -134,6 +134,9 @@ class SearchPlan:
     blocks of least removal loss a shallower shape may drop. Runs from before it read 1."""
     validation_sequences: int = VALIDATION_SEQUENCES
     """Validation sequences for the zero-shot, probe and final losses (the same ones for all)."""
+    test_sequences: int = TEST_SEQUENCES
+    """Test sequences behind the teacher's and every winner's test loss (each part of a mix: half
+    as many). Runs from before it read 64."""
     objective: Objective = Objective.PARAMS
     """With a budget range, the second objective beside the probe loss: `params` (the count) or
     `latency` (milliseconds for one sequence on the trial's device, measured by the trial)."""
@@ -253,6 +256,7 @@ class SearchSettings:
             retrain,
             eval_every=max(draft.retrain_steps // 4, 1),
             eval_sequences=plan.validation_sequences,
+            test_sequences=plan.test_sequences,
             checkpoint_every=max(draft.retrain_steps // 8, 1),
             seed=seed,
         )

@@ -259,7 +259,14 @@ def check_options(request: SearchRequest, is_range: bool = False) -> Parsed:
         raise MinitronError(f"--trial-memory must be a positive number of GiB, got {request.trial_memory:g}")
     if request.rungs is not None and not 1 <= request.rungs <= 8:
         raise MinitronError(f"--rungs must be between 1 and 8, got {request.rungs}")
-    for name in ("trials", "probe_top_k", "calibration_samples", "eval_sequences", "depth_accuracy_items"):
+    for name in (
+        "trials",
+        "probe_top_k",
+        "calibration_samples",
+        "eval_sequences",
+        "test_sequences",
+        "depth_accuracy_items",
+    ):
         if getattr(request, name) < 1:
             raise MinitronError(f"{flags([name])} must be positive")
     for name in ("seed", "top_k"):
@@ -391,6 +398,7 @@ def plan_for(
         depth_accuracy_items=request.depth_accuracy_items,
         layer_blocks=layer_blocks,
         validation_sequences=request.eval_sequences,
+        test_sequences=request.test_sequences,
     )
 
 

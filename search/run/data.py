@@ -30,11 +30,16 @@ def run_tokens(settings: SearchSettings, tokenizer: Any, model: Callable[[], Any
 
 
 def measure_teacher(
-    teacher: Teacher, validation: torch.Tensor, test: torch.Tensor, tokens: TokenizedCorpus
+    teacher: Teacher,
+    validation: torch.Tensor,
+    test: torch.Tensor,
+    tokens: TokenizedCorpus,
+    test_sequences: int,
 ) -> TeacherRecord:
     """The teacher's record: its shape and its losses on the validation, test and each part's test
-    sequences (each cached per model and sequences). Its speed is measured by the search stage,
-    where trials run (their device, their threads)."""
+    sequences (as many as a winner's test loss reads for `test_sequences`; each cached per model
+    and sequences). Its speed is measured by the search stage, where trials run (their device,
+    their threads)."""
     model = teacher.model
     first = next(model.parameters())
     return TeacherRecord(
@@ -47,6 +52,6 @@ def measure_teacher(
         test_loss=cached_validation_loss(model, test, desc="teacher test loss").loss,
         test_losses={
             name: cached_validation_loss(model, seqs, desc=f"teacher test loss {name}").loss
-            for name, seqs in domain_test_sets(tokens, int(test.shape[1])).items()
+            for name, seqs in domain_test_sets(tokens, int(test.shape[1]), test_sequences).items()
         },
     )

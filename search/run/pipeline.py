@@ -62,7 +62,7 @@ def _search(spec: RunSpec, run: RunDir, resume: bool, overwrite: bool) -> Summar
     stage = StageLog(run)
     inputs = preflight(spec, run, resume, overwrite)
 
-    teacher = stage(Stage.TEACHER, lambda done: teacher_work.teacher_record(run, inputs))
+    teacher = stage(Stage.TEACHER, lambda done: teacher_work.teacher_record(spec, run, inputs))
     stage.estimates = time_budget(spec, inputs, teacher.params or 0, stage.todo())
     importance = stage(
         Stage.IMPORTANCE,

@@ -24,13 +24,14 @@ def block_sizes(spec: RunSpec, teacher: Teacher) -> list[int]:
     return spec.settings.plan.depth.block_sizes(total - c.arch.num_hidden_layers for c in spec.candidates)
 
 
-def teacher_record(run: RunDir, inputs: Inputs) -> TeacherRecord:
+def teacher_record(spec: RunSpec, run: RunDir, inputs: Inputs) -> TeacherRecord:
     """The teacher's shape, size and losses on the run's validation, test and per-part test
     sequences (`teacher.json`; its speed comes from the latency stage)."""
     if run.teacher.exists():
         return TeacherRecord.load(run.teacher)
     assert inputs.teacher is not None, "preflight loads the teacher while its work is left"
-    record = measure_teacher(inputs.teacher, inputs.validation, inputs.test, inputs.tokens)
+    test_sequences = spec.settings.retrain.test_sequences
+    record = measure_teacher(inputs.teacher, inputs.validation, inputs.test, inputs.tokens, test_sequences)
     record.save(run.teacher)
     return record
 
