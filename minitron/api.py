@@ -213,6 +213,7 @@ def distill(
     data: str = DEFAULT_DATA,
     seq_len: int = RetrainConfig.seq_len,
     batch_size: int = RetrainConfig.batch_size,
+    micro_batch: int | None = RetrainConfig.micro_batch,
     lr: float = RetrainConfig.lr,
     min_lr: float = RetrainConfig.min_lr,
     ce_weight: float = LossWeights.ce,
@@ -257,10 +258,16 @@ def distill(
         "eval_sequences": eval_sequences,
         "test_sequences": test_sequences,
         "checkpoint_every": checkpoint_every,
+        **({"micro_batch": micro_batch} if micro_batch is not None else {}),
     }
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise MinitronError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+    if micro_batch is not None and batch_size % micro_batch:
+        raise MinitronError(
+            f"--micro-batch {micro_batch} does not divide --batch-size {batch_size}: a step accumulates "
+            "whole micro-batches"
+        )
     tokens_budget = parse_tokens(str(tokens), "--tokens")
     folder = Path(out).expanduser()
     check_folder_path(folder, "--out")
@@ -280,6 +287,7 @@ def distill(
         tokens=tokens_budget,
         seq_len=seq_len,
         batch_size=batch_size,
+        micro_batch=micro_batch,
         lr=lr,
         min_lr=min_lr,
         weights=LossWeights(kd=kd_weight, ce=ce_weight, temperature=temperature),
@@ -353,6 +361,7 @@ def correct(
     min_lr: float = 2e-6,
     seq_len: int = RetrainConfig.seq_len,
     batch_size: int = RetrainConfig.batch_size,
+    micro_batch: int | None = RetrainConfig.micro_batch,
     eval_every: int = RetrainConfig.eval_every,
     eval_sequences: int = RetrainConfig.eval_sequences,
     test_sequences: int = RetrainConfig.test_sequences,
@@ -374,6 +383,7 @@ def correct(
         data=data,
         seq_len=seq_len,
         batch_size=batch_size,
+        micro_batch=micro_batch,
         lr=lr,
         min_lr=min_lr,
         ce_weight=1.0,

@@ -410,6 +410,17 @@ def _(w: World) -> tuple[list[str], str]:
     return args, "--retrain-workers 3 cannot split the retraining batch of 4 sequences evenly"
 
 
+@row("Sequence longer than the teacher's context")
+def _(w: World) -> tuple[list[str], str]:
+    return ["--budget", "70M", "--seq-len", "16384"], "--seq-len 16384 is longer than the teacher's context"
+
+
+@row("Micro-batch that does not divide the batch")
+def _(w: World) -> tuple[list[str], str]:
+    args = [*w.tiny, "--global-batch", "8", "--micro-batch", "3"]
+    return args, "--micro-batch 3 does not divide the 8 sequences of a step"
+
+
 @row("Sharded retraining of winners that would continue from their probes")
 def _(w: World) -> tuple[list[str], str]:
     args = [*w.tiny, "--cpus-per-trial", "0.5", "--retrain-workers", "2"]

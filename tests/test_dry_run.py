@@ -1,5 +1,6 @@
 """The dry run, through the real command line."""
 
+import dataclasses
 import json
 
 import pytest
@@ -81,7 +82,7 @@ def test_the_plan_of_a_retraining_on_several_workers_is_per_worker(in_process, t
     retraining with the teacher online in bf16, far below one process's; planning for other
     machines does not check this machine's CPUs and GPUs."""
     args = ("--budget", "4.5B", "--dry-run", "--json", "--trial-memory", "80", "--gpus-per-trial", "1",
-            "--retrain-teacher", "online")  # fmt: skip
+            "--retrain-teacher", "online", "--retrain-tokens", "1B")  # fmt: skip
     rows = {}
     for workers in ("1", "8"):
         result = in_process(main, *args, "--retrain-workers", workers, cwd=tmp_path)
@@ -165,3 +166,30 @@ def test_dry_run_of_4b_without_a_space_lists_the_llama_candidates_offline(tmp_pa
     rows = json.loads(result.stdout)
     assert [{k: row[k] for k in want} for row, want in zip(rows, expected, strict=True)] == expected
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_step_shape_is_planned_as_given_on_cpus_and_chosen_from_memory_on_gpus(in_process, tmp_path):
+    """On the CPU the step is the laptop's 4 x 256 unless given; with a GPU per trial the defaults
+    are 4096-token sequences, 256k-token steps and the largest micro-batch the plan fits."""
+    from search import api
+
+    cpu = api.plan(budget="70M")
+    probe = cpu.settings.probe
+    assert (cpu.settings.seq_len, probe.batch_size, probe.micro_batch) == (256, 4, None)
+    given = in_process(main, "--budget", "70M", "--dry-run", "--seq-len", "512", "--global-batch", "8",
+                       "--micro-batch", "1", "--retrain-tokens", "1M", cwd=tmp_path)  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    assert "probes batch 8 x 512, retraining batch 8 x 512 in micro-batches of 1" in given.stdout
+    gpu = api.plan(budget="2B", space="llama-3.1-8b", gpus_per_trial=1, trial_memory=80, retrain_tokens="1B",
+                   retrain_teacher="cached")  # fmt: skip
+    settings = gpu.settings
+    assert (settings.seq_len, settings.retrain.batch_size) == (4096, 64)
+    micro = settings.retrain.micro_batch
+    assert micro is not None and 64 % micro == 0 and settings.probe.micro_batch == micro
+    # the largest: the next larger divisor of 64 would not fit the largest candidate
+    from search.plan.memory_plan import USABLE, plan
+
+    largest = gpu.candidates[0]
+    double = dataclasses.replace(gpu.memory, micro_batch=micro * 2)
+    assert max(m.total for m in plan(gpu.space, largest, double)) > USABLE * 80 * 2**30
+    assert max(m.total for m in plan(gpu.space, largest, gpu.memory)) <= USABLE * 80 * 2**30

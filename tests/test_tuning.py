@@ -108,3 +108,35 @@ def test_the_probe_budget_ends_the_search_once_spent(tmp_path):
     TrialLog(log).put(TrialRecord("a", Architecture(**arch), 1, TrialStatus.COMPLETED, probe_tokens=2048.0))
     restored = pickle.loads(pickle.dumps(stopper))
     assert restored.spent == {"a": 2048.0} and restored.points == points and not restored.stop_all()
+
+
+def test_a_replayed_trial_is_recorded_once_whatever_its_trial_id(tmp_path):
+    """A driver killed while Tune's searcher state lagged behind its trials: restored, the searcher
+    suggests an architecture already on record again, under a new trial id. The trial replays the
+    record (`probe_trial`) so the searcher learns it, and `trials.jsonl` keeps one line for it."""
+    from types import SimpleNamespace
+
+    from minitron.model.architecture import Architecture
+    from search.outputs.records import TrialLog, TrialRecord, TrialStatus
+    from search.run.progress import TrialRecorder
+
+    arch = Architecture(1, 36, 40, 2, 1, 8)
+    log = TrialLog(tmp_path / "trials.jsonl")
+    log.put(TrialRecord("old", arch, 3_500_000, TrialStatus.FAILED, error="RuntimeError: injected"))
+    recorder = TrialRecorder(log, total=3, concurrency=1)
+    config = {**arch.as_dict(), "params": 3_500_000}
+    replay = log.records["old"].replayed().metrics()
+    for trial_id in ("old", "new"):  # restarted under its own id, or suggested again under a new one
+        trial = SimpleNamespace(trial_id=trial_id, config=config, last_result=replay)
+        recorder.on_trial_result(1, [], trial, replay)
+        recorder.on_trial_complete(1, [], trial)
+    lines = (tmp_path / "trials.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and list(TrialLog(tmp_path / "trials.jsonl").records) == ["old"]
+    # a fresh result of a new architecture is recorded as usual
+    other = Architecture(1, 36, 16, 6, 2, 8)
+    fresh = {"architecture": other.short(), "params": 3_400_000, "probe_loss": 11.6, "probe_done": True}
+    trial = SimpleNamespace(
+        trial_id="third", config={**other.as_dict(), "params": 3_400_000}, last_result=fresh
+    )
+    recorder.on_trial_complete(1, [], trial)
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 2

@@ -24,7 +24,16 @@ BF16 = {"auto": None, "on": True, "off": False}
 def add_training_options(parser: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     """The retraining's schedule and placement flags that `distill` and `correct` share, with the
     defaults `d` of their API function."""
-    parser.add_argument("--batch-size", type=int, default=d["batch_size"], help="sequences per step")
+    parser.add_argument(
+        "--batch-size", type=int, default=d["batch_size"], help="sequences per optimizer step"
+    )
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        default=d["micro_batch"],
+        help="sequences per forward and backward pass; a step accumulates the gradients of "
+        "batch-size / micro-batch of them (default: the whole batch at once)",
+    )
     parser.add_argument("--eval-every", type=int, default=d["eval_every"], help="steps between validations")
     parser.add_argument(
         "--eval-sequences", type=int, default=d["eval_sequences"], help="validation sequences per validation"

@@ -8,6 +8,8 @@ and whether checkpoints are written (`checkpoint.Checkpointing`, only retraining
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ class TrainSettings(Protocol):
 
     @property
     def batch_size(self) -> int: ...
+    @property
+    def micro_batch(self) -> int | None: ...
     @property
     def weights(self) -> LossWeights: ...
     @property
@@ -73,8 +77,31 @@ class TrainResult:
 
 P = ParamSpec("P")
 Run = Generator[int, None, TrainResult]
-"""A training in progress (`training`): yields the step it stands at, first where it starts, then
-after every step, and returns its `TrainResult`."""
+"""A training in progress (`training`): yields the micro-batch it stands at (counted over the whole
+run: step × micro-batches per step + the ones of this step done), first where it starts, then after
+every micro-batch, and returns its `TrainResult`. Runs driven `in_lockstep` thus read each
+micro-batch of a shared source back to back."""
+
+
+def micro_batches(rows: int, micro_batch: int | None) -> int:
+    """How many micro-batches of `micro_batch` sequences make one process's `rows` of a step (None:
+    one, the whole share)."""
+    if micro_batch is None or micro_batch >= rows:
+        return 1
+    if micro_batch < 1 or rows % micro_batch:
+        raise MinitronError(
+            f"a micro-batch of {micro_batch} sequences does not divide the {rows} sequences each process "
+            "trains on per step; choose a micro-batch that divides the batch (per worker)"
+        )
+    return rows // micro_batch
+
+
+def _kill_mid_step(step: int) -> None:
+    """The testing hook: with `MINITRON_KILL_MID_STEP=N`, SIGKILL this process once the first
+    micro-batch of step N (counted from 1) has run its backward, before the optimizer step, as a
+    crash in the middle of gradient accumulation would."""
+    if os.environ.get("MINITRON_KILL_MID_STEP") == str(step + 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_to_end(run: Run) -> TrainResult:
@@ -149,6 +176,10 @@ def training(
     """Distill `student` in place for `schedule.steps` steps of `cfg.batch_size` sequences, one step
     at a time (a `Run`; `train` drives it to the end).
 
+    With `cfg.micro_batch` below the batch (per process), a step accumulates the gradients of its
+    micro-batches, each loss weighted by its share of the step, before one optimizer step: the step
+    of the whole batch up to summation order, in the memory of one micro-batch (teacher included).
+
     With `sharding`, this process is one of a data-parallel group (`minitron.distill.sharded`): the
     student is sharded in place, each step trains on this process's rows of the global batch, and
     `checkpoint` must be a `ShardedCheckpointing`.
@@ -174,6 +205,9 @@ def training(
             raise MinitronError("sharded retraining needs the student's whole vocabulary (head=vocabulary)")
         part = sharding.part(cfg.batch_size)
         sharding.shard(student)
+    first_row, last_row = part or (0, cfg.batch_size)
+    micros = micro_batches(last_row - first_row, cfg.micro_batch)
+    micro_rows = (last_row - first_row) // micros
     if aux is not None:
         aux.to(device)
     params = [p for p in student.parameters() if p.requires_grad]
@@ -190,6 +224,9 @@ def training(
     history = History(cfg.batch_size * seq_len, callback, records)
     train_seconds = eval_seconds = 0.0
     session = time.perf_counter()
+
+    if cfg.micro_batch is not None:  # a validation pass holds no more than a training one
+        eval_batch_size = min(eval_batch_size, cfg.micro_batch)
 
     def evaluate() -> None:
         nonlocal eval_seconds
@@ -210,18 +247,35 @@ def training(
         file=progress_file if sharding is None or sharding.leader else None,
     )
     try:
-        yield step
+        yield step * micros
         while step < schedule.steps:
+            step_loss: torch.Tensor | None = None
+            for micro in range(micros):
+                t0 = time.perf_counter()
+                start = first_row + micro * micro_rows
+                rows = (start, start + micro_rows) if micros > 1 or part is not None else None
+                batch = source.batch(step, cfg.batch_size, device, bf16, rows)
+                with precision(device, bf16):
+                    loss, states = batch_loss(student, batch, cfg.weights, hidden_states=aux is not None)
+                if aux is not None and batch.teacher_states is not None and states is not None:
+                    inter = aux(states, batch.teacher_states)
+                    # Minitron weighs the intermediate term to the size of the logit term
+                    loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
+                del batch, states
+                if micros > 1:
+                    loss = loss / micros  # equal micro-batches: the mean over the step's positions
+                    if sharding is not None:  # FSDP reduces gradients after the last one only
+                        student.set_requires_gradient_sync(micro == micros - 1)
+                trainer.backward(loss)
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                train_seconds += time.perf_counter() - t0
+                if micro < micros - 1:
+                    _kill_mid_step(step)
+                    yield step * micros + micro + 1
             t0 = time.perf_counter()
-            batch = source.batch(step, cfg.batch_size, device, bf16, part)
-            with precision(device, bf16):
-                loss, states = batch_loss(student, batch, cfg.weights, hidden_states=aux is not None)
-            if aux is not None and batch.teacher_states is not None and states is not None:
-                inter = aux(states, batch.teacher_states)
-                # Minitron weighs the intermediate term to the size of the logit term
-                loss = loss + (loss.detach() / inter.detach().clamp_min(1e-6)) * inter
-            trainer.step(step, loss)
-            reported = loss if sharding is None else sharding.mean(loss)
+            trainer.step(step)
+            assert step_loss is not None
+            reported = step_loss if sharding is None else sharding.mean(step_loss)
             history.train_loss(reported)
             step += 1
             train_seconds += time.perf_counter() - t0
@@ -231,7 +285,7 @@ def training(
             if checkpoint is not None and checkpoint.due(step, schedule.steps):
                 seconds = earlier + time.perf_counter() - session
                 checkpoint.save(step, history.records, seconds, student, trainer.optimizer, aux)
-            yield step
+            yield step * micros
     except BaseException:
         bar.close(finished=False)
         raise

@@ -33,6 +33,10 @@ class ProbeConfig:
     """Training tokens (rounded down to whole steps); 0: every sequence of the targets."""
     batch_size: int = 4
     """Sequences per optimizer step."""
+    micro_batch: int | None = None
+    """Sequences per forward and backward pass (per worker when sharded): a step accumulates the
+    gradients of batch / micro-batch passes. None: the whole batch at once. Not part of what is
+    computed (up to summation order), so not of a job's identity: a run may resume with another."""
     lr: float = 1.2e-3
     """Peak learning rate (AdamW), the retraining's: probes at 1.2e-3 ranked 8 candidates as 128k
     tokens of retraining did with Kendall tau 0.71-0.79 (4k-32k tokens), at 3e-4 only 0.29-0.43

@@ -62,6 +62,10 @@ class RetrainConfig:
     """Tokens per packed sequence."""
     batch_size: int = 4
     """Sequences per optimizer step."""
+    micro_batch: int | None = None
+    """Sequences per forward and backward pass (per worker when sharded): a step accumulates the
+    gradients of batch / micro-batch passes. None: the whole batch at once. Not part of what is
+    computed (up to summation order), so not of a job's identity: a run may resume with another."""
     lr: float = 1.2e-3
     """Peak learning rate. Minitron used 1e-4 at batch 1152 × 8192; at batch 4 × 256 and 128k tokens
     1.2e-3 gave the lowest validation loss of 2e-4, 6e-4 and 1.2e-3 (`bench/rank_fidelity.py`:
@@ -133,7 +137,8 @@ def job_identity(
     cfg: RetrainConfig, student: Any, teacher_id: str, data_key: str, targets: dict[str, Any] | None = None
 ) -> str:
     """A hash of everything that makes two runs the same job (resume only continues the same job)."""
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "placement"}
+    # where and in what pieces it computes is not what it computes (up to summation order)
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("placement", "micro_batch")}
     config["bf16"] = cfg.placement.bf16  # the precision changes the numbers; device and threads do not
     payload = {
         "config": config,
@@ -352,11 +357,12 @@ class _Job:
         cfg, student, out, targets = self.cfg, self.trainee.student, self.trainee.out, self.targets
         device, bf16 = cfg.placement.apply()
         # the test losses take a while too (64 + 32 per part sequences): counted in the same file
-        batches = sum(-(-len(s) // cfg.batch_size) for s in (self.test, *self.domain_tests.values()))
+        size = cfg.micro_batch or cfg.batch_size  # a forward pass holds no more than a training one
+        batches = sum(-(-len(s) // size) for s in (self.test, *self.domain_tests.values()))
         file = out / PROGRESS if sharding is None or sharding.leader else None
         tested = Progress("test loss", batches, unit="batch", enabled=progress, draw=False, file=file)
-        test_loss = validation_loss(student, self.test, cfg.batch_size, progress=False, counter=tested).loss
-        test_losses = domain_losses(student, self.domain_tests, cfg.batch_size, counter=tested)
+        test_loss = validation_loss(student, self.test, size, progress=False, counter=tested).loss
+        test_losses = domain_losses(student, self.domain_tests, size, counter=tested)
         tested.close()
         continued = origin(out)
         record = Provenance(

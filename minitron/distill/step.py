@@ -45,7 +45,8 @@ class LossWeights:
 
 
 class Trainer:
-    """AdamW over `params`, its learning rate set per step by the schedule: one `step` per batch."""
+    """AdamW over `params`, its learning rate set per step by the schedule: `backward` for each
+    micro-batch of a step (its gradients add up), then one `step`."""
 
     def __init__(
         self, params: list[torch.nn.Parameter], schedule: Schedule, weight_decay: float, grad_clip: float
@@ -62,11 +63,15 @@ class Trainer:
             fused=True,
         )
 
-    def step(self, index: int, loss: torch.Tensor) -> None:
-        """Optimizer step number `index` (0-based) on `loss`, at the schedule's learning rate."""
+    def backward(self, loss: torch.Tensor) -> None:
+        """Add the gradients of `loss` (one micro-batch's share of the step's loss)."""
+        loss.backward()
+
+    def step(self, index: int) -> None:
+        """Optimizer step number `index` (0-based) on the gradients added since the last one, at the
+        schedule's learning rate."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(index)
-        loss.backward()
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()

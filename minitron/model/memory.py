@@ -75,12 +75,14 @@ def training_memory(
     teacher_params: int = 0,
     teacher_bytes_per_param: int = 4,
     workers: int = 1,
+    micro_batch: int | None = None,
 ) -> Memory:
     """Peak memory of one process training `arch` with AdamW on batches of `batch_size` x `seq_len`
     tokens; `teacher_params` > 0 adds a teacher running online in `teacher_bytes_per_param`;
-    `workers` > 1: one of that many FSDP2 workers sharing each batch."""
+    `workers` > 1: one of that many FSDP2 workers sharing each batch; `micro_batch`: sequences per
+    forward pass of this process when a step accumulates several (None: its whole share)."""
     params = count_params(family, arch)
-    tokens = batch_size * seq_len // workers
+    tokens = (micro_batch or batch_size // workers) * seq_len
     teacher = 0
     if teacher_params:
         teacher = teacher_params * teacher_bytes_per_param + tokens * family.vocab_size * 4

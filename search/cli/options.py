@@ -180,6 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.depth_accuracy_items,
         help="Winogrande items scored per block removal with --depth block_accuracy",
     )
+    how.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        help=f"tokens per sequence for calibration, training and evaluation (default: {SEQ_LEN} on CPUs; "
+        "on GPUs 4096, or the teacher's context if shorter)",
+    )
+    how.add_argument(
+        "--global-batch",
+        type=int,
+        default=None,
+        help="sequences per optimizer step, for probes and retraining alike (default: 4 on CPUs; on "
+        "GPUs as many as make 256k tokens)",
+    )
+    how.add_argument(
+        "--micro-batch",
+        type=int,
+        default=None,
+        help="sequences per forward and backward pass (per worker): a step accumulates the gradients "
+        "of global-batch / micro-batch passes (default: the whole batch on CPUs; on GPUs the largest "
+        "the memory plan fits)",
+    )
     how.add_argument("--seed", type=int, default=d.seed, help="seed of sampling, probe batches and training")
     how.add_argument(
         "--calibration-samples",

@@ -42,6 +42,8 @@ class PlanSettings:
     """Bytes per teacher parameter as it is loaded there: 2 on a GPU (bf16), 4 on the CPU."""
     retrain_workers: int = 1
     """FSDP2 workers per retraining (`--retrain-workers`): the retraining figure is one worker's."""
+    micro_batch: int | None = None
+    """Sequences per forward pass (per worker) of probes and retraining; None: the whole batch."""
 
     @classmethod
     def of(cls, settings: SearchSettings) -> PlanSettings:
@@ -59,6 +61,7 @@ class PlanSettings:
             probe_batch=settings.probe.batch_size,
             retrain_batch=settings.retrain.batch_size,
             seq_len=settings.seq_len,
+            micro_batch=settings.retrain.micro_batch,
             bf16=use_bf16(device, requested),
             online_teacher=settings.plan.retrain_teacher == "online",
             teacher_bytes=teacher_dtype(device, requested).itemsize,
@@ -69,16 +72,22 @@ class PlanSettings:
         teacher = "the teacher online" if self.online_teacher else "cached teacher targets"
         precision = "bf16 autocast" if self.bf16 else "fp32"
         workers = f", per worker of {self.retrain_workers}" if self.retrain_workers > 1 else ""
+        micro = f" in micro-batches of {self.micro_batch}" if self.micro_batch else ""
         return (
             f"AdamW, {precision}, probes batch {self.probe_batch} x {self.seq_len}, retraining batch "
-            f"{self.retrain_batch} x {self.seq_len} on {teacher}{workers}"
+            f"{self.retrain_batch} x {self.seq_len}{micro} on {teacher}{workers}"
         )
 
 
 def plan(space: SearchSpace, candidate: Candidate, settings: PlanSettings) -> tuple[Memory, Memory]:
     """(probe, retraining) memory of one candidate."""
     probe = training_memory(
-        space.family, candidate.arch, settings.probe_batch, settings.seq_len, settings.bf16
+        space.family,
+        candidate.arch,
+        settings.probe_batch,
+        settings.seq_len,
+        settings.bf16,
+        micro_batch=settings.micro_batch,
     )
     return probe, retraining_memory(space, candidate.arch, settings)
 
@@ -95,6 +104,7 @@ def retraining_memory(space: SearchSpace, arch: Architecture, settings: PlanSett
         teacher_params=teacher,
         teacher_bytes_per_param=settings.teacher_bytes,
         workers=settings.retrain_workers,
+        micro_batch=settings.micro_batch,
     )
 
 

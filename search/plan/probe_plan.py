@@ -122,7 +122,7 @@ def full_probe_steps(plan: Plan, retrain_tokens: int, tokens_per_step: int, winn
             f"--overhead {overhead:g} of {format_count(retrain_tokens * max(winners, 1))} retraining "
             f"tokens ({format_count(budget)} probe tokens) cannot pay for one step "
             f"({format_count(tokens_per_step)} tokens) per rung for {trials} trials; raise --overhead "
-            "or --retrain-tokens, or lower --trials or --rungs"
+            "or --retrain-tokens, or lower --trials, --rungs or the step (--global-batch, --seq-len)"
         )
     if beyond > 0 and allowance < math.inf:
         first = min(first, int(allowance // (beyond * tokens_per_step)))

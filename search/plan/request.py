@@ -77,6 +77,15 @@ class SearchRequest:
     """Contiguous blocks of least removal loss a shallower shape may drop; None: the space's."""
     depth_accuracy_items: int = _PLAN.depth_accuracy_items
     """Winogrande items per block removal with `depth="block_accuracy"`."""
+    seq_len: int | None = None
+    """Tokens per sequence for calibration, training and evaluation; None: 256 on CPUs, on GPUs
+    4096 or the teacher's context if shorter (`search.plan.geometry`)."""
+    global_batch: int | None = None
+    """Sequences per optimizer step, probes and retraining alike; None: 4 on CPUs, 256k tokens
+    on GPUs."""
+    micro_batch: int | None = None
+    """Sequences per forward and backward pass (per worker); None: the whole batch on CPUs, on GPUs
+    the largest that the memory plan fits."""
     seed: int = 0
     """Seed of sampling, probe batches and training."""
     calibration_samples: int = ImportanceConfig.num_samples

@@ -17,6 +17,7 @@ from minitron import codec
 from minitron.choice import Choice
 from minitron.data.generated import GenerationConfig
 from minitron.data.mix import DEFAULT_DATA
+from minitron.data.tokens import SEQ_LEN
 from minitron.distill.probe import ProbeConfig
 from minitron.distill.retrain import RetrainConfig
 from minitron.errors import MinitronError
@@ -43,6 +44,28 @@ RANGE_WINNERS = 3
 SETTINGS_FORMAT = 3
 #: How errors in `config.json` read.
 CONFIG_SOURCE = codec.Source("config.json", "setting", "; start a new run instead of --resume")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The shape of a training step, the same for probes and retraining (a winner continues from its
+    probe step for step). On the CPU the default, 4 x 256; on GPUs `search.plan.geometry` chooses."""
+
+    seq_len: int = SEQ_LEN
+    """Tokens per packed sequence, for calibration, training, validation and test alike."""
+    global_batch: int = 4
+    """Sequences per optimizer step (over every worker of a sharded retraining)."""
+    micro_batch: int | None = None
+    """Sequences per forward and backward pass of one process; a step accumulates the gradients of
+    global batch / micro-batch passes (per worker). None: the whole batch at once."""
+
+    @property
+    def step_tokens(self) -> int:
+        return self.seq_len * self.global_batch
+
+    def describe(self) -> str:
+        micro = f" in micro-batches of {self.micro_batch}" if self.micro_batch else ""
+        return f"{self.global_batch} x {self.seq_len} tokens per step{micro}"
 
 
 class Scheduler(Choice):
@@ -214,6 +237,11 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.retrain.seq_len != self.importance.seq_len:
             raise MinitronError("settings.retrain.seq_len differs from settings.importance.seq_len")
+        if (self.probe.batch_size, self.probe.micro_batch) != (
+            self.retrain.batch_size,
+            self.retrain.micro_batch,
+        ):
+            raise MinitronError("settings.probe and settings.retrain differ in batch_size or micro_batch")
         cached = self.plan.retrain_teacher is TeacherMode.CACHED
         plan = TokenPlan.of(self.plan, self.seq_len, self.probe, self.retrain, cached)
         object.__setattr__(self, "tokens", plan)
@@ -233,6 +261,7 @@ class SearchSettings:
         eval_limit: int | None,
         eval_fewshot: int | None,
         seed: int,
+        geometry: Geometry | None = None,
         **identity: Any,
     ) -> SearchSettings:
         """Settings with every decided value filled in: the probe's length (what the overhead and
@@ -240,12 +269,23 @@ class SearchSettings:
         schedule, seed and threads follow from the plan, the seed and the resources."""
         from search.plan.probe_plan import full_probe_steps
 
-        importance = ImportanceConfig(num_samples=calibration_samples)
+        shape = geometry or Geometry()
+        importance = ImportanceConfig(num_samples=calibration_samples, seq_len=shape.seq_len)
         placement = Placement(threads=resources.threads)
-        retrain = RetrainConfig(tokens=retrain_tokens, seq_len=importance.seq_len, placement=placement)
-        draft = TokenPlan.of(plan, importance.seq_len, ProbeConfig(), retrain, cached_retraining=False)
+        batch, micro = shape.global_batch, shape.micro_batch
+        retrain = RetrainConfig(
+            tokens=retrain_tokens,
+            seq_len=shape.seq_len,
+            batch_size=batch,
+            micro_batch=micro,
+            placement=placement,
+        )
+        draft_probe = ProbeConfig(batch_size=batch, micro_batch=micro)
+        draft = TokenPlan.of(plan, shape.seq_len, draft_probe, retrain, cached_retraining=False)
         probe_steps = full_probe_steps(plan, retrain_tokens, draft.probe_step, draft.winner_tokens)
         probe = ProbeConfig(
+            batch_size=batch,
+            micro_batch=micro,
             tokens=probe_steps * draft.probe_step,
             rungs=plan.rungs,
             seed=seed,
@@ -306,6 +346,11 @@ class SearchSettings:
     @property
     def seq_len(self) -> int:
         return self.importance.seq_len
+
+    @property
+    def geometry(self) -> Geometry:
+        """The training step's shape (saved as the probe's and retraining's batch fields)."""
+        return Geometry(self.seq_len, self.probe.batch_size, self.probe.micro_batch)
 
     def teacher_options(self) -> dict[str, bool]:
         """The safety switches every `load_teacher` call of this run passes on."""

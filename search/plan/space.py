@@ -12,6 +12,8 @@ choices per axis, the budget band and the architectures worth trying first. Exam
       tie_word_embeddings: true
       attention_bias: false   # optional, default false
       mlp_bias: false         # optional, default false
+      max_position_embeddings: 8192  # optional: the context it was trained for (caps the default
+                                     # sequence length of a run on GPUs)
       num_hidden_layers: 30
       hidden_size: 576
       intermediate_size: 1536
@@ -60,7 +62,7 @@ DEFAULT_SPACE = SPACES_DIR / f"{DEFAULT_SPACE_NAME}.yaml"
 
 _TOP_KEYS = {"name", "description", "teacher", "choices", "band", "top_k", "known", "layer_blocks"}
 _FAMILY_KEYS = {"model_type", "vocab_size", "tie_word_embeddings", "attention_bias", "mlp_bias"}
-_TEACHER_KEYS = {"name", *_FAMILY_KEYS, *ARCH_FIELDS}
+_TEACHER_KEYS = {"name", "max_position_embeddings", *_FAMILY_KEYS, *ARCH_FIELDS}
 _OPTIONAL_CHOICES = ("num_key_value_heads", "head_dim")
 _GRID_RULES = (
     "hidden_size must be a multiple of num_attention_heads, query heads a multiple of KV heads "
@@ -100,6 +102,8 @@ class SearchSpace:
     """How many winners are retrained fully."""
     known: tuple[KnownArchitecture, ...]
     """Architectures to try first."""
+    context: int | None = None
+    """The teacher's `max_position_embeddings` when the space gives it (None: not stated)."""
     layer_blocks: int = 1
     """Which layers a shallower shape drops, as a searched choice: each of the `layer_blocks`
     contiguous blocks of least measured removal loss is a candidate of its own (`layer_block` 0 to
@@ -125,6 +129,8 @@ class SearchSpace:
         """The space as plain data in its YAML schema (what `config.json` keeps of it, so a resumed
         run searches the space it started with whatever became of the file)."""
         teacher = {"name": self.teacher_name, **dataclasses.asdict(self.family), **self.teacher.as_dict()}
+        if self.context is not None:
+            teacher["max_position_embeddings"] = self.context
         return {
             "name": self.name,
             "description": self.description,
@@ -226,7 +232,7 @@ def _architecture(path: Path, key: str, values: dict[str, Any], teacher: Archite
 
 def _parse(path: Path, data: Any) -> SearchSpace:
     top = _mapping(path, "(top level)", data, _TOP_KEYS, {"name", "teacher", "choices"})
-    optional = {"attention_bias", "mlp_bias", "head_dim"}
+    optional = {"attention_bias", "mlp_bias", "head_dim", "max_position_embeddings"}
     t = _mapping(path, "teacher", top["teacher"], _TEACHER_KEYS, _TEACHER_KEYS - optional)
     model_type = _str(path, "teacher.model_type", t["model_type"])
     try:
@@ -284,6 +290,9 @@ def _parse(path: Path, data: Any) -> SearchSpace:
         band=float(band),
         top_k=_int(path, "top_k", top.get("top_k", 2)),
         known=tuple(known),
+        context=_int(path, "teacher.max_position_embeddings", t["max_position_embeddings"])
+        if "max_position_embeddings" in t
+        else None,
         layer_blocks=_int(path, "layer_blocks", top.get("layer_blocks", 1)),
     )
     _check_choices_usable(space)

@@ -30,6 +30,7 @@ from minitron.importance.selection import DepthMethod
 from minitron.model.memory import GIB
 from search.plan.candidates import Candidate, feasible, space_for_budget
 from search.plan.front import seeded_shapes
+from search.plan.geometry import geometry_for
 from search.plan.memory_plan import Capacity, PlanSettings, check_some_fit, trial_capacity
 from search.plan.names import check_name, check_out, default_name
 from search.plan.request import SearchRequest
@@ -190,8 +191,9 @@ def resolve(request: SearchRequest, *, dry_run: bool = False, quiet: bool = Fals
     elif request.name:
         name = request.name
     resources = resolve_resources(request, check=not (dry_run and request.trial_memory is not None))
-    settings = settings_for(request, values, space, (low, budget), resources, name)
-    spec = RunSpec(settings, space, trial_capacity_for(request, resources))
+    capacity = trial_capacity_for(request, resources)
+    settings = settings_for(request, values, space, (low, budget), resources, name, capacity)
+    spec = RunSpec(settings, space, capacity)
     if not dry_run:
         from minitron.model.teacher import check_teacher_source
 
@@ -344,13 +346,15 @@ def settings_for(
     bounds: tuple[int, int],
     resources: Resources,
     name: str,
+    capacity: Capacity | None = None,
 ) -> SearchSettings:
     """The settings `request` asks for over `space` at `bounds` (low, budget; equal for one budget),
-    on `resources`: what a run saves, and what a dry run plans with."""
+    on `resources` whose trials have `capacity`: what a run saves, and what a dry run plans with."""
     low, budget = bounds
     is_range = low != budget
     check_layer_blocks(space.layer_blocks, request.depth)
     return SearchSettings.create(
+        geometry=geometry_for(request, space, bounds, resources, capacity),
         budget=budget,
         space=str(space.path),
         teacher=request.teacher or space.teacher_name,
@@ -446,15 +450,11 @@ def trial_capacity_for(request: SearchRequest, resources: Resources) -> Capacity
 
 
 def check_retrain_workers(settings: SearchSettings) -> None:
-    """Each Ray Train worker takes an equal share of every retraining batch; and sharded retraining
-    starts a winner from its pruned weights (it cannot adopt a probe's one-process state), so it
-    goes with `--fresh-winners`, whose probes are planned as candidates of their own."""
-    workers, batch = settings.resources.retrain_workers, settings.retrain.batch_size
-    if batch % workers:
-        raise MinitronError(
-            f"--retrain-workers {workers} cannot split the retraining batch of {batch} sequences evenly; "
-            f"use a worker count that divides {batch}"
-        )
+    """Sharded retraining starts a winner from its pruned weights (it cannot adopt a probe's
+    one-process state), so it goes with `--fresh-winners`, whose probes are planned as candidates of
+    their own (that the workers share each batch evenly is checked with the step's shape,
+    `search.plan.geometry`)."""
+    workers = settings.resources.retrain_workers
     if workers > 1 and settings.plan.keeps_probe_states:
         raise MinitronError(
             f"--retrain-workers {workers} retrains each winner from its pruned weights (a sharded "

@@ -66,8 +66,11 @@ class TrialRecorder(Callback):
 
     def _record(self, trial: Any, result: dict[str, Any], status: TrialStatus, error: str | None) -> None:
         report = ProbeReport.of(result) if result else None
-        if report is not None and report.from_record and trial.trial_id in self.log.records:
-            return  # a trial restarted after a driver crash replayed what is already recorded
+        if report is not None and report.from_record and self._recorded(report.architecture):
+            # a trial restarted after a driver crash replayed what is already recorded: under its own
+            # id, or under a new one when the restored searcher (saved before it had suggested that
+            # architecture) suggested it again; either way the searcher has now been told its result
+            return
         config = trial.config
         record = TrialRecord(
             trial_id=trial.trial_id,
@@ -91,6 +94,9 @@ class TrialRecorder(Callback):
             self.durations.append(float(record.seconds))
         self._print_progress(record)
         kill_point("search")
+
+    def _recorded(self, label: str) -> bool:
+        return any(r.architecture.short() == label for r in self.log.records.values())
 
     def _print_progress(self, record: TrialRecord) -> None:
         done = len(self.log.records)
