@@ -59,14 +59,6 @@ class Geometry:
     """Sequences per forward and backward pass of one process; a step accumulates the gradients of
     global batch / micro-batch passes (per worker). None: the whole batch at once."""
 
-    @property
-    def step_tokens(self) -> int:
-        return self.seq_len * self.global_batch
-
-    def describe(self) -> str:
-        micro = f" in micro-batches of {self.micro_batch}" if self.micro_batch else ""
-        return f"{self.global_batch} x {self.seq_len} tokens per step{micro}"
-
 
 class Scheduler(Choice):
     """How probes are cut short."""
@@ -346,11 +338,6 @@ class SearchSettings:
     @property
     def seq_len(self) -> int:
         return self.importance.seq_len
-
-    @property
-    def geometry(self) -> Geometry:
-        """The training step's shape (saved as the probe's and retraining's batch fields)."""
-        return Geometry(self.seq_len, self.probe.batch_size, self.probe.micro_batch)
 
     def teacher_options(self) -> dict[str, bool]:
         """The safety switches every `load_teacher` call of this run passes on."""
