@@ -256,7 +256,8 @@ def training(
                 rows = (start, start + micro_rows) if micros > 1 or part is not None else None
                 batch = source.batch(step, cfg.batch_size, device, bf16, rows)
                 with precision(device, bf16):
-                    loss, states = batch_loss(student, batch, cfg.weights, hidden_states=aux is not None)
+                    sharded, states_asked = sharding is not None, aux is not None
+                    loss, states = batch_loss(student, batch, cfg.weights, states_asked, sharded)
                 if aux is not None and batch.teacher_states is not None and states is not None:
                     inter = aux(states, batch.teacher_states)
                     # Minitron weighs the intermediate term to the size of the logit term

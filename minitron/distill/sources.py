@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from minitron.distill.chunked import plain_head, use_chunks
 from minitron.errors import MinitronError
 from minitron.runtime import precision
 
@@ -62,6 +63,10 @@ class Batch:
     top_values: torch.Tensor | None = None
     top_indices: torch.Tensor | None = None
     teacher_states: tuple[torch.Tensor, ...] | None = None
+    teacher_hidden: torch.Tensor | None = None
+    """The teacher's last hidden states, in place of its logits where those would be large: the
+    chunked loss computes them with `teacher_head` a chunk of positions at a time."""
+    teacher_head: torch.Tensor | None = None
 
 
 class Source(Protocol):
@@ -131,6 +136,12 @@ class OnlineTeacher:
         if self.teacher is None:
             return Batch(input_ids)
         with torch.no_grad(), precision(device, bf16):
+            vocab = self.teacher.get_output_embeddings().weight.shape[0]
+            if not self.hidden_states and plain_head(self.teacher) and use_chunks(input_ids.numel(), vocab):
+                # its logits over the whole vocabulary would be large: the loss makes them by chunks
+                hidden = self.teacher.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
+                head = self.teacher.get_output_embeddings().weight
+                return Batch(input_ids, teacher_hidden=hidden, teacher_head=head)
             out = self.teacher(input_ids=input_ids, use_cache=False, output_hidden_states=self.hidden_states)
         return Batch(input_ids, out.logits, teacher_states=out.hidden_states if self.hidden_states else None)
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from minitron.choice import Choice
+from minitron.distill.chunked import Targets, chunked_head_loss, next_tokens, plain_head, use_chunks
 from minitron.distill.history import Validation
 from minitron.distill.losses import kl_full, kl_topk, kl_topk_candidates, next_token_ce
 from minitron.distill.schedule import Schedule
@@ -138,7 +139,7 @@ def distillation_loss(
 
 
 def batch_loss(
-    student: Any, batch: Batch, weights: LossWeights, hidden_states: bool = False
+    student: Any, batch: Batch, weights: LossWeights, hidden_states: bool = False, sharded: bool = False
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
     """The student's forward pass on `batch` and its distillation loss, with its hidden states when
     asked; under the caller's autocast.
@@ -146,6 +147,9 @@ def batch_loss(
     With `Head.CANDIDATES` and top-k targets the student's decoder runs without its output head, and
     the head is applied to the batch's candidate tokens only (`kl_topk_candidates`); a head with a
     bias or logit soft-capping, full teacher logits, or hidden states asked for take the full head.
+    A batch whose logits over the whole vocabulary would be large (`chunked.use_chunks`) takes the
+    chunked loss instead (`minitron.distill.chunked`: the same loss, a chunk of positions at a time),
+    unless the student is `sharded` (its decoder would run without the sharded root's hooks).
     """
     head = student.get_output_embeddings()
     candidates = (
@@ -153,22 +157,62 @@ def batch_loss(
         and batch.top_indices is not None
         and batch.top_values is not None
         and not hidden_states
-        and getattr(head, "bias", None) is None
-        and not getattr(student.config, "final_logit_softcapping", None)
+        and plain_head(student)
     )
+    chunked = (
+        not candidates
+        and not sharded
+        and plain_head(student)
+        and (batch.teacher_hidden is not None or use_chunks(batch.input_ids.numel(), head.weight.shape[0]))
+    )
+    if chunked:
+        return _chunked_loss(student, batch, weights, hidden_states)
     if candidates:
         assert batch.top_values is not None and batch.top_indices is not None
         hidden = student.get_decoder()(input_ids=batch.input_ids, use_cache=False).last_hidden_state
         kd = kl_topk_candidates(hidden, head.weight, batch.top_values, batch.top_indices, weights.temperature)
         return weights.kd * kd, None
+    teacher_logits = batch.teacher_logits
+    if batch.teacher_hidden is not None and batch.teacher_head is not None:  # a sharded student
+        teacher_logits = batch.teacher_hidden @ batch.teacher_head.T
     out = student(input_ids=batch.input_ids, use_cache=False, output_hidden_states=hidden_states)
     loss = distillation_loss(
         out.logits,
         batch.input_ids,
         weights,
-        teacher_logits=batch.teacher_logits,
+        teacher_logits=teacher_logits,
         top_values=batch.top_values,
         top_indices=batch.top_indices,
+    )
+    return loss, out.hidden_states
+
+
+def _chunked_loss(
+    student: Any, batch: Batch, weights: LossWeights, hidden_states: bool
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """`batch_loss` through the chunked loss: the decoder's last hidden states and the head's
+    weight, never the whole `[positions × vocabulary]` logits."""
+    decoder = student.get_decoder()
+    out = decoder(input_ids=batch.input_ids, use_cache=False, output_hidden_states=hidden_states)
+    hidden = out.last_hidden_state
+    device = hidden.device
+    dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else hidden.dtype
+
+    def flat(values: torch.Tensor | None) -> torch.Tensor | None:
+        return None if values is None else values.reshape(-1, values.shape[-1])
+
+    targets = Targets(
+        teacher_logits=flat(batch.teacher_logits),
+        teacher_hidden=flat(batch.teacher_hidden),
+        teacher_head=batch.teacher_head,
+        top_values=flat(batch.top_values),
+        top_indices=flat(batch.top_indices),
+        next_tokens=next_tokens(batch.input_ids) if weights.ce else None,
+    )
+    head = student.get_output_embeddings().weight
+    flat_hidden = hidden.reshape(-1, hidden.shape[-1])
+    loss = chunked_head_loss(
+        flat_hidden, head, targets, weights.kd, weights.ce, weights.temperature, dtype=dtype
     )
     return loss, out.hidden_states
 

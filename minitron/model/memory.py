@@ -14,6 +14,10 @@ training with AdamW holds at its peak (the backward pass of the first step):
   as measured, since the loss then keeps more fp32 copies);
 - retraining with the teacher online adds the teacher's weights in the dtype it is loaded in
   (bf16 on a GPU, fp32 on the CPU) and its logits for a batch;
+- where a batch's logits over the whole vocabulary would be large (`minitron.distill.chunked`),
+  the loss is computed a chunk of positions at a time: the vocabulary-wide tensors are then one
+  chunk's, and the teacher online hands over its last hidden states (fp32 here) instead of its
+  logits; a sharded student keeps the whole-vocabulary loss;
 - retraining on N FSDP2 workers (`minitron.distill.sharded`): each worker holds 1/N of the weights,
   gradients and AdamW state, its 1/N of the batch, and the full weights of what is gathered at
   once (the root's embeddings and head, and two decoder layers: the one computing, the next one
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from minitron.distill.chunked import CHUNK_LOGITS, use_chunks
 from minitron.model.architecture import Architecture, Family, count_params
 
 GIB = 1024**3
@@ -54,16 +59,21 @@ class Memory:
         return self.total / GIB
 
 
-def activation_bytes_per_token(family: Family, arch: Architecture, bf16: bool) -> int:
-    """Saved activations of one token through every layer, plus the loss's vocabulary tensors."""
+def loss_bytes_per_logit(bf16: bool) -> int:
+    """The loss's vocabulary-wide tensors, per logit: the head's logits, their fp32 copy, the
+    log-softmax and its gradient (measured: without autocast the loss keeps more fp32 copies)."""
+    return 14 if bf16 else 18
+
+
+def layer_bytes_per_token(arch: Architecture, bf16: bool) -> int:
+    """Saved activations of one token through every decoder layer."""
     h, m = arch.hidden_size, arch.intermediate_size
     q, kv = arch.num_attention_heads * arch.head_dim, arch.num_key_value_heads * arch.head_dim
     low = 2 if bf16 else 4  # what autocast computes in bf16
     # residual stream, norms' inputs and outputs (fp32): 8 tensors of h; the projections' inputs and
     # outputs, RoPE and attention (low precision): 4 of h, 4 of q, 4 of kv; MLP gate, up, SiLU, product.
     per_layer = 4 * 8 * h + low * (4 * h + 4 * q + 4 * kv + 4 * m)
-    per_vocab = 14 if bf16 else 18  # measured: without autocast the loss keeps more fp32 copies
-    return arch.num_hidden_layers * per_layer + per_vocab * family.vocab_size
+    return arch.num_hidden_layers * per_layer
 
 
 def training_memory(
@@ -76,16 +86,24 @@ def training_memory(
     teacher_bytes_per_param: int = 4,
     workers: int = 1,
     micro_batch: int | None = None,
+    teacher_hidden_size: int = 0,
 ) -> Memory:
     """Peak memory of one process training `arch` with AdamW on batches of `batch_size` x `seq_len`
     tokens; `teacher_params` > 0 adds a teacher running online in `teacher_bytes_per_param`;
     `workers` > 1: one of that many FSDP2 workers sharing each batch; `micro_batch`: sequences per
-    forward pass of this process when a step accumulates several (None: its whole share)."""
+    forward pass of this process when a step accumulates several (None: its whole share);
+    `teacher_hidden_size`: the teacher's, for its hidden states where the loss is chunked."""
     params = count_params(family, arch)
     tokens = (micro_batch or batch_size // workers) * seq_len
+    vocab = family.vocab_size
+    chunked = use_chunks(tokens, vocab)
+    student_chunked = chunked and workers == 1
+    logits = min(CHUNK_LOGITS, tokens * vocab) if student_chunked else tokens * vocab
+    loss = logits * loss_bytes_per_logit(bf16) + (tokens * arch.hidden_size * 4 if student_chunked else 0)
     teacher = 0
     if teacher_params:
-        teacher = teacher_params * teacher_bytes_per_param + tokens * family.vocab_size * 4
+        outputs = tokens * teacher_hidden_size * 4 if student_chunked else tokens * vocab * 4
+        teacher = teacher_params * teacher_bytes_per_param + outputs
     per_weight = 6 if bf16 else 4
     gathered = 0
     if workers > 1:
@@ -96,7 +114,7 @@ def training_memory(
         weights=-(-params * per_weight // workers) + gathered,
         gradients=-(-params * 4 // workers),
         optimizer=-(-params * 8 // workers),
-        activations=tokens * activation_bytes_per_token(family, arch, bf16),
+        activations=tokens * layer_bytes_per_token(arch, bf16) + loss,
         teacher=teacher,
     )
 

@@ -105,6 +105,7 @@ def retraining_memory(space: SearchSpace, arch: Architecture, settings: PlanSett
         teacher_bytes_per_param=settings.teacher_bytes,
         workers=settings.retrain_workers,
         micro_batch=settings.micro_batch,
+        teacher_hidden_size=space.teacher.hidden_size,
     )
 
 
