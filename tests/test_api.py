@@ -24,11 +24,12 @@ from tests.conftest import ROOT
 
 #: The options the example runs with here, in place of its first line: a space of the tiny
 #: teacher's one 1-layer shape, searched with `layer_blocks=2` (it is probed twice, dropping either
-#: of the teacher's two layers: the one of least loss, and `-b1` the other).
+#: of the teacher's two layers: the one of least loss, and `-b1` the other), in steps of 8
+#: sequences of 128 tokens made of micro-batches of 2 (the same 1,024 tokens per step as 4 x 256).
 TINY = (
     'trials=2, top_k=1, probe_tokens="1k", retrain_tokens="2k", calibration_samples=8, sampler="grid", '
     'layer_blocks=2, eval_sequences=4, test_sequences=8, eval="none", gguf="none", overhead=4, '
-    "max_not_kept=1, teacher_samples=8, sample_tokens=24"
+    "max_not_kept=1, teacher_samples=8, sample_tokens=24, seq_len=128, global_batch=8, micro_batch=2"
 )
 ONE_LAYER = Architecture(1, 48, 40, 6, 2, 8)
 
@@ -94,8 +95,13 @@ def test_the_documented_example_runs_a_tiny_search_end_to_end(example):
     assert len({t["zero_shot_loss"] for t in trials}) == 2, "two different cuts"
     assert json.loads((run / "config.json").read_text())["settings"]["plan"]["layer_blocks"] == 2
     assert "L1-h48-m40-q6kv2-d8-b1" in (run / "report.html").read_text()
-    kept = json.loads((Path(path) / "provenance.json").read_text())["kept_layers"]
-    assert len(kept) == 1, "the winner keeps the one teacher layer its cut says"
+    provenance = json.loads((Path(path) / "provenance.json").read_text())
+    assert len(provenance["kept_layers"]) == 1, "the winner keeps the one teacher layer its cut says"
+    # the step's shape, the same for the probes and the winner, which continued from its probe
+    settings = json.loads((run / "config.json").read_text())["settings"]
+    shapes = {(s["batch_size"], s["micro_batch"]) for s in (settings["probe"], settings["retrain"])}
+    assert settings["importance"]["seq_len"] == 128 and shapes == {(8, 2)}
+    assert provenance["continued_from"]["step"] == 1 and first["tokens_trained"] == 8 * 128  # "2k": 1 step
 
 
 def test_a_resumed_run_searches_the_space_it_started_with(example):
