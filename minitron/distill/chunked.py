@@ -22,6 +22,7 @@ over its positions; temperature as in `losses`. Gradients, per position's logits
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,12 @@ class Targets:
     next_tokens: torch.Tensor | None = None
     """The next token of each position `[N]` for the cross-entropy, −1 where there is none."""
 
+    def in_precision(self, dtype: torch.dtype) -> Targets:
+        """These targets with the teacher's head in `dtype`, converted once for every chunk."""
+        if self.teacher_head is None or self.teacher_head.dtype == dtype:
+            return self
+        return dataclasses.replace(self, teacher_head=self.teacher_head.to(dtype))
+
     def teacher_chunk(self, rows: slice, dtype: torch.dtype) -> torch.Tensor | None:
         if self.teacher_logits is not None:
             return self.teacher_logits[rows].float()
@@ -108,6 +115,7 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         dtype: torch.dtype,
     ) -> torch.Tensor:
         n = hidden.shape[0]
+        targets = targets.in_precision(dtype)
         w = weight.detach().to(dtype)
         grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
