@@ -26,6 +26,16 @@ from search.plan.settings import (
 from search.plan.space import DEFAULT_SPACE_NAME
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, except where there is none to show (None: its help
+    says what decides it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every option; each one's destination is the `SearchRequest` field of the same name."""
     d, plan = SearchRequest(), SearchPlan()  # the defaults, each kept in one place
@@ -34,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search pruned architectures of a teacher LLM that fit a parameter budget "
         "(Minitron: activation-guided structured pruning + knowledge distillation), probe them with "
         "Ray Tune + Optuna, retrain the winners and write a report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
     )
     what = parser.add_argument_group("what to search")
     what.add_argument(
@@ -207,20 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration-samples",
         type=int,
         default=d.calibration_samples,
-        help=f"calibration sequences (of {SEQ_LEN} tokens) for importance",
+        help="calibration sequences (of --seq-len tokens) for importance",
     )
     how.add_argument(
         "--eval-sequences",
         type=int,
         default=d.eval_sequences,
-        help=f"validation sequences (of {SEQ_LEN} tokens) for zero-shot, probe and final losses "
+        help="validation sequences (of --seq-len tokens) for zero-shot, probe and final losses "
         "(the final test loss reads its own split)",
     )
     how.add_argument(
         "--test-sequences",
         type=int,
         default=d.test_sequences,
-        help=f"test sequences (of {SEQ_LEN} tokens) behind the teacher's and every winner's test loss "
+        help="test sequences (of --seq-len tokens) behind the teacher's and every winner's test loss "
         "(each part of a mix reads half as many)",
     )
     bench = parser.add_argument_group("benchmarks (lm-eval, offline)")
