@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from minitron import codec
-from minitron.commands.common import check_folder_path, check_out_folder, non_negative_or_all
+from minitron.commands.common import (
+    check_folder_path,
+    check_out_folder,
+    check_positive_counts,
+    non_negative_or_all,
+)
 from minitron.data.mix import DEFAULT_DATA
 from minitron.data.tokens import SEQ_LEN
 from minitron.distill.retrain import RetrainConfig
@@ -251,18 +256,17 @@ def distill(
     from minitron.model.teacher import load_teacher
     from minitron.runtime import Placement
 
-    counts = {
-        "seq_len": seq_len,
-        "batch_size": batch_size,
-        "eval_every": eval_every,
-        "eval_sequences": eval_sequences,
-        "test_sequences": test_sequences,
-        "checkpoint_every": checkpoint_every,
-        **({"micro_batch": micro_batch} if micro_batch is not None else {}),
-    }
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise MinitronError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+    check_positive_counts(
+        {
+            "--seq-len": seq_len,
+            "--batch-size": batch_size,
+            "--micro-batch": micro_batch,
+            "--eval-every": eval_every,
+            "--eval-sequences": eval_sequences,
+            "--test-sequences": test_sequences,
+            "--checkpoint-every": checkpoint_every,
+        }
+    )
     if micro_batch is not None and batch_size % micro_batch:
         raise MinitronError(
             f"--micro-batch {micro_batch} does not divide --batch-size {batch_size}: a step accumulates "

@@ -99,6 +99,13 @@ def check_folder_path(path: Path, option: str) -> None:
             return
 
 
+def check_positive_counts(counts: dict[str, Any]) -> None:
+    """Each `--option: value` given (None: not given) must be a positive whole number."""
+    for option, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise MinitronError(f"{option} must be a positive whole number, got {value!r}")
+
+
 def non_negative_or_all(name: str, value: str) -> int | None:
     """A count option that also takes `all` (None)."""
     if value == "all":

@@ -74,10 +74,12 @@ class Targets:
         return dataclasses.replace(self, teacher_head=self.teacher_head.to(dtype))
 
     def teacher_chunk(self, rows: slice, dtype: torch.dtype) -> torch.Tensor | None:
+        """The teacher's fp32 logits at `rows`, made in `dtype` from its hidden states (after
+        `in_precision(dtype)`, so the head is not converted again for every chunk)."""
         if self.teacher_logits is not None:
             return self.teacher_logits[rows].float()
         if self.teacher_hidden is not None and self.teacher_head is not None:
-            return (self.teacher_hidden[rows].to(dtype) @ self.teacher_head.to(dtype).T).float()
+            return (self.teacher_hidden[rows].to(dtype) @ self.teacher_head.T).float()
         return None
 
 

@@ -246,6 +246,7 @@ def training(
         enabled=progress,
         file=progress_file if sharding is None or sharding.leader else None,
     )
+    sharded, states_asked = sharding is not None, aux is not None
     try:
         yield step * micros
         while step < schedule.steps:
@@ -256,7 +257,6 @@ def training(
                 rows = (start, start + micro_rows) if micros > 1 or part is not None else None
                 batch = source.batch(step, cfg.batch_size, device, bf16, rows)
                 with precision(device, bf16):
-                    sharded, states_asked = sharding is not None, aux is not None
                     loss, states = batch_loss(student, batch, cfg.weights, states_asked, sharded)
                 if aux is not None and batch.teacher_states is not None and states is not None:
                     inter = aux(states, batch.teacher_states)

@@ -136,11 +136,14 @@ class OnlineTeacher:
         if self.teacher is None:
             return Batch(input_ids)
         with torch.no_grad(), precision(device, bf16):
-            vocab = self.teacher.get_output_embeddings().weight.shape[0]
-            if not self.hidden_states and plain_head(self.teacher) and use_chunks(input_ids.numel(), vocab):
+            head = self.teacher.get_output_embeddings().weight
+            if (
+                not self.hidden_states
+                and plain_head(self.teacher)
+                and use_chunks(input_ids.numel(), len(head))
+            ):
                 # its logits over the whole vocabulary would be large: the loss makes them by chunks
                 hidden = self.teacher.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
-                head = self.teacher.get_output_embeddings().weight
                 return Batch(input_ids, teacher_hidden=hidden, teacher_head=head)
             out = self.teacher(input_ids=input_ids, use_cache=False, output_hidden_states=self.hidden_states)
         return Batch(input_ids, out.logits, teacher_states=out.hidden_states if self.hidden_states else None)

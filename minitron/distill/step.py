@@ -211,9 +211,8 @@ def _chunked_loss(
     )
     head = student.get_output_embeddings().weight
     flat_hidden = hidden.reshape(-1, hidden.shape[-1])
-    loss = chunked_head_loss(
-        flat_hidden, head, targets, weights.kd, weights.ce, weights.temperature, dtype=dtype
-    )
+    kd, ce, temperature = weights.kd, weights.ce, weights.temperature
+    loss = chunked_head_loss(flat_hidden, head, targets, kd, ce, temperature, dtype=dtype)
     return loss, out.hidden_states
 
 

@@ -13,10 +13,8 @@ Every value the user gives wins over a default and is checked here, before anyth
 
 from __future__ import annotations
 
-from typing import Any
-
+from minitron.commands.common import check_positive_counts
 from minitron.errors import MinitronError
-from minitron.runtime import use_bf16
 from search.plan.candidates import feasible
 from search.plan.memory_plan import Capacity, PlanSettings, fits, plan
 from search.plan.request import SearchRequest
@@ -42,10 +40,13 @@ def geometry_for(
     capacity: Capacity | None,
 ) -> Geometry:
     """The run's step shape: what the request gives, the rest by device (see the module)."""
-    for name in ("seq_len", "global_batch", "micro_batch"):
-        value = getattr(request, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise MinitronError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+    check_positive_counts(
+        {
+            "--seq-len": request.seq_len,
+            "--global-batch": request.global_batch,
+            "--micro-batch": request.micro_batch,
+        }
+    )
     gpu = resources.gpus_per_trial > 0
     seq_len = request.seq_len or (min(GPU_SEQ_LEN, space.context or GPU_SEQ_LEN) if gpu else Geometry.seq_len)
     if seq_len < MIN_SEQ_LEN:
@@ -102,25 +103,14 @@ def _largest_fitting(
         return 1
     largest = candidates[0]  # largest first
     fitting: list[tuple[bool, bool]] = []
+    online = request.retrain_teacher == TeacherMode.ONLINE.value
     for micro in divisors:
-        settings = PlanSettings(
-            probe_batch=global_batch,
-            retrain_batch=global_batch,
-            seq_len=seq_len,
-            bf16=use_bf16(_cuda(), None),
-            online_teacher=request.retrain_teacher == TeacherMode.ONLINE.value,
-            teacher_bytes=2,
-            retrain_workers=resources.retrain_workers,
-            micro_batch=micro,
+        shape = Geometry(seq_len, global_batch, micro)
+        settings = PlanSettings.on(
+            shape, gpu=True, online_teacher=online, retrain_workers=resources.retrain_workers
         )
         probe, retraining = plan(space, largest, settings)
         fitting.append((bool(fits(probe, capacity)), bool(fits(retraining, capacity))))
     both = [m for m, (p, r) in zip(divisors, fitting, strict=True) if p and r]
     probes = [m for m, (p, _) in zip(divisors, fitting, strict=True) if p]
     return (both or probes or [1])[0]
-
-
-def _cuda() -> Any:
-    import torch
-
-    return torch.device("cuda")

@@ -12,7 +12,7 @@ from minitron.errors import MinitronError
 from minitron.model.architecture import Architecture
 from minitron.model.memory import GIB, Memory, training_memory
 from search.plan.candidates import Candidate
-from search.plan.settings import Resources, SearchSettings
+from search.plan.settings import Geometry, Resources, SearchSettings
 from search.plan.space import SearchSpace
 
 #: The share of a trial's memory a plan may fill: the rest is for what the estimate leaves out
@@ -51,21 +51,40 @@ class PlanSettings:
         when `--gpus-per-trial` asks for one, whether or not this machine has one: a dry run plans
         for any machine). The one place the dry run, the check before a run and the winners'
         lock-step decision take it from."""
+        geometry = Geometry(settings.seq_len, settings.retrain.batch_size, settings.retrain.micro_batch)
+        return cls.on(
+            geometry,
+            gpu=settings.resources.gpus_per_trial > 0,
+            online_teacher=settings.plan.retrain_teacher == "online",
+            retrain_workers=settings.resources.retrain_workers,
+            requested_bf16=settings.retrain.placement.bf16,
+        )
+
+    @classmethod
+    def on(
+        cls,
+        geometry: Geometry,
+        gpu: bool,
+        online_teacher: bool,
+        retrain_workers: int,
+        requested_bf16: bool | None = None,
+    ) -> PlanSettings:
+        """The plan of probes and retraining in steps of `geometry` on a GPU or the CPU (the
+        precision and the teacher's dtype there follow from the device, as its trials choose them)."""
         import torch
 
         from minitron.runtime import teacher_dtype, use_bf16
 
-        device = torch.device("cuda" if settings.resources.gpus_per_trial > 0 else "cpu")
-        requested = settings.retrain.placement.bf16
+        device = torch.device("cuda" if gpu else "cpu")
         return cls(
-            probe_batch=settings.probe.batch_size,
-            retrain_batch=settings.retrain.batch_size,
-            seq_len=settings.seq_len,
-            micro_batch=settings.retrain.micro_batch,
-            bf16=use_bf16(device, requested),
-            online_teacher=settings.plan.retrain_teacher == "online",
-            teacher_bytes=teacher_dtype(device, requested).itemsize,
-            retrain_workers=settings.resources.retrain_workers,
+            probe_batch=geometry.global_batch,
+            retrain_batch=geometry.global_batch,
+            seq_len=geometry.seq_len,
+            micro_batch=geometry.micro_batch,
+            bf16=use_bf16(device, requested_bf16),
+            online_teacher=online_teacher,
+            teacher_bytes=teacher_dtype(device, requested_bf16).itemsize,
+            retrain_workers=retrain_workers,
         )
 
     def describe(self) -> str:
